@@ -1,0 +1,37 @@
+# Every target creates .venv on first use and installs the project into it, so that on a fresh
+# machine `make test` (or `make demo`) is the only command needed.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow style quality clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	# The registry's torch build (CUDA, runs on CPU) is the one torchvision is built against.
+	$(PYTHON) -m pip install --quiet torch torchvision
+	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PYTHON) -m cskd_hf.demo --out outputs/demo
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+test-slow: $(STAMP)
+	$(PYTHON) -m pytest -m slow
+
+style: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+quality: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf build outputs .pytest_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""The `cskd` command line: thin wrappers over the library modules."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+EPILOG = """examples:
+  cskd score photos/ --model cskd/mv2-ava --output scores.csv
+  cskd score 'shoot/**/*.jpg' extra.png --model ./my-model --output scores.jsonl --batch-size 64
+  cskd init --architecture mobilenetv2_100 --out ./untrained-mv2
+
+Run `cskd COMMAND --help` for the options of a command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cskd",
+        description="Image aesthetics assessment with CSKD models (CLIP-based semi-supervised distillation).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    score = commands.add_parser(
+        "score",
+        help="score image files with a trained model",
+        description=(
+            "Predict the aesthetic score of image files: the mean and standard deviation of the predicted vote "
+            "distribution, on the model's scale (1-10 for AVA models), and the probability of each score bin. "
+            "A file that cannot be read gets a row with the error and the run goes on; the exit code is non-zero "
+            "only if no file could be scored."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    score.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (searched recursively for image files) or glob patterns (quote them)",
+    )
+    score.add_argument("--model", required=True, help="a saved model folder or a Hub model id")
+    score.add_argument("--output", "-o", help="write results to this file (.csv or .jsonl); default: stdout as CSV")
+    score.add_argument("--format", choices=("csv", "jsonl"), help="output format; default: from --output's extension")
+    score.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    score.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto")
+    score.add_argument("--num-workers", type=int, default=0, help="DataLoader processes decoding images")
+    score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    score.set_defaults(func=_score)
+
+    init = commands.add_parser(
+        "init",
+        help="create a new, untrained scoring model folder",
+        description=(
+            "Write a new CSKDForAestheticScoring model and its image processor to a folder. The head is random: "
+            "the model needs training before its scores mean anything. Backbone weights come from timm's ImageNet "
+            "checkpoint with --backbone-pretrained (downloads) or from a local file with --backbone-checkpoint."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    init.add_argument("--out", required=True, help="folder to write the model into")
+    init.add_argument("--architecture", default="mobilenetv2_100", help="timm model name")
+    init.add_argument("--image-size", type=int, default=224, help="model input size in pixels")
+    init.add_argument("--bin-scores", type=float, nargs="+", help="score of each bin (default: 1 2 ... 10, as AVA)")
+    init.add_argument("--head-hidden-sizes", type=int, nargs="*", default=[], help="hidden layers of the head")
+    pretrained = init.add_mutually_exclusive_group()
+    pretrained.add_argument("--backbone-pretrained", action="store_true", help="load timm's ImageNet weights")
+    pretrained.add_argument("--backbone-checkpoint", help="load backbone weights from this local timm checkpoint")
+    init.set_defaults(func=_init)
+    return parser
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .scoring import score_to_file
+
+    scored, failed = score_to_file(
+        args.model,
+        args.paths,
+        output=args.output,
+        fmt=args.format,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+    )
+    destination = f" to {args.output}" if args.output else ""
+    print(f"scored {scored} of {scored + failed} images{destination}; {failed} could not be read", file=sys.stderr)
+    return 0 if scored > 0 else 1
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+
+    bin_scores = args.bin_scores or list(range(1, 11))
+    config = CSKDConfig(
+        architecture=args.architecture,
+        image_size=args.image_size,
+        num_bins=len(bin_scores),
+        bin_scores=bin_scores,
+        head_hidden_sizes=args.head_hidden_sizes,
+        backbone_pretrained=args.backbone_pretrained,
+        backbone_checkpoint_path=args.backbone_checkpoint,
+    )
+    model = CSKDForAestheticScoring.from_config(config)
+    model.save_pretrained(args.out)
+    CSKDImageProcessor.from_model_config(config).save_pretrained(args.out)
+    print(f"wrote an UNTRAINED {args.architecture} scoring model to {args.out} (random head: train it before use)")
+    return 0
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (OSError, ValueError) as error:
+        print(f"cskd {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: image reading, datasets and the embedded sample images."""

@@ -1,0 +1,128 @@
+"""Configuration of CSKD image aesthetics models (a timm backbone with a score-distribution head or a projector)."""
+
+import inspect
+from typing import Any
+
+from transformers import PretrainedConfig
+
+
+class CSKDConfig(PretrainedConfig):
+    r"""
+    Configuration for [`CSKDModel`], [`CSKDForAestheticScoring`] and [`CSKDForFeatureAlignment`].
+
+    The backbone is any timm architecture, created without its classifier (`num_classes=0`); its pooled features feed
+    either an MLP head over the score bins (NIMA-style distribution prediction) or an MLP projector onto a teacher's
+    embedding space (CLIP-based feature alignment, phase I of CSKD).
+
+    Args:
+        architecture: timm model name, e.g. `"mobilenetv2_100"`, `"vit_tiny_patch16_224"`,
+            `"swin_base_patch4_window7_224"`.
+        model_args: extra keyword arguments for `timm.create_model` (e.g. `{"drop_path_rate": 0.1}`).
+        backbone_pretrained: load timm's ImageNet weights for `architecture` when the model is created with
+            `from_config` (this downloads). Saved models carry their weights in `model.safetensors` and never download.
+        backbone_checkpoint_path: a local timm checkpoint file to load into the backbone when the model is created
+            with `from_config` (the offline alternative to `backbone_pretrained`).
+        image_size: side of the square model input, in pixels.
+        num_bins: number of score bins of the predicted distribution (10 for AVA, 9 for PARA, 5 for AADB).
+        bin_scores: the score value of each bin, increasing; defaults to `1, 2, ..., num_bins`.
+        head_hidden_sizes: hidden layer sizes of the scoring head; empty gives NIMA's dropout + linear head.
+        head_dropout: dropout before each linear layer of the head (NIMA uses 0.75).
+        projection_dim: output size of the alignment projector (the teacher's embedding size, 1024 for the CLS token
+            of CLIP ViT-L/14); `None` means the model has no projector.
+        projector_hidden_size: hidden size of the two-layer projector; defaults to the backbone's feature size.
+        emd_r: the exponent r of the EMD loss (eq. 2 of the CSKD paper).
+        initializer_range: std of the normal initialisation of head and projector weights.
+    """
+
+    model_type = "cskd"
+
+    def __init__(
+        self,
+        architecture: str = "mobilenetv2_100",
+        model_args: dict[str, Any] | None = None,
+        backbone_pretrained: bool = False,
+        backbone_checkpoint_path: str | None = None,
+        image_size: int = 224,
+        num_bins: int = 10,
+        bin_scores: list[float] | None = None,
+        head_hidden_sizes: list[int] | None = None,
+        head_dropout: float = 0.75,
+        projection_dim: int | None = None,
+        projector_hidden_size: int | None = None,
+        emd_r: float = 2.0,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        if not isinstance(architecture, str) or not architecture:
+            raise ValueError(f"`architecture` must be a timm model name, got {architecture!r}")
+        if image_size <= 0:
+            raise ValueError(f"`image_size` must be positive, got {image_size}")
+        if num_bins < 2:
+            raise ValueError(f"`num_bins` must be at least 2 to form a distribution, got {num_bins}")
+        bin_scores = [float(s) for s in (bin_scores if bin_scores is not None else range(1, num_bins + 1))]
+        if len(bin_scores) != num_bins:
+            raise ValueError(f"`bin_scores` has {len(bin_scores)} values but `num_bins` is {num_bins}")
+        if any(b <= a for a, b in zip(bin_scores, bin_scores[1:])):
+            raise ValueError(f"`bin_scores` must be strictly increasing, got {bin_scores}")
+        head_hidden_sizes = [int(h) for h in (head_hidden_sizes or [])]
+        if any(h <= 0 for h in head_hidden_sizes):
+            raise ValueError(f"`head_hidden_sizes` must be positive, got {head_hidden_sizes}")
+        if not 0.0 <= head_dropout < 1.0:
+            raise ValueError(f"`head_dropout` must be in [0, 1), got {head_dropout}")
+        if projection_dim is not None and projection_dim <= 0:
+            raise ValueError(f"`projection_dim` must be positive or None, got {projection_dim}")
+        if projector_hidden_size is not None and projector_hidden_size <= 0:
+            raise ValueError(f"`projector_hidden_size` must be positive or None, got {projector_hidden_size}")
+        if emd_r <= 0:
+            raise ValueError(f"`emd_r` must be positive, got {emd_r}")
+
+        self.architecture = architecture
+        self.model_args = dict(model_args or {})
+        self.backbone_pretrained = backbone_pretrained
+        self.backbone_checkpoint_path = backbone_checkpoint_path
+        self.image_size = image_size
+        self.num_bins = num_bins
+        self.bin_scores = bin_scores
+        self.head_hidden_sizes = head_hidden_sizes
+        self.head_dropout = head_dropout
+        self.projection_dim = projection_dim
+        self.projector_hidden_size = projector_hidden_size
+        self.emd_r = emd_r
+        self.initializer_range = initializer_range
+
+        # The bins are the labels, so `pipeline("image-classification")` shows the predicted vote distribution.
+        kwargs.setdefault("id2label", {i: f"{score:g}" for i, score in enumerate(bin_scores)})
+        kwargs.setdefault("label2id", {f"{score:g}": i for i, score in enumerate(bin_scores)})
+        # Lets a folder saved by any CSKD class load with `trust_remote_code=True` where cskd_hf is not installed.
+        kwargs.setdefault(
+            "auto_map",
+            {
+                "AutoConfig": "configuration_cskd.CSKDConfig",
+                "AutoModel": "modeling_cskd.CSKDModel",
+                "AutoModelForImageClassification": "modeling_cskd.CSKDForAestheticScoring",
+            },
+        )
+        super().__init__(**kwargs)
+        if self.num_labels != num_bins:
+            raise ValueError(f"`id2label` has {self.num_labels} entries but `num_bins` is {num_bins}")
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "CSKDConfig":
+        """Like `PretrainedConfig.from_dict`, but overrides of our own fields go through `__init__` and its checks.
+
+        This is what makes `CSKDForAestheticScoring.from_pretrained(aligned_dir, num_bins=9, bin_scores=[...])` give a
+        consistent config (bins, labels) for a dataset other than the one the checkpoint was saved with.
+        """
+        config_dict = dict(config_dict)
+        own_fields = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in own_fields}
+        if {"num_bins", "bin_scores"} & overrides.keys():
+            config_dict.pop("id2label", None)
+            config_dict.pop("label2id", None)
+            if "bin_scores" not in overrides:
+                config_dict.pop("bin_scores", None)
+        config_dict.update(overrides)
+        return super().from_dict(config_dict, **kwargs)
+
+
+__all__ = ["CSKDConfig"]

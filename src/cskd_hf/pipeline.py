@@ -1,0 +1,60 @@
+"""The `image-aesthetics` pipeline: `pipeline("image-aesthetics", model=...)` after `import cskd_hf`."""
+
+import os
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import AutoModelForImageClassification, Pipeline
+from transformers.image_utils import load_image
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .data.images import open_image, to_rgb
+
+TASK = "image-aesthetics"
+
+
+class ImageAestheticsPipeline(Pipeline):
+    """Predicts the aesthetic score of images with a `CSKDForAestheticScoring` model.
+
+    Call it on a path, URL or PIL image, or a list of them (set `batch_size` to batch the forward passes). Each image
+    gives `{"score": mean, "std": standard deviation, "distribution": [p_1, ..., p_d]}`, the score on the scale of the
+    model's bins (1..10 for AVA).
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    # transformers would derive a video processor from the image processor's auto_map and ask about remote code.
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def _sanitize_parameters(self, timeout: float | None = None, **kwargs):
+        preprocess_params = {"timeout": timeout} if timeout is not None else {}
+        return preprocess_params, {}, {}
+
+    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
+        if isinstance(image, (str, os.PathLike)) and not str(image).startswith(("http://", "https://")):
+            image = open_image(image)
+        elif isinstance(image, Image.Image):
+            image = to_rgb(image)
+        else:
+            image = to_rgb(load_image(image, timeout=timeout))
+        return self.image_processor(images=image, return_tensors="pt")
+
+    def _forward(self, model_inputs: dict[str, torch.Tensor]):
+        return self.model(pixel_values=model_inputs["pixel_values"].to(self.model.dtype))
+
+    def postprocess(self, model_outputs) -> dict[str, Any]:
+        return {
+            "score": model_outputs["mean_score"][0].item(),
+            "std": model_outputs["std_score"][0].item(),
+            "distribution": model_outputs["probabilities"][0].float().tolist(),
+        }
+
+
+PIPELINE_REGISTRY.register_pipeline(
+    TASK, pipeline_class=ImageAestheticsPipeline, pt_model=AutoModelForImageClassification, type="image"
+)
+
+__all__ = ["ImageAestheticsPipeline", "TASK"]

@@ -1,0 +1,41 @@
+"""Shared fixtures: everything offline, tiny random models, real photographs from scikit-image."""
+
+import os
+
+# Before transformers is imported anywhere: no test may reach the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor  # noqa: E402
+from cskd_hf.data.samples import write_sample_images  # noqa: E402
+from tests.helpers import tiny_config  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _hf_modules_cache(tmp_path_factory, monkeypatch):
+    """Remote code copied by `trust_remote_code` goes to a temporary folder, not the user's cache."""
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path_factory.getbasetemp() / "hf_modules"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory):
+    """Real photographs (JPEG and PNG) that scikit-image ships."""
+    out_dir = tmp_path_factory.mktemp("samples")
+    write_sample_images(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer_dir(tmp_path_factory):
+    """A tiny random scoring model with its image processor, saved as a user would."""
+    torch.manual_seed(0)
+    config = tiny_config(head_hidden_sizes=[16], head_dropout=0.1, initializer_range=0.5)
+    model = CSKDForAestheticScoring(config)
+    out_dir = tmp_path_factory.mktemp("tiny-scorer")
+    model.save_pretrained(out_dir)
+    CSKDImageProcessor.from_model_config(config).save_pretrained(out_dir)
+    return out_dir

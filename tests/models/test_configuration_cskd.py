@@ -1,0 +1,53 @@
+import pytest
+
+from cskd_hf import CSKDConfig
+
+
+def test_defaults_are_ava_with_mobilenetv2():
+    config = CSKDConfig()
+    assert config.architecture == "mobilenetv2_100"
+    assert config.num_bins == 10
+    assert config.bin_scores == [float(s) for s in range(1, 11)]
+    assert config.id2label[0] == "1" and config.id2label[9] == "10"
+    assert config.backbone_pretrained is False
+
+
+def test_para_bins_and_labels():
+    bins = [1.0 + 0.5 * i for i in range(9)]
+    config = CSKDConfig(num_bins=9, bin_scores=bins)
+    assert config.num_labels == 9
+    assert config.id2label[1] == "1.5"
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"num_bins": 1}, "num_bins"),
+        ({"num_bins": 3, "bin_scores": [1, 2]}, "bin_scores"),
+        ({"num_bins": 3, "bin_scores": [1, 3, 2]}, "bin_scores"),
+        ({"head_dropout": 1.0}, "head_dropout"),
+        ({"head_hidden_sizes": [0]}, "head_hidden_sizes"),
+        ({"image_size": 0}, "image_size"),
+        ({"projection_dim": -1}, "projection_dim"),
+        ({"emd_r": 0}, "emd_r"),
+        ({"architecture": ""}, "architecture"),
+    ],
+)
+def test_bad_values_raise_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        CSKDConfig(**kwargs)
+
+
+def test_round_trip_and_bin_override_from_pretrained(tmp_path):
+    CSKDConfig(architecture="test_vit", head_hidden_sizes=[8], projection_dim=32).save_pretrained(tmp_path)
+    loaded = CSKDConfig.from_pretrained(tmp_path)
+    assert loaded.architecture == "test_vit" and loaded.head_hidden_sizes == [8] and loaded.projection_dim == 32
+
+    # Phase II on PARA from a checkpoint saved with AVA's bins: labels follow the new bins.
+    para = CSKDConfig.from_pretrained(tmp_path, num_bins=9, bin_scores=[1 + 0.5 * i for i in range(9)])
+    assert para.num_bins == 9 and para.num_labels == 9 and para.id2label[8] == "5"
+    # A new bin count alone gives the default bins 1..d (AADB's five ratings), not a mismatch with the saved ten.
+    aadb = CSKDConfig.from_pretrained(tmp_path, num_bins=5)
+    assert aadb.bin_scores == [1.0, 2.0, 3.0, 4.0, 5.0] and aadb.num_labels == 5
+    with pytest.raises(ValueError, match="bin_scores"):
+        CSKDConfig.from_pretrained(tmp_path, bin_scores=[1.0, 2.0])

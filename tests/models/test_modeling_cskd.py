@@ -1,0 +1,215 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+
+from cskd_hf import (
+    CSKDConfig,
+    CSKDForAestheticScoring,
+    CSKDForFeatureAlignment,
+    CSKDImageProcessor,
+    CSKDModel,
+)
+from cskd_hf.losses import earth_movers_distance
+from tests.helpers import TINY_IMAGE_SIZE, same_tensors, tiny_config
+
+# CNN, ViT, ConvNeXt, a model whose pooled size differs from num_features, and one with non-persistent buffers.
+TINY_ARCHITECTURES = ["test_resnet", "test_vit", "test_convnext", "test_mambaout", "test_vit_relpos"]
+
+
+def pixels(batch_size: int = 2, size: int = TINY_IMAGE_SIZE, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("architecture", TINY_ARCHITECTURES)
+def test_scoring_outputs_and_save_load_round_trip(architecture, tmp_path):
+    torch.manual_seed(0)
+    model = CSKDForAestheticScoring(tiny_config(architecture, head_hidden_sizes=[16])).eval()
+    x = pixels()
+    with torch.no_grad():
+        out = model(x)
+    assert out.logits.shape == out.probabilities.shape == (2, 10)
+    torch.testing.assert_close(out.probabilities.sum(-1), torch.ones(2))
+    assert ((out.mean_score >= 1) & (out.mean_score <= 10)).all()
+    expected_mean = (out.probabilities * torch.arange(1.0, 11.0)).sum(-1)
+    torch.testing.assert_close(out.mean_score, expected_mean)
+    expected_std = (out.probabilities * (torch.arange(1.0, 11.0) - expected_mean[:, None]) ** 2).sum(-1).sqrt()
+    torch.testing.assert_close(out.std_score, expected_std)
+    assert out.loss is None
+
+    model.save_pretrained(tmp_path)
+    loaded = CSKDForAestheticScoring.from_pretrained(tmp_path).eval()
+    assert same_tensors(model.state_dict(), loaded.state_dict())  # incl. non-persistent buffers
+    with torch.no_grad():
+        assert torch.equal(loaded(x).logits, out.logits)
+
+
+@pytest.mark.parametrize("architecture", ["test_resnet", "test_mambaout"])
+def test_pooled_features_equal_raw_timm(architecture):
+    model = CSKDModel(tiny_config(architecture)).eval()
+    reference = timm.create_model(architecture, pretrained=False, num_classes=0)
+    reference.load_state_dict(model.backbone.state_dict())
+    reference.eval()
+    x = pixels()
+    with torch.no_grad():
+        expected = reference.forward_head(reference.forward_features(x), pre_logits=True)
+        assert torch.equal(model(x).pooler_output, expected)
+        assert torch.equal(model(x).pooler_output, reference(x))  # num_classes=0: the model's own pooled output
+    assert model(x).pooler_output.shape[-1] == model.feature_size
+
+
+def test_real_mobilenetv2_architecture_round_trip(tmp_path):
+    config = CSKDConfig(architecture="mobilenetv2_100", image_size=96)
+    model = CSKDForAestheticScoring(config).eval()
+    assert model.feature_size == 1280
+    x = pixels(size=96)
+    with torch.no_grad():
+        expected = model(x).probabilities
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert same_tensors(model.state_dict(), loaded.state_dict())
+    with torch.no_grad():
+        assert torch.equal(loaded(x).probabilities, expected)
+
+
+def test_labels_give_the_mean_emd_loss():
+    model = CSKDForAestheticScoring(tiny_config(head_dropout=0.0)).eval()
+    labels = torch.tensor([[0.0, 0.0, 0.1, 0.2, 0.4, 0.2, 0.1, 0.0, 0.0, 0.0], [0.1] * 10])
+    out = model(pixels(), labels=labels)
+    torch.testing.assert_close(out.loss, earth_movers_distance(out.probabilities, labels).mean())
+    out.loss.backward()
+    assert model.head.layers[-1].weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+
+    with pytest.raises(ValueError, match="num_bins"):
+        model(pixels(), labels=torch.ones(2, 9) / 9)
+
+
+def test_return_dict_false_gives_the_same_tensors_in_order():
+    model = CSKDForAestheticScoring(tiny_config()).eval()
+    labels = torch.full((2, 10), 0.1)
+    with torch.no_grad():
+        as_dict = model(pixels(), labels=labels)
+        as_tuple = model(pixels(), labels=labels, return_dict=False)
+    assert len(as_tuple) == 6
+    for got, expected in zip(as_tuple, as_dict.to_tuple()):
+        assert torch.equal(got, expected)
+
+
+def test_para_bins_give_scores_on_para_scale():
+    bins = [1.0 + 0.5 * i for i in range(9)]
+    model = CSKDForAestheticScoring(tiny_config(num_bins=9, bin_scores=bins)).eval()
+    with torch.no_grad():
+        out = model(pixels())
+    assert out.probabilities.shape == (2, 9)
+    assert ((out.mean_score >= 1) & (out.mean_score <= 5)).all()
+
+
+def test_alignment_model_loss_and_phase_two_keeps_the_aligned_backbone(tmp_path):
+    torch.manual_seed(0)
+    aligned = CSKDForFeatureAlignment(tiny_config(projection_dim=24, projector_hidden_size=32))
+    teacher_embeds = torch.randn(2, 24)
+    out = aligned(pixels(), teacher_embeds=teacher_embeds)
+    assert out.embeddings.shape == (2, 24)
+    expected = 1 - torch.nn.functional.cosine_similarity(teacher_embeds, out.embeddings, dim=-1)
+    torch.testing.assert_close(out.loss, expected.mean())
+    aligned.save_pretrained(tmp_path)
+
+    scorer = CSKDForAestheticScoring.from_pretrained(tmp_path)
+    assert same_tensors(
+        aligned.backbone.state_dict(), scorer.backbone.state_dict()
+    )  # bit-identical: _init_weights left it alone
+    head = scorer.head.layers[-1]
+    assert torch.isfinite(head.weight).all() and torch.all(head.bias == 0)
+    assert 0.01 < head.weight.std().item() < 0.03  # the config's initializer_range (0.02), not left uninitialised
+    assert not hasattr(scorer, "projector")
+
+
+def test_alignment_model_needs_a_projection_dim():
+    with pytest.raises(ValueError, match="projection_dim"):
+        CSKDForFeatureAlignment(tiny_config())
+
+
+def test_auto_classes_after_import(tmp_path):
+    model = CSKDForAestheticScoring(tiny_config())
+    model.save_pretrained(tmp_path)
+    CSKDImageProcessor.from_model_config(model.config).save_pretrained(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), CSKDConfig)
+    assert type(AutoModel.from_pretrained(tmp_path)) is CSKDModel
+    assert type(AutoModelForImageClassification.from_pretrained(tmp_path)) is CSKDForAestheticScoring
+    assert type(AutoImageProcessor.from_pretrained(tmp_path)) is CSKDImageProcessor
+    assert isinstance(AutoModelForImageClassification.from_config(tiny_config()), CSKDForAestheticScoring)
+
+
+def _timm_checkpoint(tmp_path, architecture="test_resnet"):
+    """A timm classifier checkpoint on disk (with its classifier, as timm saves them)."""
+    torch.manual_seed(123)
+    source = timm.create_model(architecture, pretrained=False, num_classes=7)
+    path = tmp_path / "imagenet.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    return source, path
+
+
+def test_from_config_loads_a_local_backbone_checkpoint_and_plain_init_does_not(tmp_path):
+    source, path = _timm_checkpoint(tmp_path)
+    config = tiny_config(backbone_checkpoint_path=str(path))
+    loaded = CSKDForAestheticScoring.from_config(config)
+    expected = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    assert same_tensors(loaded.backbone.state_dict(), expected)
+    assert not torch.equal(CSKDForAestheticScoring(config).backbone.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_from_pretrained_never_fetches_backbone_weights(tmp_path, monkeypatch):
+    model = CSKDForAestheticScoring(tiny_config(backbone_pretrained=True))  # as saved after a run that downloaded
+    model.save_pretrained(tmp_path)
+
+    create_model = timm.create_model
+
+    def no_pretrained(*args, **kwargs):
+        assert not kwargs.get("pretrained"), "from_pretrained asked timm for pretrained weights"
+        return create_model(*args, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", no_pretrained)
+    loaded = CSKDForAestheticScoring.from_pretrained(tmp_path)
+    assert same_tensors(model.state_dict(), loaded.state_dict())
+    with pytest.raises(AssertionError, match="pretrained"):
+        CSKDForAestheticScoring.from_config(tiny_config(backbone_pretrained=True))  # this is the download path
+
+
+def test_trust_remote_code_loads_without_cskd_hf(tmp_path, tiny_scorer_dir):
+    """A user without the package: the saved folder carries the model code, loaded with trust_remote_code=True."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["cskd_hf"] = None  # any import of the package now fails
+        import torch
+        from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification
+        from PIL import Image
+        model = AutoModelForImageClassification.from_pretrained({str(tiny_scorer_dir)!r}, trust_remote_code=True)
+        processor = AutoImageProcessor.from_pretrained({str(tiny_scorer_dir)!r}, trust_remote_code=True)
+        base = AutoModel.from_pretrained({str(tiny_scorer_dir)!r}, trust_remote_code=True)
+        assert "cskd_hf" not in type(model).__module__, type(model).__module__
+        image = Image.new("RGB", (90, 70), (30, 120, 200))
+        with torch.no_grad():
+            out = model.eval()(**processor(image))
+        print(type(model).__name__, type(base).__name__, type(processor).__name__, repr(out.mean_score.item()))
+        """
+    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    classes_and_score = result.stdout.strip().splitlines()[-1].split()
+    assert classes_and_score[:3] == ["CSKDForAestheticScoring", "CSKDModel", "CSKDImageProcessor"]
+
+    model = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir).eval()
+    processor = AutoImageProcessor.from_pretrained(tiny_scorer_dir)
+    from PIL import Image
+
+    with torch.no_grad():
+        local_score = model(**processor(Image.new("RGB", (90, 70), (30, 120, 200)))).mean_score.item()
+    assert float(classes_and_score[3]) == local_score
