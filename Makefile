@@ -16,8 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# Until the SynthAVA quickstart lands, the main job scores real sample photos with an UNTRAINED model:
+# it shows the pipeline end to end, not meaningful scores.
 demo: $(STAMP)
-	$(PYTHON) -m cskd_hf.demo --out outputs/demo
+	$(PYTHON) -m cskd_hf.data.samples outputs/demo/photos
+	$(VENV)/bin/cskd init --architecture mobilenetv2_100 --out outputs/demo/untrained-mv2
+	$(VENV)/bin/cskd score outputs/demo/photos --model outputs/demo/untrained-mv2 --output outputs/demo/scores.csv
+	@echo "Scores in outputs/demo/scores.csv. The model is UNTRAINED (random weights): its scores mean nothing yet."
 
 test: $(STAMP)
 	$(PYTHON) -m pytest

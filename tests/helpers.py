@@ -15,3 +15,54 @@ def tiny_config(architecture: str = "test_resnet", **kwargs) -> CSKDConfig:
 def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     """Whether two state dicts hold the same keys and bit-identical tensors."""
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def write_awkward_images(out_dir, photo) -> dict:
+    """Write `photo` (an RGB uint8 array) in the forms real photo folders contain, good and bad.
+
+    Returns `{kind: path}`; the kinds "truncated", "empty" and "text" cannot be decoded.
+    """
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rgb = Image.fromarray(photo)
+    paths = {kind: out_dir / name for kind, name in AWKWARD_FILES.items()}
+
+    rgb.save(paths["jpeg"], quality=90)
+    rgb.save(paths["png"])
+    rgb.convert("CMYK").save(paths["cmyk"], quality=95)
+    rgb.convert("L").save(paths["gray"])
+    rgb.convert("P", palette=Image.Palette.ADAPTIVE).save(paths["palette"], transparency=0)
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(paths["alpha"])
+    gray16 = (np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(gray16).save(paths["gray16"])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; viewers rotate 90 degrees clockwise
+    rgb.rotate(90, expand=True).save(paths["exif_rotated"], quality=90, exif=exif)
+
+    paths["truncated"].write_bytes(paths["jpeg"].read_bytes()[:2000])
+    paths["empty"].write_bytes(b"")
+    paths["text"].write_text("this is not a picture\n")
+    return paths
+
+
+AWKWARD_FILES = {
+    "jpeg": "photo.jpg",
+    "png": "photo.png",
+    "cmyk": "cmyk.jpg",
+    "gray": "gray.png",
+    "palette": "palette.png",
+    "alpha": "alpha.png",
+    "gray16": "gray16.png",
+    "exif_rotated": "exif_rotated.jpg",
+    "truncated": "truncated.jpg",
+    "empty": "empty.jpg",
+    "text": "text.jpg",
+}
+UNREADABLE = ("truncated", "empty", "text")

@@ -1,0 +1,29 @@
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+from cskd_hf.data.images import open_image
+
+
+def test_pipeline_scores_paths_pil_images_and_batches(tiny_scorer_dir, sample_dir):
+    paths = sorted(sample_dir.glob("*"))[:5]
+    scorer = pipeline("image-aesthetics", model=str(tiny_scorer_dir))
+
+    model = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir).eval()
+    processor = AutoImageProcessor.from_pretrained(tiny_scorer_dir)
+    with torch.no_grad():
+        expected = model(**processor([open_image(p) for p in paths]))
+
+    single = scorer(str(paths[0]))
+    assert set(single) == {"score", "std", "distribution"}
+    assert len(single["distribution"]) == 10 and abs(sum(single["distribution"]) - 1) < 1e-5
+
+    batched = scorer([str(p) for p in paths], batch_size=4)
+    from_pil = scorer([Image.open(p) for p in paths])
+    for results in (batched, from_pil):
+        assert len(results) == len(paths)
+        torch.testing.assert_close(torch.tensor([r["score"] for r in results]), expected.mean_score)
+        torch.testing.assert_close(torch.tensor([r["std"] for r in results]), expected.std_score)
+        torch.testing.assert_close(torch.tensor([r["distribution"] for r in results]), expected.probabilities)
+    assert abs(single["score"] - batched[0]["score"]) < 1e-5  # batching changes only float rounding
+    assert len({round(r["score"], 6) for r in batched}) > 1  # different photos, different scores
