@@ -21,6 +21,15 @@ def _hf_modules_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path_factory.getbasetemp() / "hf_modules"))
 
 
+@pytest.fixture(autouse=True)
+def _short_datasets_thread_shutdown(monkeypatch):
+    """`datasets` sleeps 5 s after each pass over an interleaved stream with a Parquet source (a guard against an
+    Arrow shutdown race, apache/arrow#45214); on tiny test streams a short pause is enough."""
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0.1)
+
+
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory):
     """Real photographs (JPEG and PNG) that scikit-image ships."""

@@ -8,6 +8,7 @@ EPILOG = """examples:
   cskd score photos/ --model cskd/mv2-ava --output scores.csv
   cskd score 'shoot/**/*.jpg' extra.png --model ./my-model --output scores.jsonl --batch-size 64
   cskd init --architecture mobilenetv2_100 --out ./untrained-mv2
+  cskd data prepare ava --root /data/AVA --out ./ava-parquet
 
 Run `cskd COMMAND --help` for the options of a command."""
 
@@ -67,6 +68,34 @@ def build_parser() -> argparse.ArgumentParser:
     pretrained.add_argument("--backbone-pretrained", action="store_true", help="load timm's ImageNet weights")
     pretrained.add_argument("--backbone-checkpoint", help="load backbone weights from this local timm checkpoint")
     init.set_defaults(func=_init)
+
+    data = commands.add_parser("data", help="prepare datasets", description="Dataset tools.")
+    data_commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    prepare = data_commands.add_parser(
+        "prepare",
+        help="convert AVA, AADB or PARA from their original files to Parquet shards",
+        description=(
+            "Read a benchmark from its original distribution files and write it as Parquet shards (images embedded) "
+            "with a dataset card, loadable with datasets.load_dataset(OUT). Unreadable images are dropped and listed "
+            "in OUT/dropped_images.tsv. AVA and PARA may not be redistributed: keep the output private."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    prepare.add_argument("dataset", choices=("ava", "aadb", "para"))
+    prepare.add_argument("--root", required=True, help="folder with the original files (e.g. AVA.txt and images/)")
+    prepare.add_argument("--out", required=True, help="folder to write the Parquet dataset into")
+    prepare.add_argument(
+        "--split", default="official", choices=("official", "paper", "ids"), help="AVA only: the split protocol"
+    )
+    prepare.add_argument("--test-ids", help="AVA only: file of test image ids (with --split ids)")
+    prepare.add_argument("--validation-size", type=float, default=0, help="AVA only: train images kept for validation")
+    prepare.add_argument("--seed", type=int, default=0, help="AVA only: seed of the random splits")
+    prepare.add_argument("--per-user", action="store_true", help="PARA only: use the per-user PARA-Images.csv")
+    prepare.add_argument(
+        "--verify", default="decode", choices=("decode", "exists", "none"), help="how to check the images"
+    )
+    prepare.add_argument("--num-workers", type=int, help="threads checking images")
+    prepare.set_defaults(func=_data_prepare)
     return parser
 
 
@@ -105,6 +134,21 @@ def _init(args: argparse.Namespace) -> int:
     model.save_pretrained(args.out)
     CSKDImageProcessor.from_model_config(config).save_pretrained(args.out)
     print(f"wrote an UNTRAINED {args.architecture} scoring model to {args.out} (random head: train it before use)")
+    return 0
+
+
+def _data_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import prepare
+
+    options = {"verify": args.verify, "num_workers": args.num_workers}
+    if args.dataset == "ava":
+        options |= {"split": args.split, "test_ids_file": args.test_ids, "seed": args.seed}
+        options["validation_size"] = int(args.validation_size) if args.validation_size >= 1 else args.validation_size
+    elif args.dataset == "para":
+        options["per_user"] = args.per_user
+    dataset_dict = prepare(args.dataset, args.root, args.out, **options)
+    sizes = ", ".join(f"{split} {len(dataset)}" for split, dataset in dataset_dict.items())
+    print(f"wrote {args.dataset} to {args.out} ({sizes})")
     return 0
 
 

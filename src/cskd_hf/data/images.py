@@ -1,6 +1,7 @@
 """Reading images from disk the way photos really come: any mode, EXIF rotation, and files that are not images."""
 
 import glob
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,20 +47,38 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     """
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
-            raise ImageReadError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as image:
+        size = path.stat().st_size
+    except FileNotFoundError as error:
+        raise ImageReadError(f"{path}: no such file") from error
+    if size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    return _decode(path, name=str(path))
+
+
+def decode_image(data: bytes | None, path: str | None = None) -> Image.Image:
+    """Decode encoded image bytes (or, without bytes, the file at `path`) as `open_image` does.
+
+    This is the form `datasets` stores images in (`{"bytes": ..., "path": ...}` with `Image(decode=False)`).
+    """
+    if data is None:
+        if path is None:
+            raise ImageReadError("<unnamed image>: neither bytes nor a path")
+        return open_image(path)
+    if len(data) == 0:
+        raise ImageReadError(f"{path or '<bytes>'}: empty image data (0 bytes)")
+    return _decode(io.BytesIO(data), name=path or "<bytes>")
+
+
+def _decode(source: Path | io.BytesIO, name: str) -> Image.Image:
+    try:
+        with Image.open(source) as image:
             image = ImageOps.exif_transpose(image)
             image.load()
             return to_rgb(image)
-    except ImageReadError:
-        raise
-    except FileNotFoundError as error:
-        raise ImageReadError(f"{path}: no such file") from error
     except Image.UnidentifiedImageError as error:
-        raise ImageReadError(f"{path}: not a recognised image format") from error
+        raise ImageReadError(f"{name}: not a recognised image format") from error
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageReadError(f"{path}: cannot decode image ({error})") from error
+        raise ImageReadError(f"{name}: cannot decode image ({error})") from error
 
 
 def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -91,4 +110,4 @@ def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return list(found)
 
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "find_images", "open_image", "to_rgb"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "decode_image", "find_images", "open_image", "to_rgb"]

@@ -1,0 +1,142 @@
+"""From datasets to model batches: decoding, the image processor's transforms, and collation.
+
+Both the labeled and the streamed unlabeled data are made reproducible for exact resumption: the random augmentation
+of an image depends only on (seed, epoch, position), never on which DataLoader worker handled it or on what ran
+before. An image that cannot be decoded is skipped and counted in the batch (`num_skipped`), never fatal.
+"""
+
+import logging
+
+import numpy as np
+import torch
+from datasets import Dataset, IterableDataset
+from datasets import Image as ImageFeature
+from torch.utils.data import get_worker_info
+
+from ..models.cskd import CSKDImageProcessor
+from .images import ImageReadError, decode_image
+
+logger = logging.getLogger(__name__)
+
+
+def example_seed(seed: int, epoch: int, position: int) -> int:
+    """A well-mixed 32-bit seed for the augmentation of one image."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+
+
+def transform_image(encoded: dict, image_processor: CSKDImageProcessor, train: bool, seed: int) -> torch.Tensor | None:
+    """Decode one `{"bytes", "path"}` image and transform it with its own RNG; None (logged) if it cannot be read."""
+    try:
+        image = decode_image(encoded.get("bytes"), encoded.get("path"))
+    except ImageReadError as error:
+        logger.warning(f"skipping image: {error}")
+        return None
+    # Isolated so that the augmentation neither reads nor disturbs the process's RNG (dropout, sampling, ...).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return image_processor(image, train=train)["pixel_values"][0]
+
+
+class LabeledImages(torch.utils.data.Dataset):
+    """A labeled `datasets.Dataset` as model inputs: `pixel_values`, `labels` (vote distributions), `mean_scores`."""
+
+    def __init__(self, dataset: Dataset, image_processor: CSKDImageProcessor, train: bool = False, seed: int = 0):
+        self.dataset = dataset.cast_column("image", ImageFeature(decode=False))
+        self.image_processor = image_processor
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict | None:
+        row = self.dataset[index]
+        pixel_values = transform_image(
+            row["image"], self.image_processor, self.train, example_seed(self.seed, self.epoch, index)
+        )
+        if pixel_values is None:
+            return None
+        return {
+            "pixel_values": pixel_values,
+            "labels": torch.tensor(row["distribution"], dtype=torch.float32),
+            "mean_scores": torch.tensor(row["mean_score"], dtype=torch.float32),
+        }
+
+
+def collate_labeled(items: list[dict | None]) -> dict:
+    """Stack the readable examples; `num_skipped` counts the unreadable ones. A batch may end up empty."""
+    readable = [item for item in items if item is not None]
+    if not readable:
+        return {"pixel_values": None, "labels": None, "mean_scores": None, "num_skipped": len(items)}
+    batch = {key: torch.stack([item[key] for item in readable]) for key in readable[0]}
+    batch["num_skipped"] = len(items) - len(readable)
+    return batch
+
+
+class UnlabeledBatches(torch.utils.data.IterableDataset):
+    """Batches of transformed images from a stream of encoded images, exactly resumable, any number of workers.
+
+    Use with `DataLoader(batches, batch_size=None, num_workers=K)`. The stream is cut into consecutive chunks of
+    `batch_size` images; worker k decodes chunks k, k + K, ..., and the DataLoader returns them in order, so batch j
+    always holds the j-th chunk whatever K is. Each batch says how many stream items it used (`num_read`), which is
+    what `resume_from` takes.
+    """
+
+    def __init__(
+        self,
+        stream: IterableDataset,
+        image_processor: CSKDImageProcessor,
+        batch_size: int,
+        train: bool = True,
+        seed: int = 0,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.stream = stream
+        self.image_processor = image_processor
+        self.batch_size = batch_size
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self.start_chunk = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start a pass over the stream (reshuffled for the epoch) from its beginning."""
+        self.epoch = epoch
+        self.start_chunk = 0
+
+    def resume_from(self, epoch: int, num_read: int) -> None:
+        """Continue epoch `epoch` after the first `num_read` stream items (the sum of `num_read` of the batches)."""
+        if num_read % self.batch_size:
+            raise ValueError(f"num_read ({num_read}) must be a whole number of chunks of {self.batch_size}")
+        self.epoch = epoch
+        self.start_chunk = num_read // self.batch_size
+
+    def __iter__(self):
+        worker = get_worker_info()
+        num_workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        self.stream.set_epoch(self.epoch)
+        # `IterableDataset.iter` reads the whole stream in every worker (iterating the stream itself inside a worker
+        # would give each worker only some shards, and batch order would then depend on the worker count).
+        for chunk_index, chunk in enumerate(self.stream.iter(batch_size=self.batch_size)):
+            # Workers take turns from the first chunk to read, which the DataLoader asks worker 0 for.
+            if chunk_index < self.start_chunk or (chunk_index - self.start_chunk) % num_workers != worker_id:
+                continue
+            first_position = chunk_index * self.batch_size
+            images = [
+                transform_image(encoded, self.image_processor, self.train, example_seed(self.seed, self.epoch, i))
+                for i, encoded in enumerate(chunk["image"], start=first_position)
+            ]
+            readable = [image for image in images if image is not None]
+            yield {
+                "pixel_values": torch.stack(readable) if readable else None,
+                "num_read": len(images),
+                "num_skipped": len(images) - len(readable),
+            }
+
+
+__all__ = ["LabeledImages", "UnlabeledBatches", "collate_labeled", "example_seed", "transform_image"]

@@ -1,0 +1,144 @@
+"""The unlabeled corpus: images from several sources at once, streamed, shuffled and split across processes.
+
+A source is given as a string:
+
+- `folder:PATH` or a plain folder path: every image file below it (recursively);
+- `parquet:GLOB` or a path / glob ending in `.parquet` (e.g. the output of `cskd data prepare`);
+- `webdataset:GLOB` or a path / glob ending in `.tar`: WebDataset shards;
+- `hub:ORG/NAME` or a plain Hub dataset id (optionally `hub:ORG/NAME@SPLIT`), for users online.
+
+Images stay encoded (`Image(decode=False)`) in the stream: they are decoded where they are used (in DataLoader workers,
+by `cskd_hf.data.batching`), so an undecodable image is skipped and counted there instead of stopping the stream.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, Features, IterableDataset, interleave_datasets, load_dataset
+from datasets import Image as ImageFeature
+from datasets.distributed import split_dataset_by_node
+
+from .images import find_images
+
+logger = logging.getLogger(__name__)
+
+SOURCE_KINDS = ("folder", "parquet", "webdataset", "hub")
+WEBDATASET_IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
+# A local folder is cut into this many shards: a multiple of the usual world sizes times DataLoader workers.
+FOLDER_SHARDS = 64
+
+
+@dataclass(frozen=True)
+class UnlabeledSource:
+    kind: str
+    location: str
+    split: str = "train"
+
+    @classmethod
+    def parse(cls, spec: str) -> "UnlabeledSource":
+        """Read a source string (see the module docstring); the kind is inferred when no `kind:` prefix is given."""
+        kind, _, rest = spec.partition(":")
+        if kind in SOURCE_KINDS and rest:
+            location = rest
+        else:
+            kind, location = _infer_kind(spec), spec
+        split = "train"
+        if kind == "hub" and "@" in location:
+            location, split = location.rsplit("@", 1)
+        return cls(kind, location, split)
+
+
+def _infer_kind(location: str) -> str:
+    if Path(location).is_dir():
+        return "folder"
+    if location.endswith(".parquet"):
+        return "parquet"
+    if location.endswith(".tar"):
+        return "webdataset"
+    if os.path.exists(location) or "*" in location:
+        raise ValueError(f"{location}: cannot tell the kind of source; prefix it with one of {SOURCE_KINDS}")
+    return "hub"
+
+
+def open_source(source: UnlabeledSource) -> IterableDataset:
+    """One source as a stream with a single column `image` of encoded images."""
+    if source.kind == "folder":
+        paths = [str(path) for path in find_images([source.location])]
+        if not paths:
+            raise FileNotFoundError(f"{source.location}: no image files found")
+        table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature(decode=False)}))
+        return table.to_iterable_dataset(num_shards=min(FOLDER_SHARDS, len(paths)))
+    if source.kind == "parquet":
+        stream = load_dataset("parquet", data_files=source.location, split="train", streaming=True)
+    elif source.kind == "webdataset":
+        stream = load_dataset("webdataset", data_files=source.location, split="train", streaming=True)
+    elif source.kind == "hub":
+        stream = load_dataset(source.location, split=source.split, streaming=True)
+    else:
+        raise ValueError(f"unknown source kind {source.kind!r}; choose from {SOURCE_KINDS}")
+    column = _image_column(stream, source)
+    return (
+        stream.select_columns([column])
+        .rename_columns({column: "image"} if column != "image" else {})
+        .cast_column("image", ImageFeature(decode=False))
+    )
+
+
+def _image_column(stream: IterableDataset, source: UnlabeledSource) -> str:
+    features = stream.features or {}
+    for name, feature in features.items():
+        if isinstance(feature, ImageFeature):
+            return name
+    for name in ("image", "img", *WEBDATASET_IMAGE_KEYS):
+        if name in features:
+            return name
+    raise ValueError(f"{source.kind}:{source.location}: no image column among {list(features)}")
+
+
+def load_unlabeled(
+    sources: list[str],
+    probabilities: list[float] | None = None,
+    seed: int = 0,
+    shuffle_buffer: int = 1000,
+    rank: int = 0,
+    world_size: int = 1,
+) -> IterableDataset:
+    """Stream images from several sources at once, interleaved, shuffled and split between processes.
+
+    Every process must call this with the same `seed`: the interleaving, the shuffle and the split between ranks are
+    deterministic given the seed and the epoch (`stream.set_epoch`), so ranks see disjoint parts whose union is the
+    whole corpus, and a resumed run sees the same stream.
+
+    Args:
+        sources: source strings (see the module docstring).
+        probabilities: sampling probability of each source (the paper mixes ImageNet and OpenImages); by default
+            sources alternate. Each image comes once per epoch: an exhausted source drops out of the mix.
+        shuffle_buffer: size of the shuffle buffer (0: no shuffling).
+        rank: this process's index (`accelerator.process_index`).
+        world_size: number of processes (`accelerator.num_processes`).
+    """
+    if not sources:
+        raise ValueError("load_unlabeled needs at least one source")
+    if probabilities is not None and len(probabilities) != len(sources):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(sources)} sources")
+    streams = [open_source(UnlabeledSource.parse(spec)) for spec in sources]
+    stream = streams[0]
+    if len(streams) > 1:
+        strategy = "all_exhausted_without_replacement"  # every image once per epoch
+        stream = interleave_datasets(streams, probabilities, seed=seed, stopping_strategy=strategy)
+    if shuffle_buffer:
+        stream = stream.shuffle(seed=seed, buffer_size=shuffle_buffer)
+    if world_size > 1:
+        if stream.num_shards % world_size:
+            logger.warning(
+                f"the unlabeled stream has {stream.num_shards} shards, not a multiple of {world_size} processes: "
+                "every process reads the whole stream and keeps one image in "
+                f"{world_size} (correct, but each reads {world_size}x the data)"
+            )
+        stream = split_dataset_by_node(stream, rank=rank, world_size=world_size)
+    return stream
+
+
+__all__ = ["UnlabeledSource", "load_unlabeled", "open_source"]

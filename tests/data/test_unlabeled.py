@@ -1,0 +1,119 @@
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset, Features
+from datasets import Image as ImageFeature
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from cskd_hf import CSKDImageProcessor
+from cskd_hf.data.ava import load_ava
+from cskd_hf.data.batching import LabeledImages, UnlabeledBatches, collate_labeled
+from cskd_hf.data.prepare import write_parquet
+from cskd_hf.data.unlabeled import UnlabeledSource, load_unlabeled
+from tests.data.benchmark_files import write_ava
+
+NUM_FOLDER_IMAGES = 23  # plus one corrupt file
+NUM_PARQUET_IMAGES = 9
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """An image folder (nested, with a corrupt file) and a Parquet shard: two kinds of source."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    for i in range(NUM_FOLDER_IMAGES):
+        folder = root / "folder" / f"class{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (24 + i, 30, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    (root / "folder" / "class0" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    paths = []
+    for i in range(NUM_PARQUET_IMAGES):
+        path = root / "for-parquet" / f"p{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (20, 20 + i, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature()}))
+    write_parquet({"train": table}, root / "parquet")
+    return {"folder": str(root / "folder"), "parquet": str(root / "parquet" / "data" / "*.parquet")}
+
+
+def identity(item: dict) -> str:
+    image = item["image"]
+    return hashlib.sha1(image["bytes"]).hexdigest() if image["bytes"] else image["path"]
+
+
+def test_source_strings():
+    assert UnlabeledSource.parse("hub:timm/imagenet-1k-wds@validation") == UnlabeledSource(
+        "hub", "timm/imagenet-1k-wds", "validation"
+    )
+    assert UnlabeledSource.parse("org/openimages").kind == "hub"
+    assert UnlabeledSource.parse("parquet:/data/x-*.parquet").location == "/data/x-*.parquet"
+    assert UnlabeledSource.parse("/data/shards-{000..009}.tar").kind == "webdataset"
+
+
+def test_two_sources_at_once_each_image_once_per_epoch(corpus):
+    stream = load_unlabeled([corpus["folder"], corpus["parquet"]], probabilities=[0.7, 0.3], seed=0)
+    items = [identity(item) for item in stream]
+    assert len(items) == len(set(items)) == NUM_FOLDER_IMAGES + 1 + NUM_PARQUET_IMAGES
+    stream.set_epoch(1)
+    reshuffled = [identity(item) for item in stream]
+    assert sorted(reshuffled) == sorted(items) and reshuffled != items
+
+
+@pytest.mark.parametrize("sources", [["folder"], ["folder", "parquet"]])
+def test_two_ranks_see_disjoint_parts_whose_union_is_the_corpus(corpus, sources):
+    specs = [corpus[name] for name in sources]
+    everything = {identity(item) for item in load_unlabeled(specs, seed=5)}
+    ranks = [{identity(item) for item in load_unlabeled(specs, seed=5, rank=r, world_size=2)} for r in (0, 1)]
+    assert not ranks[0] & ranks[1]
+    assert ranks[0] | ranks[1] == everything
+    assert abs(len(ranks[0]) - len(ranks[1])) <= 3
+
+
+def test_batches_skip_and_count_the_corrupt_image_with_any_number_of_workers(corpus):
+    processor = CSKDImageProcessor(image_size=16)
+    batches = UnlabeledBatches(load_unlabeled([corpus["folder"], corpus["parquet"]], seed=1), processor, batch_size=4)
+    runs = []
+    for workers in (0, 2):
+        batches.set_epoch(0)
+        runs.append(list(DataLoader(batches, batch_size=None, num_workers=workers)))
+    for run in runs:
+        assert sum(batch["num_read"] for batch in run) == NUM_FOLDER_IMAGES + 1 + NUM_PARQUET_IMAGES
+        assert sum(batch["num_skipped"] for batch in run) == 1
+        assert sum(len(batch["pixel_values"]) for batch in run) == NUM_FOLDER_IMAGES + NUM_PARQUET_IMAGES
+    for a, b in zip(*runs):  # the same batches, augmentations included, whatever the worker count
+        assert torch.equal(a["pixel_values"], b["pixel_values"])
+
+
+def test_resume_continues_exactly_where_the_stream_stopped(corpus):
+    processor = CSKDImageProcessor(image_size=16)
+    batches = UnlabeledBatches(load_unlabeled([corpus["folder"]], seed=2), processor, batch_size=3)
+    batches.set_epoch(1)
+    uninterrupted = list(DataLoader(batches, batch_size=None, num_workers=2))
+    stopped_after = 3
+    num_read = sum(batch["num_read"] for batch in uninterrupted[:stopped_after])
+    batches.resume_from(epoch=1, num_read=num_read)  # what a resumed run restores from its checkpoint
+    resumed = list(DataLoader(batches, batch_size=None, num_workers=2))
+    assert len(resumed) == len(uninterrupted) - stopped_after
+    for a, b in zip(resumed, uninterrupted[stopped_after:]):
+        assert torch.equal(a["pixel_values"], b["pixel_values"])
+    with pytest.raises(ValueError, match="whole number"):
+        batches.resume_from(epoch=1, num_read=4)
+
+
+def test_labeled_images_give_labels_and_skip_unreadable_files(tmp_path):
+    ava = load_ava(write_ava(tmp_path / "AVA"), verify="none")["train"]  # the corrupt and missing images stay in
+    dataset = LabeledImages(ava, CSKDImageProcessor(image_size=16), train=True, seed=0)
+    batch = collate_labeled([dataset[i] for i in range(len(dataset))])
+    assert batch["num_skipped"] == 1  # the missing image; the corrupt one is in the test list
+    assert batch["pixel_values"].shape == (len(dataset) - 1, 3, 16, 16)
+    readable = [i for i in range(len(dataset)) if dataset[i] is not None]
+    np.testing.assert_allclose(batch["labels"].numpy(), np.array(ava.select(readable)["distribution"]), rtol=1e-6)
+    assert torch.equal(dataset[0]["pixel_values"], dataset[0]["pixel_values"])  # seeded per (epoch, index)
+    dataset.set_epoch(1)
+    assert not torch.equal(
+        dataset[0]["pixel_values"], LabeledImages(ava, dataset.image_processor, True)[0]["pixel_values"]
+    )
