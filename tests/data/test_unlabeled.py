@@ -1,4 +1,6 @@
 import hashlib
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +45,19 @@ def corpus(tmp_path_factory):
 def identity(item: dict) -> str:
     image = item["image"]
     return hashlib.sha1(image["bytes"]).hexdigest() if image["bytes"] else image["path"]
+
+
+def test_webdataset_tars_as_a_source(corpus, tmp_path):
+    images = sorted(Path(corpus["folder"]).rglob("*.png"))[:6]
+    for shard in range(2):
+        with tarfile.open(tmp_path / f"shard-{shard}.tar", "w") as tar:
+            for index, image in enumerate(images[shard::2]):
+                tar.add(image, arcname=f"sample{shard}_{index:03d}.png")
+    stream = load_unlabeled([str(tmp_path / "shard-*.tar"), corpus["parquet"]], seed=0)
+    items = list(stream)
+    assert len(items) == len(images) + NUM_PARQUET_IMAGES
+    tar_bytes = {hashlib.sha1(path.read_bytes()).hexdigest() for path in images}
+    assert tar_bytes <= {identity(item) for item in items}
 
 
 def test_source_strings():
