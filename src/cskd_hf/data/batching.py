@@ -5,6 +5,7 @@ of an image depends only on (seed, epoch, position), never on which DataLoader w
 before. An image that cannot be decoded is skipped and counted in the batch (`num_skipped`), never fatal.
 """
 
+import hashlib
 import logging
 
 import numpy as np
@@ -83,7 +84,7 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
     Use with `DataLoader(batches, batch_size=None, num_workers=K)`. The stream is cut into consecutive chunks of
     `batch_size` images; worker k decodes chunks k, k + K, ..., and the DataLoader returns them in order, so batch j
     always holds the j-th chunk whatever K is. Each batch says how many stream items it used (`num_read`), which is
-    what `resume_from` takes.
+    what `resume_from` takes, and the `keys` of its images (see `image_key`).
     """
 
     def __init__(
@@ -127,16 +128,24 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
             if chunk_index < self.start_chunk or (chunk_index - self.start_chunk) % num_workers != worker_id:
                 continue
             first_position = chunk_index * self.batch_size
+            encoded_images = chunk["image"]
             images = [
                 transform_image(encoded, self.image_processor, self.train, example_seed(self.seed, self.epoch, i))
-                for i, encoded in enumerate(chunk["image"], start=first_position)
+                for i, encoded in enumerate(encoded_images, start=first_position)
             ]
-            readable = [image for image in images if image is not None]
+            readable = [i for i, image in enumerate(images) if image is not None]
             yield {
-                "pixel_values": torch.stack(readable) if readable else None,
+                "pixel_values": torch.stack([images[i] for i in readable]) if readable else None,
+                "keys": [image_key(encoded_images[i]) for i in readable],
                 "num_read": len(images),
                 "num_skipped": len(images) - len(readable),
             }
 
 
-__all__ = ["LabeledImages", "UnlabeledBatches", "collate_labeled", "example_seed", "transform_image"]
+def image_key(encoded: dict) -> str:
+    """A stable identity of a streamed image: the hash of its bytes, or its path when only the path is stored."""
+    data = encoded.get("bytes")
+    return hashlib.sha1(data).hexdigest() if data else str(encoded.get("path"))
+
+
+__all__ = ["LabeledImages", "UnlabeledBatches", "collate_labeled", "example_seed", "image_key", "transform_image"]

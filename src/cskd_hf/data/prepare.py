@@ -108,9 +108,13 @@ def prepare(name: str, root: str | os.PathLike, out_dir: str | os.PathLike, **lo
     return dataset_dict
 
 
-def load_prepared(path_or_repo_id: str | os.PathLike, split: str | None = None, streaming: bool = False):
-    """A prepared dataset (a folder written by `prepare` or a Hub repo of the same layout)."""
-    return load_dataset(str(path_or_repo_id), split=split, streaming=streaming)
+def load_labeled(spec: str | os.PathLike, **loader_kwargs) -> DatasetDict:
+    """A labeled dataset from a string: `ava:ROOT`, `aadb:ROOT` or `para:ROOT` read the original files; anything else
+    is a folder written by `prepare` or a Hub dataset repo of the same layout."""
+    kind, separator, root = str(spec).partition(":")
+    if separator and kind in LOADERS:
+        return LOADERS[kind](root, **loader_kwargs)
+    return load_dataset(str(spec))
 
 
-__all__ = ["LOADERS", "dataset_card", "load_prepared", "prepare", "write_parquet"]
+__all__ = ["LOADERS", "dataset_card", "load_labeled", "prepare", "write_parquet"]

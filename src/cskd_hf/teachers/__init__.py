@@ -1,0 +1,1 @@
+"""Frozen teachers: CLIP image encoders for feature alignment."""

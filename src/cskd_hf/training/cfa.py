@@ -1,0 +1,204 @@
+"""CLIP-based feature alignment (phase I of CSKD, eq. 1): align a timm backbone to a frozen CLIP on unlabeled images.
+
+    accelerate launch scripts/cfa.py --teacher openai/clip-vit-large-patch14 --architecture mobilenetv2_100 \\
+        --backbone_pretrained --unlabeled /data/imagenet/train parquet:/data/openimages/*.parquet \\
+        --output_dir outputs/cfa-mv2
+
+The output folder holds a `CSKDForFeatureAlignment` (backbone + projector); `scripts/finetune.py --model` and
+`scripts/skd.py --model` start from its aligned backbone with a new scoring head.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.batching import UnlabeledBatches
+from ..data.unlabeled import load_unlabeled
+from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
+from ..teachers.clip import ClipTeacher
+from .cache import TeacherCache, build_teacher_cache, cache_is_complete
+from .common import (
+    CommonArguments,
+    check_finite,
+    init_trackers,
+    learning_rate_at,
+    make_accelerator,
+    parse_arguments,
+    resume,
+    save_checkpoint,
+    set_learning_rate,
+    teacher_dtype,
+)
+from .loop import export_model
+from .skd import UnlabeledArguments
+
+logger = logging.getLogger(__name__)
+
+# Per step, what all processes agree on before training on a batch.
+EXHAUSTED, EMPTY, READY = 0, 1, 2
+
+
+@dataclass(kw_only=True)
+class CFAArguments(CommonArguments, UnlabeledArguments):
+    teacher: str = field(
+        default="openai/clip-vit-large-patch14", metadata={"help": "CLIP checkpoint (Hub id or local folder)"}
+    )
+    teacher_target: str = field(default="cls", metadata={"help": "cls (the paper) or projected (CLIP's joint space)"})
+    teacher_cache: str | None = field(
+        default=None, metadata={"help": "folder of cached teacher embeddings: built on first use, then reused"}
+    )
+    model: str | None = field(default=None, metadata={"help": "continue from a saved alignment model"})
+    architecture: str = field(default="mobilenetv2_100", metadata={"help": "timm backbone of the student"})
+    backbone_pretrained: bool = field(default=False, metadata={"help": "start from timm's ImageNet weights"})
+    backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
+    image_size: int = field(default=224, metadata={"help": "student input size"})
+    projector_hidden_size: int | None = field(default=None, metadata={"help": "projector width (default: features)"})
+    train_augmentation: bool = field(default=True, metadata={"help": "random crop and flip (off: centre crop)"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.unlabeled:
+            raise ValueError("--unlabeled is required: CFA learns from unlabeled images")
+
+
+def alignment_model(args: CFAArguments, projection_dim: int) -> CSKDForFeatureAlignment:
+    if args.model:
+        return CSKDForFeatureAlignment.from_pretrained(args.model)
+    config = CSKDConfig(
+        architecture=args.architecture,
+        image_size=args.image_size,
+        backbone_pretrained=args.backbone_pretrained,
+        backbone_checkpoint_path=args.backbone_checkpoint_path,
+        projection_dim=projection_dim,
+        projector_hidden_size=args.projector_hidden_size,
+    )
+    return CSKDForFeatureAlignment.from_config(config)
+
+
+def train(args: CFAArguments) -> dict:
+    accelerator = make_accelerator(args)
+    set_seed(args.seed)
+    model = alignment_model(args, ClipTeacher.embedding_size_of(args.teacher, args.teacher_target))
+    image_processor = CSKDImageProcessor.from_model_config(model.config)
+    teacher = ClipTeacher(
+        args.teacher,
+        args.teacher_target,
+        image_processor.image_mean,
+        image_processor.image_std,
+        teacher_dtype(accelerator),
+    ).to(accelerator.device)
+
+    def stream_batches(train: bool) -> UnlabeledBatches:
+        # Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
+        stream = load_unlabeled(
+            args.unlabeled,
+            args.unlabeled_probabilities,
+            seed=args.seed,
+            shuffle_buffer=args.shuffle_buffer,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+        )
+        return UnlabeledBatches(stream, image_processor, args.batch_size, train=train, seed=args.seed)
+
+    cache = None
+    if args.teacher_cache:
+        if not cache_is_complete(args.teacher_cache):
+            description = {
+                "teacher": args.teacher,
+                "target": args.teacher_target,
+                "image_size": model.config.image_size,
+            }
+            build_teacher_cache(
+                args.teacher_cache, stream_batches(train=False), teacher, accelerator, args.num_workers, description
+            )
+        cache = TeacherCache(args.teacher_cache)
+        teacher = None  # the cache replaces the live teacher; free its memory
+        logger.info(f"training from the teacher cache in {args.teacher_cache} ({len(cache)} images)")
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state, last_checkpoint = resume(accelerator, args)
+    init_trackers(accelerator, "cfa", args)
+    batches = stream_batches(train=args.train_augmentation)
+    progress = tqdm(desc="CFA steps", initial=state.global_step, disable=not accelerator.is_local_main_process)
+
+    model.train()
+    for epoch in range(state.epoch, args.num_epochs):
+        state.epoch = epoch
+        set_learning_rate(optimizer, learning_rate_at(args, epoch))
+        batches.resume_from(epoch, state.stream_read)
+        generator = torch.Generator().manual_seed(args.seed)  # keeps iterator creation off the global RNG
+        iterator = iter(DataLoader(batches, batch_size=None, num_workers=args.num_workers, generator=generator))
+        epoch_loss, epoch_batches = 0.0, 0
+        while True:
+            batch = next(iterator, None)
+            status = EXHAUSTED if batch is None else (EMPTY if batch["pixel_values"] is None else READY)
+            # The first process to run out of images ends the epoch for all: they must take the same steps.
+            agreed = accelerator.gather(torch.tensor([status], device=accelerator.device)).min().item()
+            if agreed == EXHAUSTED:
+                break
+            state.stream_read += batch["num_read"]
+            state.skipped_images += batch["num_skipped"]
+            if agreed == EMPTY:
+                continue
+            pixel_values = batch["pixel_values"].to(accelerator.device)
+            targets = cache.lookup(batch["keys"]).to(accelerator.device) if cache else teacher(pixel_values)
+            with accelerator.accumulate(model):
+                loss = model(pixel_values=pixel_values, teacher_embeds=targets).loss
+                check_finite(accelerator, loss, state, last_checkpoint)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
+            if accelerator.sync_gradients:
+                state.global_step += 1
+                progress.update(1)
+                if state.global_step % args.logging_steps == 0:
+                    accelerator.log(
+                        {"train/loss": loss.item(), "train/skipped_images": state.skipped_images},
+                        step=state.global_step,
+                    )
+                    progress.set_postfix(loss=f"{loss.item():.4f}")
+                if state.global_step % args.checkpointing_steps == 0:
+                    last_checkpoint = save_checkpoint(accelerator, state)
+                if args.max_train_steps and state.global_step >= args.max_train_steps:
+                    break
+        mean_loss = _mean_over_processes(accelerator, epoch_loss, epoch_batches)
+        state.history.append({"epoch": epoch, "step": state.global_step, "train/epoch_loss": mean_loss})
+        accelerator.log({"train/epoch_loss": mean_loss}, step=state.global_step)
+        logger.info(f"epoch {epoch}: mean alignment loss {mean_loss:.4f}")
+        if args.max_train_steps and state.global_step >= args.max_train_steps:
+            break
+        state.epoch, state.stream_read = epoch + 1, 0
+    progress.close()
+    save_checkpoint(accelerator, state)
+
+    title = "CSKD feature-aligned backbone (CFA, phase I)"
+    summary = (
+        f"`{accelerator.unwrap_model(model).config.architecture}` aligned to "
+        f"`{args.teacher}` ({args.teacher_target} embedding) on {args.unlabeled}"
+        + (" from cached teacher embeddings." if cache else ".")
+        + " Load it with `CSKDForAestheticScoring.from_pretrained` to train a scorer on its backbone."
+    )
+    final = {"alignment_loss": state.history[-1]["train/epoch_loss"]} if state.history else {}
+    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, final)
+    accelerator.end_training()
+    return {"history": state.history, **final}
+
+
+def _mean_over_processes(accelerator, total: float, count: int) -> float:
+    sums = accelerator.gather(torch.tensor([total, float(count)], device=accelerator.device)).view(-1, 2).sum(0)
+    return (sums[0] / sums[1].clamp_min(1)).item()
+
+
+def main(argv=None):
+    train(parse_arguments(CFAArguments, argv))
+
+
+__all__ = ["CFAArguments", "main", "train"]

@@ -1,0 +1,247 @@
+"""What every trainer shares: arguments, the Accelerator, learning-rate steps, checkpoints, validation."""
+
+import json
+import logging
+import math
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from ..data.batching import LabeledImages, collate_labeled
+from ..metrics import aesthetic_metrics
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state_rank{rank}.json"
+
+
+@dataclass(kw_only=True)
+class CommonArguments:
+    """Options of every trainer. The defaults are the CSKD paper's (§4.2)."""
+
+    output_dir: str = field(metadata={"help": "where checkpoints, logs and the final model go"})
+    seed: int = field(default=0, metadata={"help": "seed of everything: model init, data order, augmentation"})
+    num_epochs: int = field(default=16, metadata={"help": "training epochs"})
+    max_train_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
+    batch_size: int = field(default=32, metadata={"help": "images per process and step (labeled: B_s for SKD)"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Adam's learning rate"})
+    lr_decay_epochs: list[int] = field(default_factory=lambda: [5], metadata={"help": "epochs where lr is decayed"})
+    lr_decay_factor: float = field(default=0.1, metadata={"help": "the decay's factor"})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam's L2 weight decay"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+    max_grad_norm: float = field(default=0.0, metadata={"help": "clip gradients to this norm (0: no clipping)"})
+    mixed_precision: str | None = field(
+        default=None, metadata={"help": "no, fp16 or bf16; default: as `accelerate config` says"}
+    )
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers decoding images, per process"})
+    checkpointing_steps: int = field(default=500, metadata={"help": "save the training state every N steps"})
+    checkpoints_total_limit: int = field(default=3, metadata={"help": "keep only the newest N checkpoints"})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "`latest` or a checkpoint folder to continue from"}
+    )
+    report_to: str = field(default="tensorboard", metadata={"help": "an Accelerate tracker, or `none`"})
+    logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.gradient_accumulation_steps < 1 or self.num_epochs < 1:
+            raise ValueError("batch_size, gradient_accumulation_steps and num_epochs must be at least 1")
+        if self.checkpointing_steps < 1:
+            raise ValueError("checkpointing_steps must be at least 1")
+
+
+@dataclass
+class TrainerState:
+    """Where a run is, saved per process next to Accelerate's state so that a resumed run continues exactly."""
+
+    global_step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    stream_epoch: int = 0
+    stream_read: int = 0
+    skipped_images: int = 0
+    best_metric: float | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def save(self, folder: str | os.PathLike, rank: int) -> None:
+        Path(folder, STATE_FILE.format(rank=rank)).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, rank: int) -> "TrainerState":
+        return cls(**json.loads(Path(folder, STATE_FILE.format(rank=rank)).read_text()))
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def parse_arguments(arguments_class, argv: list[str] | None = None):
+    """Flags, or a single YAML / JSON file holding the same options (`HfArgumentParser`)."""
+    parser = HfArgumentParser(arguments_class)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        (args,) = parser.parse_yaml_file(argv[0])
+    elif len(argv) == 1 and argv[0].endswith(".json"):
+        (args,) = parser.parse_json_file(argv[0])
+    else:
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def make_accelerator(args: CommonArguments) -> Accelerator:
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir,
+            logging_dir=os.path.join(args.output_dir, "logs"),
+            automatic_checkpoint_naming=True,
+            total_limit=args.checkpoints_total_limit,
+        ),
+        # The shuffling of a prepared DataLoader then depends only on the seed and the epoch: resumable.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("cskd_hf").setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
+    return accelerator
+
+
+def init_trackers(accelerator: Accelerator, project_name: str, args) -> None:
+    # Trackers take scalars only.
+    config = {f.name: _scalar(getattr(args, f.name)) for f in fields(args)}
+    accelerator.init_trackers(project_name, config=config)
+
+
+def _scalar(value):
+    return value if isinstance(value, (int, float, str, bool)) else str(value)
+
+
+def teacher_dtype(accelerator: Accelerator) -> torch.dtype:
+    """The dtype a frozen teacher runs in: the mixed-precision dtype, so it costs no more than the student."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision, torch.float32)
+
+
+def learning_rate_at(args: CommonArguments, epoch: int) -> float:
+    """The paper's step schedule: `learning_rate` decayed by `lr_decay_factor` at each of `lr_decay_epochs`."""
+    return args.learning_rate * args.lr_decay_factor ** sum(epoch >= decay for decay in args.lr_decay_epochs)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+
+
+def all_processes(accelerator: Accelerator, flag: bool) -> bool:
+    """Whether `flag` holds on every process (e.g. each still has a batch: all must take the same steps)."""
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.gather(value).min().item() > 0)
+
+
+def check_finite(accelerator: Accelerator, loss: torch.Tensor, state: TrainerState, last_checkpoint: str | None):
+    """Stop every process with a clear message when any process's loss is NaN or infinite.
+
+    Raised before the backward pass and the optimizer step, so the weights and the last checkpoint stay good.
+    """
+    if not all_processes(accelerator, bool(torch.isfinite(loss.detach()).all())):
+        where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
+        raise NonFiniteLossError(
+            f"non-finite loss at step {state.global_step + 1} (epoch {state.epoch}); {where}. "
+            "Lower --learning_rate, set --max_grad_norm, or check the data."
+        )
+
+
+def save_checkpoint(accelerator: Accelerator, state: TrainerState) -> str:
+    path = accelerator.save_state()
+    state.save(path, accelerator.process_index)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def resume(accelerator: Accelerator, args: CommonArguments) -> tuple[TrainerState, str | None]:
+    """Restore Accelerate's state and ours from `args.resume_from_checkpoint`; a fresh state without one."""
+    if not args.resume_from_checkpoint:
+        return TrainerState(), None
+    path = args.resume_from_checkpoint
+    if path == "latest":
+        folder = Path(args.output_dir, "checkpoints")
+        candidates = sorted(folder.glob("checkpoint_*"), key=_checkpoint_number) if folder.is_dir() else []
+        if not candidates:
+            logger.warning(f"no checkpoint in {folder}: starting from scratch")
+            return TrainerState(), None
+        path = str(candidates[-1])
+    accelerator.load_state(path)
+    # Later checkpoints continue the numbering instead of colliding with the one we resumed from.
+    accelerator.project_configuration.iteration = _checkpoint_number(Path(path)) + 1
+    state = TrainerState.load(path, accelerator.process_index)
+    logger.info(f"resumed from {path} at step {state.global_step}, epoch {state.epoch}")
+    return state, path
+
+
+def _checkpoint_number(path: Path) -> int:
+    match = re.search(r"(\d+)$", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def labeled_loader(dataset, image_processor, args: CommonArguments, train: bool, batch_size: int) -> DataLoader:
+    return DataLoader(
+        LabeledImages(dataset, image_processor, train=train, seed=args.seed),
+        batch_size=batch_size,
+        shuffle=train,
+        drop_last=train,
+        num_workers=args.num_workers,
+        collate_fn=collate_labeled,
+    )
+
+
+@torch.no_grad()
+def evaluate_scorer(model, loader: DataLoader, accelerator: Accelerator, threshold: float) -> dict:
+    """MSE, SRCC, PLCC, accuracy and IER of a scoring model over a prepared DataLoader, gathered from all processes."""
+    model.eval()
+    predicted, target = [], []
+    for batch in tqdm(loader, desc="validation", disable=not accelerator.is_local_main_process, leave=False):
+        if batch["pixel_values"] is None:
+            continue
+        outputs = model(pixel_values=batch["pixel_values"])
+        scores, truth = accelerator.gather_for_metrics((outputs.mean_score.float(), batch["mean_scores"]))
+        predicted.append(scores.cpu())
+        target.append(truth.cpu())
+    model.train()
+    return aesthetic_metrics(torch.cat(predicted).numpy(), torch.cat(target).numpy(), threshold=threshold)
+
+
+def threshold_for(bin_scores: list[float]) -> float:
+    """The binary-accuracy threshold: 5 on AVA's 1..10 scale, the middle of the scale elsewhere."""
+    return 5.0 if bin_scores == [float(s) for s in range(1, 11)] else (bin_scores[0] + bin_scores[-1]) / 2
+
+
+def steps_per_epoch(num_batches: int, args: CommonArguments) -> int:
+    return math.ceil(num_batches / args.gradient_accumulation_steps)
+
+
+__all__ = [
+    "CommonArguments",
+    "NonFiniteLossError",
+    "TrainerState",
+    "all_processes",
+    "check_finite",
+    "evaluate_scorer",
+    "init_trackers",
+    "labeled_loader",
+    "learning_rate_at",
+    "make_accelerator",
+    "parse_arguments",
+    "resume",
+    "save_checkpoint",
+    "set_learning_rate",
+    "teacher_dtype",
+    "threshold_for",
+]

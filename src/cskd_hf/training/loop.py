@@ -1,0 +1,156 @@
+"""The epoch loop over labeled data shared by supervised fine-tuning and SKD, and the export of trained models."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..hub import save_card, training_card
+from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+from .common import (
+    CommonArguments,
+    TrainerState,
+    all_processes,
+    check_finite,
+    evaluate_scorer,
+    learning_rate_at,
+    save_checkpoint,
+    set_learning_rate,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def build_scorer(
+    model_name_or_path: str | None,
+    bin_scores: list[float],
+    architecture: str,
+    image_size: int,
+    head_hidden_sizes: list[int],
+    head_dropout: float,
+    backbone_pretrained: bool = False,
+    backbone_checkpoint_path: str | None = None,
+) -> CSKDForAestheticScoring:
+    """The model phase II starts from: a saved CFA (alignment) or scoring model, or a new one from `architecture`.
+
+    From an alignment checkpoint the aligned backbone is kept and the head is new, sized for the dataset's bins.
+    """
+    head = {"num_bins": len(bin_scores), "bin_scores": bin_scores, "head_hidden_sizes": head_hidden_sizes}
+    head["head_dropout"] = head_dropout
+    if model_name_or_path:
+        return CSKDForAestheticScoring.from_pretrained(model_name_or_path, ignore_mismatched_sizes=True, **head)
+    config = CSKDConfig(
+        architecture=architecture,
+        image_size=image_size,
+        backbone_pretrained=backbone_pretrained,
+        backbone_checkpoint_path=backbone_checkpoint_path,
+        **head,
+    )
+    return CSKDForAestheticScoring.from_config(config)
+
+
+def export_model(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    image_processor: CSKDImageProcessor,
+    out_dir: str | Path,
+    title: str,
+    summary: str,
+    args,
+    metrics: dict | None = None,
+    datasets: list[str] | None = None,
+) -> None:
+    """`save_pretrained` the unwrapped model with its image processor and a model card, from the main process."""
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(out_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
+    if accelerator.is_main_process:
+        image_processor.save_pretrained(out_dir)
+        hyperparameters = {k: v for k, v in asdict(args).items() if k not in ("output_dir", "resume_from_checkpoint")}
+        card = training_card(title, summary, unwrapped.config, hyperparameters, metrics, datasets)
+        save_card(card, out_dir)
+    accelerator.wait_for_everyone()
+
+
+def train_on_labeled(
+    accelerator: Accelerator,
+    args: CommonArguments,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: DataLoader,
+    validation_loader: DataLoader | None,
+    state: TrainerState,
+    last_checkpoint: str | None,
+    compute_loss: Callable[[dict, TrainerState], tuple[torch.Tensor, dict]],
+    threshold: float,
+    export_best: Callable[[dict], None],
+) -> TrainerState:
+    """Epochs over the labeled loader: one optimizer step per `gradient_accumulation_steps` batches.
+
+    `compute_loss(batch, state)` returns the loss and values to log; it may advance the state (SKD's stream).
+    Validation runs after each epoch; `export_best(metrics)` is called when SRCC improves.
+    """
+    total_steps = args.max_train_steps or args.num_epochs * (len(train_loader) // args.gradient_accumulation_steps)
+    progress = tqdm(
+        total=total_steps, initial=state.global_step, desc="training", disable=not accelerator.is_local_main_process
+    )
+    model.train()
+    for epoch in range(state.epoch, args.num_epochs):
+        state.epoch = epoch
+        set_learning_rate(optimizer, learning_rate_at(args, epoch))
+        train_loader.set_epoch(epoch)
+        train_loader.dataset.set_epoch(epoch)
+        batches = train_loader
+        if state.batches_in_epoch:
+            batches = accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
+        for batch in batches:
+            state.batches_in_epoch += 1
+            state.skipped_images += int(batch["num_skipped"])
+            # Every process must take the same steps: a batch with no readable image is skipped by all.
+            if not all_processes(accelerator, batch["pixel_values"] is not None):
+                continue
+            with accelerator.accumulate(model):
+                loss, logs = compute_loss(batch, state)
+                check_finite(accelerator, loss, state, last_checkpoint)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                state.global_step += 1
+                progress.update(1)
+                if state.global_step % args.logging_steps == 0:
+                    logs = {"train/loss": loss.item(), **logs, "train/lr": optimizer.param_groups[0]["lr"]}
+                    logs["train/skipped_images"] = state.skipped_images
+                    accelerator.log(logs, step=state.global_step)
+                    progress.set_postfix(loss=f"{loss.item():.4f}")
+                if state.global_step % args.checkpointing_steps == 0:
+                    last_checkpoint = save_checkpoint(accelerator, state)
+                if args.max_train_steps and state.global_step >= args.max_train_steps:
+                    break
+        else:
+            state.epoch, state.batches_in_epoch = epoch + 1, 0
+        finished_epoch = state.batches_in_epoch == 0
+        if finished_epoch and validation_loader is not None:
+            metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
+            scalars = {f"validation/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+            accelerator.log(scalars, step=state.global_step)
+            state.history.append({"epoch": epoch, "step": state.global_step, **scalars})
+            logger.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+            if state.best_metric is None or metrics["srcc"] > state.best_metric:
+                state.best_metric = metrics["srcc"]
+                export_best(metrics)
+        if args.max_train_steps and state.global_step >= args.max_train_steps:
+            break
+    progress.close()
+    save_checkpoint(accelerator, state)
+    return state
+
+
+__all__ = ["build_scorer", "export_model", "train_on_labeled"]

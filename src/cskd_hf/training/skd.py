@@ -1,0 +1,186 @@
+"""Semi-supervised knowledge distillation (phase II of CSKD, eqs. 3-5), and supervised KD without unlabeled data.
+
+    accelerate launch scripts/skd.py --dataset ava:/data/AVA --teacher outputs/teacher --model outputs/cfa-mv2 \\
+        --unlabeled /data/imagenet/train parquet:/data/openimages/*.parquet --output_dir outputs/student
+
+Each step takes B_s labeled images (`--batch_size`) and mu * B_s unlabeled images from the stream; the student is
+trained with `L = L_EMD(labels) + beta * L_EMD(teacher)`, the teacher (a frozen scoring model) seeing the same
+augmented view. Without `--unlabeled` this is supervised KD, the baseline of the paper's Table 6.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+
+from ..data.batching import UnlabeledBatches
+from ..data.labeled import bin_scores_of
+from ..data.unlabeled import load_unlabeled
+from ..losses import skd_loss
+from ..teachers.scorer import ScorerTeacher
+from .common import (
+    CommonArguments,
+    TrainerState,
+    evaluate_scorer,
+    init_trackers,
+    labeled_loader,
+    make_accelerator,
+    parse_arguments,
+    resume,
+    teacher_dtype,
+    threshold_for,
+)
+from .loop import export_model, train_on_labeled
+from .supervised import DataArguments, ModelArguments, labeled_splits, scorer_from
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class UnlabeledArguments:
+    unlabeled: list[str] = field(
+        default_factory=list,
+        metadata={"help": "unlabeled image sources (folders, parquet:GLOB, webdataset tars, hub:ID); none: plain KD"},
+    )
+    unlabeled_probabilities: list[float] | None = field(
+        default=None, metadata={"help": "sampling probability of each unlabeled source"}
+    )
+    shuffle_buffer: int = field(default=1000, metadata={"help": "shuffle buffer of the unlabeled stream"})
+
+
+@dataclass(kw_only=True)
+class SKDArguments(CommonArguments, ModelArguments, DataArguments, UnlabeledArguments):
+    teacher: str | None = field(default=None, metadata={"help": "the fine-tuned teacher: a saved scoring model"})
+    mu: int = field(default=15, metadata={"help": "unlabeled images per labeled image in a batch (the paper's mu)"})
+    beta: float = field(default=15.0, metadata={"help": "weight of the distillation loss (the paper's beta)"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.dataset or not self.teacher:
+            raise ValueError("--dataset and --teacher are required")
+        if self.unlabeled and self.mu < 1:
+            raise ValueError("--mu must be at least 1 with --unlabeled")
+
+
+class UnlabeledFeed:
+    """Unlabeled batches for SKD's steps: cycles through the stream (a new epoch when it ends), resumable."""
+
+    def __init__(self, batches: UnlabeledBatches, num_workers: int, seed: int, state: TrainerState):
+        self.batches, self.num_workers, self.seed, self.state = batches, num_workers, seed, state
+        self.batches.resume_from(state.stream_epoch, state.stream_read)
+        self.iterator = None
+
+    def _loader(self) -> DataLoader:
+        # Its own generator: creating the iterator must not draw from the global RNG (dropout's), or a resumed run
+        # would diverge from an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.batches, batch_size=None, num_workers=self.num_workers, generator=generator)
+
+    def next(self) -> dict:
+        for _ in range(2):
+            if self.iterator is None:
+                self.iterator = iter(self._loader())
+            batch = next(self.iterator, None)
+            if batch is not None:
+                self.state.stream_read += batch["num_read"]
+                self.state.skipped_images += batch["num_skipped"]
+                return batch
+            self.state.stream_epoch, self.state.stream_read = self.state.stream_epoch + 1, 0
+            self.batches.set_epoch(self.state.stream_epoch)
+            self.iterator = None
+        raise RuntimeError("the unlabeled stream is empty")
+
+
+def train(args: SKDArguments):
+    accelerator = make_accelerator(args)
+    set_seed(args.seed)
+    train_data, validation_data = labeled_splits(args)
+    bin_scores = bin_scores_of(train_data)
+    model, image_processor = scorer_from(args, bin_scores)
+    teacher = ScorerTeacher(args.teacher, image_processor, dtype=teacher_dtype(accelerator)).to(accelerator.device)
+    if teacher.bin_scores != bin_scores:
+        raise ValueError(f"the teacher's bins {teacher.bin_scores} are not the dataset's {bin_scores}")
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    train_loader = labeled_loader(
+        train_data, image_processor, args, train=args.train_augmentation, batch_size=args.batch_size
+    )
+    validation_loader = labeled_loader(validation_data, image_processor, args, train=False, batch_size=args.batch_size)
+    model, optimizer, train_loader, validation_loader = accelerator.prepare(
+        model, optimizer, train_loader, validation_loader
+    )
+    state, last_checkpoint = resume(accelerator, args)
+    init_trackers(accelerator, "skd", args)
+
+    feed = None
+    if args.unlabeled:
+        # Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
+        stream = load_unlabeled(
+            args.unlabeled,
+            args.unlabeled_probabilities,
+            seed=args.seed,
+            shuffle_buffer=args.shuffle_buffer,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+        )
+        batches = UnlabeledBatches(
+            stream, image_processor, args.mu * args.batch_size, train=args.train_augmentation, seed=args.seed
+        )
+        feed = UnlabeledFeed(batches, args.num_workers, args.seed, state)
+
+    def compute_loss(batch, state):
+        if feed is not None:
+            unlabeled = feed.next()["pixel_values"]
+            pixel_values = batch["pixel_values"]
+            if unlabeled is not None:
+                pixel_values = torch.cat([pixel_values, unlabeled.to(pixel_values.device)])
+        else:
+            pixel_values = batch["pixel_values"]
+        student = model(pixel_values=pixel_values).probabilities
+        loss, supervised, distillation = skd_loss(
+            student,
+            batch["labels"],
+            teacher(pixel_values),
+            beta=args.beta,
+            r=accelerator.unwrap_model(model).config.emd_r,
+        )
+        return loss, {"train/loss_supervised": supervised.item(), "train/loss_distillation": distillation.item()}
+
+    kind = "SKD (CSKD student)" if feed is not None else "supervised KD"
+    title = f"CSKD aesthetic scorer ({kind})"
+    summary = (
+        f"Distilled from the teacher `{args.teacher}` on `{args.dataset}` ({len(train_data)} labeled images)"
+        + (f" and the unlabeled sources {args.unlabeled} (mu={args.mu})" if feed else "")
+        + f", beta={args.beta}, from `{args.model or args.architecture}`."
+    )
+    threshold = threshold_for(bin_scores)
+
+    def export_best(metrics):
+        export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
+
+    state = train_on_labeled(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        train_loader,
+        validation_loader,
+        state,
+        last_checkpoint,
+        compute_loss,
+        threshold,
+        export_best,
+    )
+    metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
+    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics)
+    accelerator.end_training()
+    return metrics
+
+
+def main(argv=None):
+    train(parse_arguments(SKDArguments, argv))
+
+
+__all__ = ["SKDArguments", "UnlabeledArguments", "main", "train"]

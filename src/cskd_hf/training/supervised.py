@@ -1,0 +1,142 @@
+"""Supervised fine-tuning of a scoring model with the EMD loss (eq. 2): the CSKD teacher, or the NIMA* baseline.
+
+    accelerate launch scripts/finetune.py --dataset ava:/data/AVA --model outputs/cfa-swin --output_dir outputs/teacher
+
+With `--model` a CFA output folder this trains the CSKD teacher (Table 1's "CFA" rows); without it, from an
+ImageNet backbone (`--architecture ... --backbone_pretrained`), it is the NIMA* baseline.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from accelerate.utils import set_seed
+
+from ..data.labeled import bin_scores_of
+from ..data.prepare import load_labeled
+from ..models.cskd import CSKDImageProcessor
+from .common import (
+    CommonArguments,
+    evaluate_scorer,
+    init_trackers,
+    labeled_loader,
+    make_accelerator,
+    parse_arguments,
+    resume,
+    threshold_for,
+)
+from .loop import build_scorer, export_model, train_on_labeled
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class ModelArguments:
+    """Which scoring model to train (shared by fine-tuning and SKD's student)."""
+
+    model: str | None = field(
+        default=None, metadata={"help": "start from this saved CFA or scoring model (folder or Hub id)"}
+    )
+    architecture: str = field(default="mobilenetv2_100", metadata={"help": "timm backbone when --model is not given"})
+    backbone_pretrained: bool = field(default=False, metadata={"help": "load timm's ImageNet weights (downloads)"})
+    backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
+    image_size: int = field(default=224, metadata={"help": "model input size"})
+    head_hidden_sizes: list[int] = field(default_factory=list, metadata={"help": "hidden sizes of the MLP head"})
+    head_dropout: float = field(default=0.75, metadata={"help": "dropout in the head"})
+
+
+@dataclass(kw_only=True)
+class DataArguments:
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "a prepared dataset folder or Hub id, or ava:ROOT, aadb:ROOT, para:ROOT (original files)"},
+    )
+    train_split: str = field(default="train", metadata={"help": "split to train on"})
+    validation_split: str = field(default="validation", metadata={"help": "split to validate on (else: test)"})
+    train_augmentation: bool = field(default=True, metadata={"help": "random crop and flip (off: centre crop)"})
+
+
+@dataclass(kw_only=True)
+class FinetuneArguments(CommonArguments, ModelArguments, DataArguments):
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.dataset:
+            raise ValueError("--dataset is required")
+
+
+def labeled_splits(data: DataArguments):
+    """The train and validation splits; without a validation split, the test split validates (with a warning)."""
+    dataset_dict = load_labeled(data.dataset)
+    if data.train_split not in dataset_dict:
+        raise ValueError(f"{data.dataset} has no split {data.train_split!r}; it has {list(dataset_dict)}")
+    validation = data.validation_split if data.validation_split in dataset_dict else "test"
+    if validation != data.validation_split:
+        logger.warning(f"{data.dataset} has no {data.validation_split!r} split: validating on 'test'")
+    return dataset_dict[data.train_split], dataset_dict.get(validation)
+
+
+def scorer_from(args: ModelArguments, bin_scores: list[float]):
+    model = build_scorer(
+        args.model,
+        bin_scores,
+        args.architecture,
+        args.image_size,
+        args.head_hidden_sizes,
+        args.head_dropout,
+        args.backbone_pretrained,
+        args.backbone_checkpoint_path,
+    )
+    return model, CSKDImageProcessor.from_model_config(model.config)
+
+
+def train(args: FinetuneArguments):
+    accelerator = make_accelerator(args)
+    set_seed(args.seed)
+    train_data, validation_data = labeled_splits(args)
+    bin_scores = bin_scores_of(train_data)
+    model, image_processor = scorer_from(args, bin_scores)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    train_loader = labeled_loader(
+        train_data, image_processor, args, train=args.train_augmentation, batch_size=args.batch_size
+    )
+    validation_loader = labeled_loader(validation_data, image_processor, args, train=False, batch_size=args.batch_size)
+    model, optimizer, train_loader, validation_loader = accelerator.prepare(
+        model, optimizer, train_loader, validation_loader
+    )
+    state, last_checkpoint = resume(accelerator, args)
+    init_trackers(accelerator, "finetune", args)
+    threshold = threshold_for(bin_scores)
+    title = "CSKD aesthetic scorer (supervised fine-tuning)"
+    start = args.model or args.architecture
+    summary = f"Fine-tuned with the EMD loss on `{args.dataset}` ({len(train_data)} images), from `{start}`."
+
+    def compute_loss(batch, state):
+        return model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss, {}
+
+    def export_best(metrics):
+        export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
+
+    state = train_on_labeled(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        train_loader,
+        validation_loader,
+        state,
+        last_checkpoint,
+        compute_loss,
+        threshold,
+        export_best,
+    )
+    metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
+    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics)
+    accelerator.end_training()
+    return metrics
+
+
+def main(argv=None):
+    train(parse_arguments(FinetuneArguments, argv))
+
+
+__all__ = ["DataArguments", "FinetuneArguments", "ModelArguments", "labeled_splits", "main", "scorer_from", "train"]
