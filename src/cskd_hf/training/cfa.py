@@ -27,6 +27,7 @@ from .common import (
     init_trackers,
     learning_rate_at,
     make_accelerator,
+    mean_over_processes,
     parse_arguments,
     resume,
     save_checkpoint,
@@ -166,10 +167,10 @@ def train(args: CFAArguments) -> dict:
                     )
                     progress.set_postfix(loss=f"{loss.item():.4f}")
                 if state.global_step % args.checkpointing_steps == 0:
-                    last_checkpoint = save_checkpoint(accelerator, state)
+                    last_checkpoint = save_checkpoint(accelerator, state, model)
                 if args.max_train_steps and state.global_step >= args.max_train_steps:
                     break
-        mean_loss = _mean_over_processes(accelerator, epoch_loss, epoch_batches)
+        mean_loss = mean_over_processes(accelerator, epoch_loss, epoch_batches)
         state.history.append({"epoch": epoch, "step": state.global_step, "train/epoch_loss": mean_loss})
         accelerator.log({"train/epoch_loss": mean_loss}, step=state.global_step)
         logger.info(f"epoch {epoch}: mean alignment loss {mean_loss:.4f}")
@@ -177,7 +178,7 @@ def train(args: CFAArguments) -> dict:
             break
         state.epoch, state.stream_read = epoch + 1, 0
     progress.close()
-    save_checkpoint(accelerator, state)
+    save_checkpoint(accelerator, state, model)
 
     title = "CSKD feature-aligned backbone (CFA, phase I)"
     summary = (
@@ -190,11 +191,6 @@ def train(args: CFAArguments) -> dict:
     export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, final)
     accelerator.end_training()
     return {"history": state.history, **final}
-
-
-def _mean_over_processes(accelerator, total: float, count: int) -> float:
-    sums = accelerator.gather(torch.tensor([total, float(count)], device=accelerator.device)).view(-1, 2).sum(0)
-    return (sums[0] / sums[1].clamp_min(1)).item()
 
 
 def main(argv=None):

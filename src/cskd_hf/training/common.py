@@ -1,5 +1,6 @@
 """What every trainer shares: arguments, the Accelerator, learning-rate steps, checkpoints, validation."""
 
+import hashlib
 import json
 import logging
 import math
@@ -70,6 +71,7 @@ class TrainerState:
     skipped_images: int = 0
     best_metric: float | None = None
     history: list[dict] = field(default_factory=list)
+    weights_fingerprint: str = ""  # of this process's model at the checkpoint: equal on every process
 
     def save(self, folder: str | os.PathLike, rank: int) -> None:
         Path(folder, STATE_FILE.format(rank=rank)).write_text(json.dumps(asdict(self), indent=1))
@@ -146,6 +148,12 @@ def all_processes(accelerator: Accelerator, flag: bool) -> bool:
     return bool(accelerator.gather(value).min().item() > 0)
 
 
+def mean_over_processes(accelerator: Accelerator, total: float, count: int) -> float:
+    """The mean of per-process sums: sum(total) / sum(count) over all processes."""
+    sums = accelerator.gather(torch.tensor([total, float(count)], device=accelerator.device)).view(-1, 2).sum(0)
+    return (sums[0] / sums[1].clamp_min(1)).item()
+
+
 def check_finite(accelerator: Accelerator, loss: torch.Tensor, state: TrainerState, last_checkpoint: str | None):
     """Stop every process with a clear message when any process's loss is NaN or infinite.
 
@@ -159,8 +167,22 @@ def check_finite(accelerator: Accelerator, loss: torch.Tensor, state: TrainerSta
         )
 
 
-def save_checkpoint(accelerator: Accelerator, state: TrainerState) -> str:
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A hash of the parameters, to check that all processes hold the same weights.
+
+    Buffers are left out: DDP broadcasts them from process 0 at each forward pass, so BatchNorm statistics differ
+    between processes after a training step until the next one.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.nn.Module) -> str:
     path = accelerator.save_state()
+    state.weights_fingerprint = weights_fingerprint(accelerator.unwrap_model(model))
     state.save(path, accelerator.process_index)
     accelerator.wait_for_everyone()
     return path
@@ -199,6 +221,9 @@ def labeled_loader(dataset, image_processor, args: CommonArguments, train: bool,
         drop_last=train,
         num_workers=args.num_workers,
         collate_fn=collate_labeled,
+        # Its own generator: creating an iterator (e.g. after resuming mid-epoch) must not draw from the global RNG,
+        # which dropout uses, or a resumed run would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(args.seed),
     )
 
 
@@ -238,6 +263,7 @@ __all__ = [
     "labeled_loader",
     "learning_rate_at",
     "make_accelerator",
+    "mean_over_processes",
     "parse_arguments",
     "resume",
     "save_checkpoint",

@@ -19,6 +19,7 @@ from .common import (
     check_finite,
     evaluate_scorer,
     learning_rate_at,
+    mean_over_processes,
     save_checkpoint,
     set_learning_rate,
 )
@@ -105,6 +106,7 @@ def train_on_labeled(
         set_learning_rate(optimizer, learning_rate_at(args, epoch))
         train_loader.set_epoch(epoch)
         train_loader.dataset.set_epoch(epoch)
+        epoch_loss, epoch_batches = 0.0, 0
         batches = train_loader
         if state.batches_in_epoch:
             batches = accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
@@ -122,6 +124,7 @@ def train_on_labeled(
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
+            epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
             if accelerator.sync_gradients:
                 state.global_step += 1
                 progress.update(1)
@@ -131,7 +134,7 @@ def train_on_labeled(
                     accelerator.log(logs, step=state.global_step)
                     progress.set_postfix(loss=f"{loss.item():.4f}")
                 if state.global_step % args.checkpointing_steps == 0:
-                    last_checkpoint = save_checkpoint(accelerator, state)
+                    last_checkpoint = save_checkpoint(accelerator, state, model)
                 if args.max_train_steps and state.global_step >= args.max_train_steps:
                     break
         else:
@@ -140,6 +143,7 @@ def train_on_labeled(
         if finished_epoch and validation_loader is not None:
             metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
             scalars = {f"validation/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+            scalars["train/epoch_loss"] = mean_over_processes(accelerator, epoch_loss, epoch_batches)
             accelerator.log(scalars, step=state.global_step)
             state.history.append({"epoch": epoch, "step": state.global_step, **scalars})
             logger.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
@@ -149,7 +153,7 @@ def train_on_labeled(
         if args.max_train_steps and state.global_step >= args.max_train_steps:
             break
     progress.close()
-    save_checkpoint(accelerator, state)
+    save_checkpoint(accelerator, state, model)
     return state
 
 
