@@ -84,7 +84,8 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
     Use with `DataLoader(batches, batch_size=None, num_workers=K)`. The stream is cut into consecutive chunks of
     `batch_size` images; worker k decodes chunks k, k + K, ..., and the DataLoader returns them in order, so batch j
     always holds the j-th chunk whatever K is. Each batch says how many stream items it used (`num_read`), which is
-    what `resume_from` takes, and the `keys` of its images (see `image_key`).
+    what `resume_from` takes, and the `keys` of its images (see `image_key`). With `drop_last`, a final chunk
+    shorter than `batch_size` is left out.
     """
 
     def __init__(
@@ -94,9 +95,11 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
         batch_size: int,
         train: bool = True,
         seed: int = 0,
+        drop_last: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.drop_last = drop_last
         self.stream = stream
         self.image_processor = image_processor
         self.batch_size = batch_size
@@ -127,8 +130,10 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
             # Workers take turns from the first chunk to read, which the DataLoader asks worker 0 for.
             if chunk_index < self.start_chunk or (chunk_index - self.start_chunk) % num_workers != worker_id:
                 continue
-            first_position = chunk_index * self.batch_size
             encoded_images = chunk["image"]
+            if self.drop_last and len(encoded_images) < self.batch_size:
+                return  # a short last batch (BatchNorm cannot train on a single image)
+            first_position = chunk_index * self.batch_size
             images = [
                 transform_image(encoded, self.image_processor, self.train, example_seed(self.seed, self.epoch, i))
                 for i, encoded in enumerate(encoded_images, start=first_position)

@@ -93,7 +93,7 @@ def train(args: CFAArguments) -> dict:
         teacher_dtype(accelerator),
     ).to(accelerator.device)
 
-    def stream_batches(train: bool) -> UnlabeledBatches:
+    def stream_batches(train: bool, drop_last: bool) -> UnlabeledBatches:
         # Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
         stream = load_unlabeled(
             args.unlabeled,
@@ -103,7 +103,7 @@ def train(args: CFAArguments) -> dict:
             rank=accelerator.process_index,
             world_size=accelerator.num_processes,
         )
-        return UnlabeledBatches(stream, image_processor, args.batch_size, train=train, seed=args.seed)
+        return UnlabeledBatches(stream, image_processor, args.batch_size, train, args.seed, drop_last)
 
     cache = None
     if args.teacher_cache:
@@ -114,7 +114,12 @@ def train(args: CFAArguments) -> dict:
                 "image_size": model.config.image_size,
             }
             build_teacher_cache(
-                args.teacher_cache, stream_batches(train=False), teacher, accelerator, args.num_workers, description
+                args.teacher_cache,
+                stream_batches(train=False, drop_last=False),
+                teacher,
+                accelerator,
+                args.num_workers,
+                description,
             )
         cache = TeacherCache(args.teacher_cache)
         teacher = None  # the cache replaces the live teacher; free its memory
@@ -124,7 +129,7 @@ def train(args: CFAArguments) -> dict:
     model, optimizer = accelerator.prepare(model, optimizer)
     state, last_checkpoint = resume(accelerator, args)
     init_trackers(accelerator, "cfa", args)
-    batches = stream_batches(train=args.train_augmentation)
+    batches = stream_batches(train=args.train_augmentation, drop_last=True)
     progress = tqdm(desc="CFA steps", initial=state.global_step, disable=not accelerator.is_local_main_process)
 
     model.train()

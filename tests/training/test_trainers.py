@@ -1,0 +1,228 @@
+"""The trainers end to end: in process for the numbers, and through `accelerate launch` on 2 processes."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoModelForImageClassification
+
+from cskd_hf import CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDModel
+from cskd_hf.models.cskd import modeling_cskd
+from cskd_hf.training import cfa, skd, supervised
+from cskd_hf.training.common import NonFiniteLossError, weights_fingerprint
+from tests.helpers import same_tensors
+from tests.training.conftest import QUICK, last_checkpoint, launch, rank_states
+
+
+def cfa_args(toy_world, out, *extra):
+    return [
+        "--teacher",
+        str(toy_world["clip"]),
+        "--unlabeled",
+        str(toy_world["unlabeled"]),
+        "--output_dir",
+        str(out),
+        "--batch_size",
+        "8",
+        "--num_workers",
+        "0",
+        "--shuffle_buffer",
+        "16",
+        *QUICK,
+        *extra,
+    ]
+
+
+def test_cfa_loss_decreases_and_its_backbone_feeds_phase_two(toy_world, tmp_path):
+    result = cfa.train(
+        cfa.parse_arguments(cfa.CFAArguments, cfa_args(toy_world, tmp_path / "cfa", "--num_epochs", "4"))
+    )
+    losses = [entry["train/epoch_loss"] for entry in result["history"]]
+    assert losses[-1] < 0.5 * losses[0], losses  # the student learns to reproduce CLIP's embedding
+
+    aligned = CSKDForFeatureAlignment.from_pretrained(tmp_path / "cfa")
+    assert aligned.config.projection_dim == 32  # the tiny CLIP's hidden size: the CLS target
+    scorer = CSKDForAestheticScoring.from_pretrained(tmp_path / "cfa")
+    assert same_tensors(aligned.backbone.state_dict(), scorer.backbone.state_dict())
+    assert (tmp_path / "cfa" / "README.md").exists() and (tmp_path / "cfa" / "preprocessor_config.json").exists()
+
+
+def test_teacher_cache_gives_the_live_teachers_first_epoch_loss(toy_world, tmp_path):
+    fixed_view = ("--num_epochs", "1", "--no_train_augmentation")
+    live = cfa.train(cfa.parse_arguments(cfa.CFAArguments, cfa_args(toy_world, tmp_path / "live", *fixed_view)))
+    cache_dir = tmp_path / "cache"
+    cached = cfa.train(
+        cfa.parse_arguments(
+            cfa.CFAArguments, cfa_args(toy_world, tmp_path / "cached", *fixed_view, "--teacher_cache", str(cache_dir))
+        )
+    )
+    assert (cache_dir / "complete.json").exists() and (cache_dir / "rank0.safetensors").exists()
+    assert cached["history"][0]["train/epoch_loss"] == pytest.approx(live["history"][0]["train/epoch_loss"], abs=1e-6)
+    # Reusing the cache (no rebuild) gives the same run again.
+    again = cfa.train(
+        cfa.parse_arguments(
+            cfa.CFAArguments, cfa_args(toy_world, tmp_path / "again", *fixed_view, "--teacher_cache", str(cache_dir))
+        )
+    )
+    assert again["history"][0]["train/epoch_loss"] == pytest.approx(cached["history"][0]["train/epoch_loss"], abs=1e-6)
+
+
+def test_skd_loss_decreases_on_the_toy_problem(toy_world, toy_teacher, tmp_path):
+    args = [
+        "--dataset",
+        str(toy_world["labeled"]),
+        "--teacher",
+        str(toy_teacher),
+        "--unlabeled",
+        str(toy_world["unlabeled"]),
+        "--mu",
+        "2",
+        "--batch_size",
+        "4",
+        "--num_epochs",
+        "4",
+        "--num_workers",
+        "0",
+        "--head_dropout",
+        "0.1",
+        "--shuffle_buffer",
+        "16",
+        "--output_dir",
+        str(tmp_path / "skd"),
+        *QUICK,
+    ]
+    skd.train(skd.parse_arguments(skd.SKDArguments, args))
+    state = rank_states_single(last_checkpoint(tmp_path / "skd"))
+    losses = [entry["train/epoch_loss"] for entry in state["history"]]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert state["skipped_images"] >= 1  # the corrupt file in the unlabeled folder, skipped and counted
+    assert state["history"][-1]["validation/srcc"] > 0.5
+
+
+def rank_states_single(checkpoint):
+    import json
+
+    return json.loads((checkpoint / "trainer_state_rank0.json").read_text())
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(toy_world, tmp_path, monkeypatch):
+    emd = modeling_cskd.earth_movers_distance
+    calls = {"n": 0}
+
+    def nan_on_fifth_call(*args, **kwargs):
+        calls["n"] += 1
+        value = emd(*args, **kwargs)
+        return value * float("nan") if calls["n"] == 5 else value
+
+    monkeypatch.setattr(modeling_cskd, "earth_movers_distance", nan_on_fifth_call)
+    out = tmp_path / "nan"
+    args = [
+        "--dataset",
+        str(toy_world["labeled"]),
+        "--output_dir",
+        str(out),
+        "--num_epochs",
+        "2",
+        "--batch_size",
+        "8",
+        "--num_workers",
+        "0",
+        "--checkpointing_steps",
+        "2",
+        *QUICK,
+    ]
+    with pytest.raises(NonFiniteLossError, match=r"step 5 .*checkpoint_1"):
+        supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, args))
+    good = last_checkpoint(out)
+    assert good.name == "checkpoint_1" and rank_states_single(good)["global_step"] == 4
+    weights = load_file(str(good / "model.safetensors"))
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+@pytest.mark.distributed
+def test_cfa_on_two_processes(toy_world, two_process_config, tmp_path):
+    out = tmp_path / "cfa"
+    launch(two_process_config, "cfa.py", *cfa_args(toy_world, out, "--num_epochs", "2", "--num_workers", "1"))
+    states = rank_states(last_checkpoint(out))
+    assert states[0]["weights_fingerprint"] == states[1]["weights_fingerprint"]
+    assert 1 <= sum(state["skipped_images"] for state in states) <= 2  # the corrupt file, once per epoch it is read
+    model = AutoModel.from_pretrained(out)
+    assert isinstance(model, CSKDModel)
+    assert states[0]["weights_fingerprint"] != "" and weights_fingerprint(CSKDForFeatureAlignment.from_pretrained(out))
+
+
+@pytest.mark.distributed
+def test_finetune_on_two_processes(toy_world, two_process_config, tmp_path):
+    out = tmp_path / "finetune"
+    launch(
+        two_process_config,
+        "finetune.py",
+        "--dataset",
+        str(toy_world["labeled"]),
+        "--output_dir",
+        str(out),
+        "--num_epochs",
+        "2",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "1",
+        "--head_dropout",
+        "0.1",
+        *QUICK,
+    )
+    states = rank_states(last_checkpoint(out))
+    assert states[0]["weights_fingerprint"] == states[1]["weights_fingerprint"]
+    assert states[0]["global_step"] == 2 * (48 // (4 * 2))  # each process takes half of every epoch's batches
+    model = AutoModelForImageClassification.from_pretrained(out)
+    assert weights_fingerprint(model) == states[0]["weights_fingerprint"]
+    assert (out / "best" / "model.safetensors").exists()
+    assert "validation/srcc" in states[0]["history"][-1]
+    assert "srcc" in (out / "README.md").read_text()
+
+
+@pytest.mark.distributed
+def test_skd_kill_and_resume_equals_an_uninterrupted_run(toy_world, toy_teacher, two_process_config, tmp_path):
+    """A checkpoint taken mid-epoch, with the unlabeled stream half read, is what a killed run leaves behind."""
+    args = [
+        "--dataset",
+        str(toy_world["labeled"]),
+        "--teacher",
+        str(toy_teacher),
+        "--unlabeled",
+        str(toy_world["unlabeled"]),
+        "--mu",
+        "2",
+        "--batch_size",
+        "4",
+        "--num_epochs",
+        "2",
+        "--num_workers",
+        "1",
+        "--head_dropout",
+        "0.1",
+        "--shuffle_buffer",
+        "16",
+        "--checkpointing_steps",
+        "2",
+        "--checkpoints_total_limit",
+        "20",
+        *QUICK,
+    ]
+    launch(two_process_config, "skd.py", *args, "--output_dir", str(tmp_path / "uninterrupted"))
+    mid_epoch = tmp_path / "uninterrupted" / "checkpoints" / "checkpoint_1"
+    assert rank_states(mid_epoch)[0]["batches_in_epoch"] == 4 and rank_states(mid_epoch)[0]["stream_read"] > 0
+    launch(
+        two_process_config,
+        "skd.py",
+        *args,
+        "--output_dir",
+        str(tmp_path / "resumed"),
+        "--resume_from_checkpoint",
+        str(mid_epoch),
+    )
+
+    uninterrupted = load_file(str(tmp_path / "uninterrupted" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert same_tensors(uninterrupted, resumed)
+    for states in (rank_states(last_checkpoint(tmp_path / "resumed")),):
+        assert states[0]["weights_fingerprint"] == states[1]["weights_fingerprint"]
