@@ -35,6 +35,18 @@ def time_steps(step, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def training_step(model, optimizer, pixels, targets_of):
+    """One CFA step with targets from `targets_of()` (the live teacher or the cache)."""
+
+    def step():
+        loss = model(pixel_values=pixels, teacher_embeds=targets_of()).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step
+
+
 def cfa_rows(batch_size: int, steps: int, teachers: list[str]) -> list[tuple]:
     rows = []
     pixels = torch.randn(batch_size, 3, 224, 224)
@@ -46,20 +58,15 @@ def cfa_rows(batch_size: int, steps: int, teachers: list[str]) -> list[tuple]:
         cache = torch.randn(10_000, width)
         keys = torch.randint(0, len(cache), (batch_size,))
 
-        def train_on(targets_of):
-            def step():
-                targets = targets_of()
-                loss = student(pixel_values=pixels, teacher_embeds=targets).loss
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad()
+        def embed(teacher=teacher):
+            with torch.no_grad():
+                return teacher(pixel_values=pixels).last_hidden_state[:, 0]
 
-            return step
-
-        with torch.no_grad():
-            embed_seconds = time_steps(lambda: teacher(pixel_values=pixels).last_hidden_state[:, 0], steps)
-        live = time_steps(train_on(lambda: teacher(pixel_values=pixels).last_hidden_state[:, 0].detach()), steps)
-        cached = time_steps(train_on(lambda: cache[keys]), steps)
+        embed_seconds = time_steps(embed, steps)
+        live = time_steps(training_step(student, optimizer, pixels, embed), steps)
+        cached = time_steps(
+            training_step(student, optimizer, pixels, lambda cache=cache, keys=keys: cache[keys]), steps
+        )
         rows.append((f"CFA, CLIP {name.upper()} live", batch_size / live, 1.0))
         rows.append((f"CFA, CLIP {name.upper()} cached", batch_size / cached, live / cached))
         rows.append((f"  cache build, CLIP {name.upper()} (once)", batch_size / embed_seconds, float("nan")))
