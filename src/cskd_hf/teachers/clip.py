@@ -4,7 +4,7 @@ import logging
 import os
 
 import torch
-from transformers import AutoImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import AutoConfig, AutoImageProcessor, CLIPConfig, CLIPVisionConfig, CLIPVisionModelWithProjection
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from .views import ViewConverter
@@ -40,7 +40,8 @@ class ClipTeacher(torch.nn.Module):
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         self.target = target
-        self.model = CLIPVisionModelWithProjection.from_pretrained(name_or_path, dtype=dtype).eval()
+        config = vision_config(name_or_path)
+        self.model = CLIPVisionModelWithProjection.from_pretrained(name_or_path, config=config, dtype=dtype).eval()
         self.model.requires_grad_(False)
         mean, std, image_size = _clip_preprocessing(name_or_path, self.model.config.image_size)
         self.view = ViewConverter(student_mean or [0.0] * 3, student_std or [1.0] * 3, mean, std, image_size)
@@ -55,7 +56,7 @@ class ClipTeacher(torch.nn.Module):
     @staticmethod
     def embedding_size_of(name_or_path: str | os.PathLike, target: str = "cls") -> int:
         """The size of the targets a CLIP checkpoint gives, read from its config alone."""
-        return _embedding_size(CLIPVisionConfig.from_pretrained(name_or_path), target)
+        return _embedding_size(vision_config(name_or_path), target)
 
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -66,6 +67,17 @@ class ClipTeacher(torch.nn.Module):
             # The pooled CLS token: CLIP applies its final layer norm before the projection.
             embeddings = self.model.vision_model.post_layernorm(embeddings)
         return embeddings.float()
+
+
+def vision_config(name_or_path: str | os.PathLike) -> CLIPVisionConfig:
+    """The image tower's config of a CLIP checkpoint, with the projection size that a full CLIP config keeps at its
+    top level (a vision config read out of it would otherwise fall back to the default 512)."""
+    config = AutoConfig.from_pretrained(name_or_path)
+    if isinstance(config, CLIPConfig):
+        vision = config.vision_config
+        vision.projection_dim = config.projection_dim
+        return vision
+    return config
 
 
 def _embedding_size(config: CLIPVisionConfig, target: str) -> int:

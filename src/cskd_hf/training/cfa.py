@@ -198,8 +198,11 @@ def train(args: CFAArguments) -> dict:
     return {"history": state.history, **final}
 
 
+ARGUMENTS = CFAArguments
+
+
 def main(argv=None):
-    train(parse_arguments(CFAArguments, argv))
+    train(parse_arguments(ARGUMENTS, argv))
 
 
-__all__ = ["CFAArguments", "main", "train"]
+__all__ = ["ARGUMENTS", "CFAArguments", "main", "train"]

@@ -179,8 +179,11 @@ def train(args: SKDArguments):
     return metrics
 
 
+ARGUMENTS = SKDArguments
+
+
 def main(argv=None):
-    train(parse_arguments(SKDArguments, argv))
+    train(parse_arguments(ARGUMENTS, argv))
 
 
-__all__ = ["SKDArguments", "UnlabeledArguments", "main", "train"]
+__all__ = ["ARGUMENTS", "SKDArguments", "UnlabeledArguments", "main", "train"]

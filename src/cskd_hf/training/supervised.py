@@ -135,8 +135,20 @@ def train(args: FinetuneArguments):
     return metrics
 
 
+ARGUMENTS = FinetuneArguments
+
+
 def main(argv=None):
-    train(parse_arguments(FinetuneArguments, argv))
+    train(parse_arguments(ARGUMENTS, argv))
 
 
-__all__ = ["DataArguments", "FinetuneArguments", "ModelArguments", "labeled_splits", "main", "scorer_from", "train"]
+__all__ = [
+    "ARGUMENTS",
+    "DataArguments",
+    "FinetuneArguments",
+    "ModelArguments",
+    "labeled_splits",
+    "main",
+    "scorer_from",
+    "train",
+]
