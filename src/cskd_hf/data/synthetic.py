@@ -45,6 +45,15 @@ class Style:
     size: np.ndarray  # subject radius as a fraction of the image side
 
 
+def neutral_styles(rng: np.random.Generator, n: int) -> Style:
+    """Well-exposed, sharp, clean images of the subjects: the "ImageNet" of this world, for content pretraining."""
+    style = sample_styles(rng, n)
+    style.exposure, style.contrast = np.ones(n), np.ones(n)
+    style.blur, style.noise = np.zeros(n), np.zeros(n)
+    style.size = rng.uniform(0.15, 0.36, n)
+    return style
+
+
 def sample_styles(rng: np.random.Generator, n: int) -> Style:
     gap_kind = rng.choice(4, size=n, p=[0.3, 0.25, 0.2, 0.25])
     hue_gap = np.select(
@@ -215,18 +224,21 @@ def generate(
     seed: int = 0,
     num_workers: int | None = None,
     jpeg_quality: int = 92,
+    neutral: bool = False,
 ) -> DatasetDict:
     """Generate SynthAVA, deterministically from `seed`, in the labeled-dataset format plus SynthAVA's own columns.
 
     Every split (the `unlabeled` one included) has the labeled columns, so the same files serve as labeled data and,
     through their `image` column, as an unlabeled source; plus `content`, `caption` and the style attributes.
+    `neutral=True` renders every image with the neutral style (`neutral_styles`) instead: the content-pretraining
+    set, whose scores carry no information.
     """
     splits = dict(splits or DEFAULT_SPLITS)
     total = sum(splits.values())
     rng = np.random.default_rng(seed)
     contents = rng.integers(0, len(CONTENT_CLASSES), total)
     hues = rng.uniform(0, 1, total)
-    style = sample_styles(rng, total)
+    style = neutral_styles(rng, total) if neutral else sample_styles(rng, total)
     scores = standardise(latent_score(style))
     votes = simulate_votes(rng, scores)
 
