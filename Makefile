@@ -1,10 +1,10 @@
 # Every target creates .venv on first use and installs the project into it, so that on a fresh
-# machine `make test` (or `make demo`) is the only command needed.
+# machine `make quickstart` or `make test` is the only command needed.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow style quality clean
+.PHONY: install quickstart quickstart-smoke test test-slow style quality clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -16,13 +16,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# Until the SynthAVA quickstart lands, the main job scores real sample photos with an UNTRAINED model:
-# it shows the pipeline end to end, not meaningful scores.
-demo: $(STAMP)
-	$(PYTHON) -m cskd_hf.data.samples outputs/demo/photos
-	$(VENV)/bin/cskd init --architecture mobilenetv2_100 --out outputs/demo/untrained-mv2
-	$(VENV)/bin/cskd score outputs/demo/photos --model outputs/demo/untrained-mv2 --output outputs/demo/scores.csv
-	@echo "Scores in outputs/demo/scores.csv. The model is UNTRAINED (random weights): its scores mean nothing yet."
+# The main job on the embedded default: the whole method on SynthAVA with tiny models (about 15 minutes on 2 cores).
+quickstart: $(STAMP)
+	$(VENV)/bin/cskd quickstart --out outputs/quickstart
+
+quickstart-smoke: $(STAMP)
+	$(VENV)/bin/cskd quickstart --smoke --out outputs/quickstart-smoke
 
 test: $(STAMP)
 	$(PYTHON) -m pytest

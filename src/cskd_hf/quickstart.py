@@ -33,11 +33,11 @@ class QuickstartPlan:
     content_images: int = 6_000
     clip_epochs: int = 4
     clip_batch_size: int = 64
-    content_epochs: int = 4
+    content_epochs: int = 6
     cfa_epochs: int = 2
-    finetune_epochs: int = 5
-    student_epochs: int = 5
-    lr_decay_epoch: int = 4
+    finetune_epochs: int = 8
+    student_epochs: int = 8
+    lr_decay_epoch: int = 6
     batch_size: int = 32
     mu: int = 2
     beta: float = 15.0
@@ -267,6 +267,10 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
         return rows
 
     results = stages.run("evaluation on the test split", evaluate_all)
+    test_images = out_dir / "test-images"
+    test_images.mkdir(exist_ok=True)
+    for row in dataset["test"].select(range(min(50, len(dataset["test"])))):
+        row["image"].save(test_images / f"{row['image_id']}.jpg", quality=95)
     plot_interval_error_rates(
         {name: results[name] for name, _ in ROWS}, out_dir / "ier.png", title="SynthAVA test: interval error rate"
     )
@@ -286,6 +290,7 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
     (out_dir / "results.md").write_text(results_markdown(summary, table))
     print("\n" + table)
     print(f"\nWrote {out_dir / 'results.md'}, results.json, ier.png and the models in {models}.")
+    print(f"Try: cskd score {test_images} --model {models / 'cskd-student'}")
     print("SynthAVA is synthetic: these numbers say nothing about real photographs.")
     return summary
 

@@ -30,9 +30,9 @@ def photometric_augmentation(mean, std) -> v2.Compose:
             v2.ToImage(),
             v2.RandomHorizontalFlip(),
             v2.ToDtype(torch.float32, scale=True),
-            v2.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.5),
-            v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.5))], p=0.3),
-            v2.Lambda(lambda x: (x + torch.randn_like(x) * torch.rand(1) * 0.08).clamp(0, 1)),
+            v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.3, hue=0.05),
+            v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.0))], p=0.2),
+            v2.Lambda(lambda x: (x + torch.randn_like(x) * torch.rand(1) * 0.04).clamp(0, 1)),
             v2.Normalize(mean=mean, std=std),
         ]
     )
@@ -44,7 +44,7 @@ def pretrain_content_classifier(
     out_file: str | Path,
     num_classes: int,
     epochs: int = 2,
-    batch_size: int = 128,
+    batch_size: int = 64,
     learning_rate: float = 1e-3,
     seed: int = 0,
     num_workers: int = 2,
