@@ -1,9 +1,10 @@
+import pytest
 import torch
 from transformers import AutoTokenizer, CLIPModel
 
 from cskd_hf.data.synthetic import generate
 from cskd_hf.teachers.clip import ClipTeacher
-from cskd_hf.teachers.tiny_clip import build_tokenizer, retrieval_recall, train_tiny_clip
+from cskd_hf.teachers.tiny_clip import build_tokenizer, retrieval_recall, tiny_clip_config, train_tiny_clip
 
 
 def test_word_level_tokenizer_ends_each_caption_with_the_last_id(tmp_path):
@@ -15,14 +16,18 @@ def test_word_level_tokenizer_ends_each_caption_with_the_last_id(tmp_path):
     assert AutoTokenizer.from_pretrained(tmp_path)("a dark photo of a ring")["input_ids"] == ids
 
 
+@pytest.mark.slow  # about 40 s
 def test_tiny_clip_retrieves_held_out_captions_far_above_chance(tmp_path):
     world = generate({"unlabeled": 2500, "test": 150}, seed=0)
     train_tiny_clip(world["unlabeled"], tmp_path, epochs=4, batch_size=64, progress=False)
     recall = retrieval_recall(tmp_path, world["test"])
     assert recall["recall@5"] > 4 * recall["chance@5"], recall
 
-    # The saved folder is an ordinary CLIP checkpoint, usable as the CFA teacher through the `--teacher` path.
-    assert isinstance(CLIPModel.from_pretrained(tmp_path), CLIPModel)
+
+def test_a_full_clip_folder_is_a_cfa_teacher_with_its_projection_size(tmp_path):
+    """A saved `CLIPModel` keeps `projection_dim` at its top level; the teacher must not fall back to 512."""
+    tokenizer = build_tokenizer(["a photo of a ring"])
+    CLIPModel(tiny_clip_config(tokenizer)).save_pretrained(tmp_path)
     for target, size in (("cls", 96), ("projected", 64)):
         teacher = ClipTeacher(tmp_path, target=target)
         assert teacher.embedding_size == ClipTeacher.embedding_size_of(tmp_path, target) == size

@@ -114,6 +114,14 @@ def load_labeled(spec: str | os.PathLike, **loader_kwargs) -> DatasetDict:
     kind, separator, root = str(spec).partition(":")
     if separator and kind in LOADERS:
         return LOADERS[kind](root, **loader_kwargs)
+    shards = sorted(Path(spec).glob("data/*-of-*.parquet")) if Path(spec).is_dir() else []
+    if shards:
+        # Explicit absolute file lists: `load_dataset(folder)` can serve another folder's cached copy when both have
+        # the same name and layout.
+        data_files: dict[str, list[str]] = {}
+        for shard in shards:
+            data_files.setdefault(shard.name.split("-")[0], []).append(str(shard.resolve()))
+        return load_dataset("parquet", data_files=data_files)
     return load_dataset(str(spec))
 
 
