@@ -10,6 +10,9 @@ EPILOG = """examples:
   cskd init --architecture mobilenetv2_100 --out ./untrained-mv2
   cskd data prepare ava --root /data/AVA --out ./ava-parquet
   cskd quickstart --smoke
+  cskd evaluate --model outputs/quickstart/models/cskd-student --model outputs/quickstart/models/cfa-teacher-scorer \\
+      --dataset outputs/quickstart/synthava --out outputs/evaluation
+  cskd push --model outputs/quickstart/models/cskd-student --repo-id me/cskd-synthava-student
 
 Run `cskd COMMAND --help` for the options of a command."""
 
@@ -132,6 +135,44 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.add_argument("--smoke", action="store_true", help="a much smaller run (about 2 minutes)")
     quickstart.add_argument("--seed", type=int, default=0, help="seed of the data and of every stage")
     quickstart.set_defaults(func=_quickstart)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate one or more models on a labeled dataset, with plots",
+        description=(
+            "Score a labeled dataset split with each model and write, into --out: metrics.json per model (MSE, "
+            "SRCC, PLCC, accuracy, IER per interval, N, model revision, dataset split), comparison.md, and the "
+            "plots ier.png, scatter.png and histogram.png. The table is printed too."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("--model", action="append", required=True, help="a model folder or Hub id (repeatable)")
+    evaluate.add_argument(
+        "--dataset", required=True, help="a prepared dataset folder or Hub id, or ava:ROOT, aadb:ROOT, para:ROOT"
+    )
+    evaluate.add_argument("--split", default="test", help="split to evaluate")
+    evaluate.add_argument("--out", default="outputs/evaluation", help="folder for metrics, table and plots")
+    evaluate.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation (flip)")
+    evaluate.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    evaluate.add_argument("--num-workers", type=int, default=0, help="DataLoader processes decoding images")
+    evaluate.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    evaluate.set_defaults(func=_evaluate)
+
+    push = commands.add_parser(
+        "push",
+        help="upload a model folder to the Hugging Face Hub",
+        description=(
+            "Upload a trained model to the Hub in one commit: weights, config, image processor, the modeling code "
+            "that trust_remote_code needs, the model card (README.md), plots and metrics. Needs a Hub token "
+            "(`hf auth login` or HF_TOKEN)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    push.add_argument("--model", required=True, help="the model folder to upload")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--revision", help="branch to upload to (created if missing); default: main")
+    push.set_defaults(func=_push)
     return parser
 
 
@@ -201,6 +242,31 @@ def _quickstart(args: argparse.Namespace) -> int:
     from .quickstart import run_quickstart
 
     run_quickstart(args.out, smoke=args.smoke, seed=args.seed)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_models
+
+    evaluate_models(
+        args.model,
+        args.dataset,
+        split=args.split,
+        out_dir=args.out,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        device=args.device,
+    )
+    print(f"wrote metrics, comparison.md and plots to {args.out}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_to_hub
+
+    url = push_to_hub(args.model, args.repo_id, private=args.private, revision=args.revision)
+    print(f"pushed {args.model} to {args.repo_id}: {url}")
     return 0
 
 

@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..hub import save_card, training_card
+from ..hub import model_card, save_card
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 from .common import (
     CommonArguments,
@@ -64,16 +64,28 @@ def export_model(
     summary: str,
     args,
     metrics: dict | None = None,
-    datasets: list[str] | None = None,
 ) -> None:
-    """`save_pretrained` the unwrapped model with its image processor and a model card, from the main process."""
+    """`save_pretrained` the unwrapped model with its image processor and a model card, from the main process.
+
+    The card's results are the validation metrics of the run (`metrics`); `cskd evaluate` adds test results.
+    """
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.save_pretrained(out_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save)
     if accelerator.is_main_process:
         image_processor.save_pretrained(out_dir)
         hyperparameters = {k: v for k, v in asdict(args).items() if k not in ("output_dir", "resume_from_checkpoint")}
-        card = training_card(title, summary, unwrapped.config, hyperparameters, metrics, datasets)
+        data = [str(getattr(args, "dataset", None) or ""), *map(str, getattr(args, "unlabeled", []))]
+        card = model_card(
+            unwrapped.config,
+            title,
+            summary,
+            hyperparameters,
+            metrics,
+            dataset_name=getattr(args, "dataset", None),
+            split=getattr(args, "validation_split", "validation"),
+            synthetic=any("synthava" in source.lower() for source in data),
+        )
         save_card(card, out_dir)
     accelerator.wait_for_everyone()
 

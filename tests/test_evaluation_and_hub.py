@@ -1,0 +1,144 @@
+"""`cskd evaluate`, the `evaluate`-library metric, model cards and `cskd push` (without network)."""
+
+import json
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import pytest
+from huggingface_hub import HfApi, ModelCard
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from cskd_hf.cli import main
+from cskd_hf.data.prepare import load_labeled
+from cskd_hf.evaluation import predict_dataset
+from cskd_hf.hub import model_card, save_card
+from cskd_hf.metrics import aesthetic_metrics
+from tests.training.toy import write_toy_labeled
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def toy_dataset(tmp_path_factory):
+    return write_toy_labeled(tmp_path_factory.mktemp("toy-eval"), sizes={"train": 8, "test": 40})
+
+
+def test_evaluate_two_models_writes_metrics_table_and_plots(toy_dataset, tiny_scorer_dir, tmp_path, capsys):
+    out = tmp_path / "evaluation"
+    second = tmp_path / "second-model"
+    model = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir)
+    model.save_pretrained(second)
+    AutoImageProcessor.from_pretrained(tiny_scorer_dir).save_pretrained(second)
+
+    args = ["evaluate", "--model", str(tiny_scorer_dir), "--model", str(second), "--dataset", str(toy_dataset)]
+    assert main([*args, "--out", str(out), "--tta", "--batch-size", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert "| model | N | MSE | SRCC | PLCC | accuracy |" in printed
+
+    metrics = json.loads((out / tiny_scorer_dir.name / "metrics.json").read_text())
+    assert metrics["n"] == 40 and metrics["split"] == "test" and metrics["dataset"] == str(toy_dataset)
+    assert metrics["revision"].startswith("sha256:") and not metrics["tta"]
+    assert {"mse", "srcc", "plcc", "accuracy", "ier"} <= set(metrics)
+
+    # The same numbers as scoring the split directly and computing the metrics module's function.
+    test_split = load_labeled(str(toy_dataset))["test"]
+    processor = AutoImageProcessor.from_pretrained(tiny_scorer_dir)
+    predicted, target = predict_dataset(model.eval(), processor, test_split, progress=False)
+    expected = aesthetic_metrics(predicted, target)
+    for key in ("mse", "srcc", "plcc", "accuracy"):
+        assert metrics[key] == pytest.approx(expected[key], abs=1e-6)
+    assert json.loads((out / f"{tiny_scorer_dir.name}-tta" / "metrics.json").read_text())["tta"] is True
+
+    table = (out / "comparison.md").read_text()
+    assert table.count("\n| ") == 5  # header + 2 models x (plain, +TTA)
+    for plot in ("ier.png", "scatter.png", "histogram.png"):
+        assert (out / plot).stat().st_size > 10_000
+
+
+def test_evaluate_library_metric_equals_the_metrics_module():
+    rng = np.random.default_rng(0)
+    references = rng.normal(5.4, 0.7, 100)
+    predictions = references + rng.normal(0, 0.5, 100)
+    metric = evaluate.load(str(REPO / "metrics" / "aesthetics"))
+    result = metric.compute(predictions=predictions, references=references)
+    expected = aesthetic_metrics(predictions, references)
+    for key in ("n", "mse", "srcc", "plcc", "accuracy"):
+        assert result[key] == pytest.approx(expected[key])
+    assert result["ier"] == expected["ier"]
+
+
+def measured():
+    return {"n": 2000, "mse": 0.2311, "srcc": 0.7123, "plcc": 0.7345, "accuracy": 0.851, "ier": {}}
+
+
+def test_card_metadata_round_trips_with_the_measured_numbers(tiny_scorer_dir, tmp_path):
+    config = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir).config
+    card = model_card(
+        config,
+        "Tiny test scorer",
+        "For tests.",
+        {"learning_rate": 1e-4},
+        measured(),
+        dataset_name="SynthAVA",
+        dataset_id="local/synthava",
+        split="test",
+        plots=["ier.png"],
+        synthetic=True,
+    )
+    save_card(card, tmp_path)
+    loaded = ModelCard.load(tmp_path / "README.md")
+    data = loaded.data.to_dict()
+    assert data["library_name"] == "transformers" and data["pipeline_tag"] == "image-classification"
+    assert "synthetic" in data["tags"] and data["datasets"] == ["local/synthava"]
+    values = {result.metric_type: result.metric_value for result in loaded.data.eval_results}
+    assert values == {"srcc": 0.7123, "plcc": 0.7345, "mse": 0.2311, "accuracy": 0.851}
+    assert {result.dataset_split for result in loaded.data.eval_results} == {"test"}
+    text = loaded.text
+    assert "never seen a real photograph" in text and "![ier](ier.png)" in text
+    assert "trust_remote_code=True" in text and "Limitations" in text and "xu2023clip" in text
+
+
+def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeypatch):
+    """Intercepts the upload at huggingface_hub's HfApi: checks the files of the one commit and its arguments."""
+    folder = tmp_path / "model"
+    model = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir)
+    model.save_pretrained(folder)
+    AutoImageProcessor.from_pretrained(tiny_scorer_dir).save_pretrained(folder)
+    save_card(model_card(model.config, "Tiny", "For tests.", metrics=measured(), dataset_name="toy"), folder)
+    (folder / "ier.png").write_bytes(b"\x89PNG fake plot")
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "optimizer.bin").write_bytes(b"not for the hub")
+
+    calls = {}
+
+    def create_repo(self, repo_id, private=False, exist_ok=False, **kwargs):
+        calls["create_repo"] = {"repo_id": repo_id, "private": private, "exist_ok": exist_ok}
+
+    def create_branch(self, repo_id, branch, exist_ok=False, **kwargs):
+        calls["create_branch"] = {"repo_id": repo_id, "branch": branch}
+
+    def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None, **kwargs):
+        files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
+        calls["upload_folder"] = {"repo_id": repo_id, "revision": revision, "files": files}
+        return "https://huggingface.co/me/tiny/commit/abc"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "create_branch", create_branch)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    args = ["push", "--model", str(folder), "--repo-id", "me/tiny", "--private", "--revision", "v1"]
+    assert main(args) == 0
+
+    assert calls["create_repo"] == {"repo_id": "me/tiny", "private": True, "exist_ok": True}
+    assert calls["create_branch"] == {"repo_id": "me/tiny", "branch": "v1"}
+    assert calls["upload_folder"]["repo_id"] == "me/tiny" and calls["upload_folder"]["revision"] == "v1"
+    assert calls["upload_folder"]["files"] == [
+        "README.md",
+        "config.json",
+        "configuration_cskd.py",
+        "ier.png",
+        "image_processing_cskd.py",
+        "model.safetensors",
+        "modeling_cskd.py",
+        "preprocessor_config.json",
+    ]
