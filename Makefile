@@ -4,14 +4,17 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart quickstart-smoke test test-slow style quality clean
+.PHONY: install quickstart quickstart-smoke space test test-slow style quality clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	# The registry's torch build (CUDA, runs on CPU) is the one torchvision is built against.
 	$(PYTHON) -m pip install --quiet torch torchvision
-	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	$(PYTHON) -m pip install --quiet -e ".[dev,demo]"
+	# Debian's Chromium for the Space's browser test (Playwright's own browser download does not work offline).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser test will be skipped"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,6 +25,10 @@ quickstart: $(STAMP)
 
 quickstart-smoke: $(STAMP)
 	$(VENV)/bin/cskd quickstart --smoke --out outputs/quickstart-smoke
+
+# The Gradio Space on the quickstart's models (run `make quickstart` first), at http://127.0.0.1:7860
+space: $(STAMP)
+	$(PYTHON) spaces/app.py
 
 test: $(STAMP)
 	$(PYTHON) -m pytest

@@ -1,0 +1,239 @@
+"""Gradio Space for CSKD image aesthetics models: score, compare and rank photos in the browser.
+
+    python spaces/app.py [--model DIR_OR_HUB_ID ...] [--reference DATASET] [--port 7860]
+
+Models come from `--model` or the `CSKD_MODELS` environment variable (comma-separated Hub ids or folders); by default
+the quickstart's CSKD student and its teacher. The named API endpoints `/score`, `/compare` and `/rank` serve
+`gradio_client` users.
+"""
+
+import argparse
+import csv
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from cskd_hf.data.images import ImageReadError, open_image
+from cskd_hf.scoring import load_scorer
+
+DEFAULT_MODELS = ["outputs/quickstart/models/cskd-student", "outputs/quickstart/models/cfa-teacher-scorer"]
+DEFAULT_REFERENCE = "outputs/quickstart/synthava"
+
+
+@dataclass
+class Limits:
+    """What one request may send; all configurable through the environment for a deployed Space."""
+
+    max_upload_mb: float = float(os.environ.get("CSKD_MAX_UPLOAD_MB", 20))
+    max_pixels: int = int(os.environ.get("CSKD_MAX_PIXELS", 40_000_000))
+    max_files: int = int(os.environ.get("CSKD_MAX_FILES", 32))
+
+
+class Scorers:
+    """The loaded models, scoring one PIL image at a time (a Space serves one visitor's photo per request)."""
+
+    def __init__(self, model_paths: list[str]):
+        self.models = {}
+        for path in model_paths:
+            model, processor = load_scorer(path, device="cpu")
+            self.models[_short_name(path)] = (model, processor)
+        self.synthetic = any(_is_synthetic(path) for path in model_paths)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.models)
+
+    def score(self, image: Image.Image, name: str | None = None) -> dict:
+        model, processor = self.models[name or self.names[0]]
+        start = time.perf_counter()
+        import torch
+
+        with torch.inference_mode():
+            output = model(**processor(image, return_tensors="pt"))
+        return {
+            "score": output.mean_score[0].item(),
+            "std": output.std_score[0].item(),
+            "distribution": output.probabilities[0].tolist(),
+            "bins": model.config.bin_scores,
+            "latency_ms": 1000 * (time.perf_counter() - start),
+        }
+
+
+def _short_name(path: str) -> str:
+    return Path(str(path).rstrip("/")).name or str(path)
+
+
+def _is_synthetic(path: str) -> bool:
+    card = Path(path) / "README.md"
+    return card.exists() and "synthetic" in card.read_text(encoding="utf-8").lower()
+
+
+def read_upload(path: str | None, limits: Limits) -> Image.Image:
+    """Open an uploaded file, or raise a `gr.Error` the page shows instead of a stack trace."""
+    if not path:
+        raise gr.Error("Please upload an image first.")
+    name = Path(path).name
+    size_mb = os.path.getsize(path) / 1e6
+    if size_mb > limits.max_upload_mb:
+        raise gr.Error(f"{name} is {size_mb:.1f} MB; the limit is {limits.max_upload_mb:g} MB.")
+    try:
+        with Image.open(path) as probe:
+            width, height = probe.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise gr.Error(f"{name} is not an image this page can read.") from None
+    if width * height > limits.max_pixels:
+        raise gr.Error(f"{name} has {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels.")
+    try:
+        return open_image(path)
+    except ImageReadError as error:
+        raise gr.Error(f"{name} cannot be read: {str(error).split(': ', 1)[-1]}") from None
+
+
+def percentile_reading(score: float, std: float, reference: np.ndarray | None) -> str:
+    reading = f"**{score:.2f} ± {std:.2f}**"
+    if reference is not None and len(reference):
+        below = 100.0 * float(np.mean(reference < score))
+        reading += f" — above {below:.0f}% of the test set"
+    return reading
+
+
+def load_reference(dataset: str | None) -> np.ndarray | None:
+    """True mean scores of a labeled test split, for the "above N% of the test set" reading."""
+    if not dataset or not Path(dataset).exists():
+        return None
+    from cskd_hf.data.prepare import load_labeled
+
+    return np.asarray(load_labeled(dataset)["test"]["mean_score"], dtype=np.float64)
+
+
+def build_demo(
+    model_paths: list[str],
+    reference: np.ndarray | None = None,
+    limits: Limits | None = None,
+    examples: list[str | Path] = (),
+) -> gr.Blocks:
+    """The Space's page, without launching it (tests call the functions and launch it on localhost)."""
+    scorers = Scorers(model_paths)
+    limits = limits or Limits()
+    first_model = scorers.models[scorers.names[0]][0]
+    bin_labels = [f"{b:g}" for b in first_model.config.bin_scores]
+
+    def score(path):
+        result = scorers.score(read_upload(path, limits))
+        bars = pd.DataFrame({"score": [f"{b:g}" for b in result["bins"]], "probability": result["distribution"]})
+        public = {key: result[key] for key in ("score", "std", "distribution")}
+        return percentile_reading(result["score"], result["std"], reference), bars, public, path
+
+    def compare(path):
+        image = read_upload(path, limits)
+        rows = []
+        for name in scorers.names:
+            result = scorers.score(image, name)
+            rows.append([name, round(result["score"], 3), round(result["std"], 3), round(result["latency_ms"], 1)])
+        return pd.DataFrame(rows, columns=["model", "score", "std", "latency (ms)"])
+
+    def rank(paths):
+        if not paths:
+            raise gr.Error("Please upload some images first.")
+        if len(paths) > limits.max_files:
+            raise gr.Error(f"{len(paths)} files: the limit is {limits.max_files} per request.")
+        scored, problems = [], []
+        for path in paths:
+            try:
+                result = scorers.score(read_upload(path, limits))
+            except gr.Error as error:
+                problems.append(str(error.message))
+                continue
+            scored.append((path, result["score"], result["std"]))
+        if not scored:
+            raise gr.Error("None of the files could be read: " + " ".join(problems))
+        scored.sort(key=lambda item: item[1], reverse=True)
+        table = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="")
+        with table:
+            writer = csv.writer(table)
+            writer.writerow(["rank", "file", "score", "std"])
+            for position, (path, value, std) in enumerate(scored, start=1):
+                writer.writerow([position, Path(path).name, f"{value:.4f}", f"{std:.4f}"])
+        gallery = [(path, f"#{i}  {value:.2f}") for i, (path, value, _) in enumerate(scored, start=1)]
+        ranking = [{"file": Path(path).name, "score": value, "std": std} for path, value, std in scored]
+        note = ("Skipped: " + " ".join(problems)) if problems else ""
+        return gallery, table.name, ranking, note
+
+    warning = (
+        "\n\n> ⚠️ These models were trained on **SynthAVA, a synthetic dataset**: they have never seen a real "
+        "photograph, and their scores say nothing about real photos. They demonstrate the method."
+        if scorers.synthetic
+        else ""
+    )
+    with gr.Blocks(title="CSKD image aesthetics") as demo:
+        gr.Markdown(
+            "# CSKD image aesthetics\nPredicts how people would rate a photo's aesthetics: the distribution of their "
+            f"votes and its mean. Models: {', '.join(f'`{n}`' for n in scorers.names)}.{warning}"
+        )
+        with gr.Tab("Score"):
+            # Files, not gr.Image inputs: gr.Image decodes uploads before our code runs, and would answer a broken
+            # file with its own internal error instead of our message.
+            with gr.Row():
+                with gr.Column():
+                    image = gr.File(file_types=["image"], label="Photo", elem_id="score-file")
+                    preview = gr.Image(label="Your photo", interactive=False, height=320, elem_id="score-preview")
+                with gr.Column():
+                    reading = gr.Markdown(elem_id="score-reading")
+                    bars = gr.BarPlot(
+                        x="score",
+                        y="probability",
+                        title="Predicted vote distribution",
+                        y_lim=[0, 1],
+                        sort=bin_labels,  # the scale's order, not the labels' alphabetical one
+                        elem_id="score-plot",
+                    )
+                    details = gr.JSON(label="Result", visible=False)
+            score_button = gr.Button("Score", variant="primary", elem_id="score-button")
+            score_button.click(score, inputs=image, outputs=[reading, bars, details, preview], api_name="score")
+            if examples:
+                gr.Examples(examples=[[str(path)] for path in examples], inputs=image, label="Examples")
+        with gr.Tab("Compare"):
+            compare_image = gr.File(file_types=["image"], label="Photo")
+            compare_button = gr.Button("Compare models", variant="primary")
+            comparison = gr.Dataframe(label="Every model on this photo")
+            compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare")
+        with gr.Tab("Rank"):
+            files = gr.File(file_count="multiple", file_types=["image"], label=f"Up to {limits.max_files} photos")
+            rank_button = gr.Button("Rank", variant="primary")
+            gallery = gr.Gallery(label="Best first", columns=4)
+            download = gr.File(label="Ranking (CSV)")
+            ranking = gr.JSON(label="Ranking", visible=False)
+            skipped = gr.Markdown()
+            rank_button.click(rank, inputs=files, outputs=[gallery, download, ranking, skipped], api_name="rank")
+    return demo
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", help="model folder or Hub id (repeatable); env CSKD_MODELS")
+    parser.add_argument("--reference", default=os.environ.get("CSKD_REFERENCE", DEFAULT_REFERENCE))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    args = parser.parse_args()
+    models = args.model or [m for m in os.environ.get("CSKD_MODELS", "").split(",") if m] or DEFAULT_MODELS
+    missing = [m for m in models if m.startswith("outputs/") and not Path(m).exists()]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} not found: run `make quickstart` first, or pass --model")
+    limits = Limits()
+    examples = sorted(Path("outputs/quickstart/test-images").glob("*.jpg"))[:6]
+    demo = build_demo(models, load_reference(args.reference), limits, examples)
+    # show_error: API clients get the same plain message (gr.Error) that the page shows.
+    demo.launch(
+        server_name=args.host, server_port=args.port, max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True
+    )
+
+
+if __name__ == "__main__":
+    main()

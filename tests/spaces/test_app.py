@@ -1,0 +1,136 @@
+"""The Gradio Space: its API through gradio_client on localhost, and the page in a real headless Chromium."""
+
+import importlib.util
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+gradio_client = pytest.importorskip("gradio_client", reason="the Space needs the `demo` extra (make test installs it)")
+
+
+def load_app():
+    spec = importlib.util.spec_from_file_location("space_app", REPO / "spaces" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def models(tiny_scorer_dir, tmp_path_factory):
+    """Two tiny scorers; the second's card says it was trained on synthetic data."""
+    second = tmp_path_factory.mktemp("second-scorer")
+    model = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir)
+    model.save_pretrained(second)
+    AutoImageProcessor.from_pretrained(tiny_scorer_dir).save_pretrained(second)
+    (second / "README.md").write_text("Trained on SynthAVA, a synthetic dataset.")
+    return [str(tiny_scorer_dir), str(second)]
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    app = load_app()
+    demo = app.build_demo(models, reference=None, limits=app.Limits(max_files=4, max_pixels=2_000_000))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return gradio_client.Client(server, verbose=False)
+
+
+def pipeline_scores(model_dir, paths):
+    return [r["score"] for r in pipeline("image-aesthetics", model=model_dir)([str(p) for p in paths])]
+
+
+def test_score_endpoint_matches_the_pipeline(client, models, sample_dir):
+    photo = sample_dir / "astronaut.jpg"
+    reading, bars, result, preview = client.predict(gradio_client.handle_file(str(photo)), api_name="/score")
+    expected = pipeline("image-aesthetics", model=models[0])(str(photo))
+    assert result["score"] == pytest.approx(expected["score"], abs=1e-5)
+    assert result["distribution"] == pytest.approx(expected["distribution"], abs=1e-5)
+    assert f"{expected['score']:.2f} ± {expected['std']:.2f}" in reading
+
+
+def test_rank_orders_as_the_scores_do(client, models, sample_dir):
+    photos = sorted(sample_dir.glob("*.jpg"))[:4]
+    gallery, csv_path, ranking, skipped = client.predict(
+        [gradio_client.handle_file(str(p)) for p in photos], api_name="/rank"
+    )
+    scores = dict(zip([p.name for p in photos], pipeline_scores(models[0], photos)))
+    assert [row["file"] for row in ranking] == sorted(scores, key=scores.get, reverse=True)
+    assert Path(csv_path).read_text().splitlines()[0] == "rank,file,score,std"
+    assert len(gallery) == 4 and skipped == ""
+
+
+def test_bad_inputs_get_a_clear_message(client, sample_dir, tmp_path):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("just text")
+    with pytest.raises(Exception, match="notes.jpg is not an image"):
+        client.predict(gradio_client.handle_file(str(not_an_image)), api_name="/score")
+    too_many = [gradio_client.handle_file(str(p)) for p in sorted(sample_dir.iterdir())[:5]]
+    with pytest.raises(Exception, match="limit is 4"):
+        client.predict(too_many, api_name="/rank")
+    huge = tmp_path / "huge.png"
+    from PIL import Image
+
+    Image.new("L", (2000, 1500)).save(huge)
+    with pytest.raises(Exception, match="2000x1500 pixels"):
+        client.predict(gradio_client.handle_file(str(huge)), api_name="/score")
+
+
+def test_compare_shows_every_model_with_its_latency(client):
+    from gradio_client import handle_file
+
+    photo = REPO / "tests" / "spaces" / "probe.png"
+    from PIL import Image
+
+    Image.new("RGB", (80, 60), (200, 120, 40)).save(photo)
+    try:
+        table = client.predict(handle_file(str(photo)), api_name="/compare")
+    finally:
+        photo.unlink()
+    rows = table["data"] if isinstance(table, dict) else table
+    assert len(rows) == 2 and all(row[3] > 0 for row in rows)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_page_in_a_real_browser(server, models, sample_dir):
+    from playwright.sync_api import sync_playwright
+
+    photo = sample_dir / "coffee.jpg"
+    expected = pipeline("image-aesthetics", model=models[0])(str(photo))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.get_by_text("synthetic dataset").first.wait_for(timeout=60_000)  # the warning is on the page
+        page.locator("#score-file input[type=file]").set_input_files(str(photo))
+        page.get_by_text(photo.name).first.wait_for(timeout=60_000)  # uploaded
+        page.locator("#score-button").click()
+        reading = page.locator("#score-reading")
+        reading.get_by_text("±").wait_for(timeout=60_000)
+        assert f"{expected['score']:.2f} ± {expected['std']:.2f}" in reading.inner_text()
+        page.locator("#score-preview img").wait_for(timeout=30_000)
+        page.locator("#score-plot canvas, #score-plot svg").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)  # let the chart finish drawing for the screenshot
+        page.screenshot(path=str(ARTIFACTS / "space-score.png"), full_page=True)
+        page.get_by_role("tab", name="Rank").click()
+        page.get_by_text("Best first").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "space-rank.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "space-score.png").stat().st_size > 20_000
