@@ -33,11 +33,11 @@ class QuickstartPlan:
     content_images: int = 6_000
     clip_epochs: int = 4
     clip_batch_size: int = 64
-    content_epochs: int = 6
+    content_epochs: int = 5
     cfa_epochs: int = 2
-    finetune_epochs: int = 8
-    student_epochs: int = 8
-    lr_decay_epoch: int = 6
+    finetune_epochs: int = 5
+    student_epochs: int = 6
+    lr_decay_epoch: int = 4
     batch_size: int = 32
     mu: int = 2
     beta: float = 15.0
