@@ -18,10 +18,14 @@ from .common import (
     all_processes,
     check_finite,
     evaluate_scorer,
+    init_trackers,
+    labeled_loader,
     learning_rate_at,
     mean_over_processes,
+    resume,
     save_checkpoint,
     set_learning_rate,
+    threshold_for,
 )
 
 logger = logging.getLogger(__name__)
@@ -169,4 +173,54 @@ def train_on_labeled(
     return state
 
 
-__all__ = ["build_scorer", "export_model", "train_on_labeled"]
+def fit_scorer(
+    accelerator: Accelerator,
+    args: CommonArguments,
+    model: CSKDForAestheticScoring,
+    image_processor: CSKDImageProcessor,
+    train_data,
+    validation_data,
+    compute_loss: Callable[[torch.nn.Module, dict, TrainerState], tuple[torch.Tensor, dict]],
+    title: str,
+    summary: str,
+    project_name: str,
+) -> dict:
+    """A whole phase II run: prepare, resume, train with validation each epoch, export the best and the final model.
+
+    `compute_loss(prepared_model, batch, state)` is what fine-tuning and SKD differ in. Returns the final validation
+    metrics.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    augment = getattr(args, "train_augmentation", True)
+    train_loader = labeled_loader(train_data, image_processor, args, train=augment, batch_size=args.batch_size)
+    validation_loader = labeled_loader(validation_data, image_processor, args, train=False, batch_size=args.batch_size)
+    model, optimizer, train_loader, validation_loader = accelerator.prepare(
+        model, optimizer, train_loader, validation_loader
+    )
+    state, last_checkpoint = resume(accelerator, args)
+    init_trackers(accelerator, project_name, args)
+    threshold = threshold_for(accelerator.unwrap_model(model).config.bin_scores)
+
+    def export_best(metrics):
+        export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
+
+    train_on_labeled(
+        accelerator,
+        args,
+        model,
+        optimizer,
+        train_loader,
+        validation_loader,
+        state,
+        last_checkpoint,
+        lambda batch, state: compute_loss(model, batch, state),
+        threshold,
+        export_best,
+    )
+    metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
+    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics)
+    accelerator.end_training()
+    return metrics
+
+
+__all__ = ["build_scorer", "export_model", "fit_scorer", "train_on_labeled"]

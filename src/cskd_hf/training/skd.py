@@ -23,16 +23,11 @@ from ..teachers.scorer import ScorerTeacher
 from .common import (
     CommonArguments,
     TrainerState,
-    evaluate_scorer,
-    init_trackers,
-    labeled_loader,
     make_accelerator,
     parse_arguments,
-    resume,
     teacher_dtype,
-    threshold_for,
 )
-from .loop import export_model, train_on_labeled
+from .loop import fit_scorer
 from .supervised import DataArguments, ModelArguments, labeled_splits, scorer_from
 
 logger = logging.getLogger(__name__)
@@ -103,18 +98,7 @@ def train(args: SKDArguments):
     if teacher.bin_scores != bin_scores:
         raise ValueError(f"the teacher's bins {teacher.bin_scores} are not the dataset's {bin_scores}")
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    train_loader = labeled_loader(
-        train_data, image_processor, args, train=args.train_augmentation, batch_size=args.batch_size
-    )
-    validation_loader = labeled_loader(validation_data, image_processor, args, train=False, batch_size=args.batch_size)
-    model, optimizer, train_loader, validation_loader = accelerator.prepare(
-        model, optimizer, train_loader, validation_loader
-    )
-    state, last_checkpoint = resume(accelerator, args)
-    init_trackers(accelerator, "skd", args)
-
-    feed = None
+    batches = None
     if args.unlabeled:
         # Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
         stream = load_unlabeled(
@@ -128,55 +112,33 @@ def train(args: SKDArguments):
         batches = UnlabeledBatches(
             stream, image_processor, args.mu * args.batch_size, train=args.train_augmentation, seed=args.seed
         )
-        feed = UnlabeledFeed(batches, args.num_workers, args.seed, state)
+    feeds = []  # made at the first step, from the (possibly resumed) state the loop passes
+    emd_r = model.config.emd_r
 
-    def compute_loss(batch, state):
-        if feed is not None:
-            unlabeled = feed.next()["pixel_values"]
-            pixel_values = batch["pixel_values"]
+    def compute_loss(model, batch, state):
+        pixel_values = batch["pixel_values"]
+        if batches is not None:
+            if not feeds:
+                feeds.append(UnlabeledFeed(batches, args.num_workers, args.seed, state))
+            unlabeled = feeds[0].next()["pixel_values"]
             if unlabeled is not None:
                 pixel_values = torch.cat([pixel_values, unlabeled.to(pixel_values.device)])
-        else:
-            pixel_values = batch["pixel_values"]
         student = model(pixel_values=pixel_values).probabilities
         loss, supervised, distillation = skd_loss(
-            student,
-            batch["labels"],
-            teacher(pixel_values),
-            beta=args.beta,
-            r=accelerator.unwrap_model(model).config.emd_r,
+            student, batch["labels"], teacher(pixel_values), beta=args.beta, r=emd_r
         )
         return loss, {"train/loss_supervised": supervised.item(), "train/loss_distillation": distillation.item()}
 
-    kind = "SKD (CSKD student)" if feed is not None else "supervised KD"
-    title = f"CSKD aesthetic scorer ({kind})"
+    kind = "SKD (CSKD student)" if batches is not None else "supervised KD"
     summary = (
         f"Distilled from the teacher `{args.teacher}` on `{args.dataset}` ({len(train_data)} labeled images)"
-        + (f" and the unlabeled sources {args.unlabeled} (mu={args.mu})" if feed else "")
+        + (f" and the unlabeled sources {args.unlabeled} (mu={args.mu})" if batches is not None else "")
         + f", beta={args.beta}, from `{args.model or args.architecture}`."
     )
-    threshold = threshold_for(bin_scores)
-
-    def export_best(metrics):
-        export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
-
-    state = train_on_labeled(
-        accelerator,
-        args,
-        model,
-        optimizer,
-        train_loader,
-        validation_loader,
-        state,
-        last_checkpoint,
-        compute_loss,
-        threshold,
-        export_best,
+    title = f"CSKD aesthetic scorer ({kind})"
+    return fit_scorer(
+        accelerator, args, model, image_processor, train_data, validation_data, compute_loss, title, summary, "skd"
     )
-    metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
-    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics)
-    accelerator.end_training()
-    return metrics
 
 
 ARGUMENTS = SKDArguments

@@ -9,7 +9,6 @@ ImageNet backbone (`--architecture ... --backbone_pretrained`), it is the NIMA* 
 import logging
 from dataclasses import dataclass, field
 
-import torch
 from accelerate.utils import set_seed
 
 from ..data.labeled import bin_scores_of
@@ -17,15 +16,10 @@ from ..data.prepare import load_labeled
 from ..models.cskd import CSKDImageProcessor
 from .common import (
     CommonArguments,
-    evaluate_scorer,
-    init_trackers,
-    labeled_loader,
     make_accelerator,
     parse_arguments,
-    resume,
-    threshold_for,
 )
-from .loop import build_scorer, export_model, train_on_labeled
+from .loop import build_scorer, fit_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -95,44 +89,25 @@ def train(args: FinetuneArguments):
     train_data, validation_data = labeled_splits(args)
     bin_scores = bin_scores_of(train_data)
     model, image_processor = scorer_from(args, bin_scores)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    train_loader = labeled_loader(
-        train_data, image_processor, args, train=args.train_augmentation, batch_size=args.batch_size
-    )
-    validation_loader = labeled_loader(validation_data, image_processor, args, train=False, batch_size=args.batch_size)
-    model, optimizer, train_loader, validation_loader = accelerator.prepare(
-        model, optimizer, train_loader, validation_loader
-    )
-    state, last_checkpoint = resume(accelerator, args)
-    init_trackers(accelerator, "finetune", args)
-    threshold = threshold_for(bin_scores)
-    title = "CSKD aesthetic scorer (supervised fine-tuning)"
     start = args.model or args.architecture
     summary = f"Fine-tuned with the EMD loss on `{args.dataset}` ({len(train_data)} images), from `{start}`."
 
-    def compute_loss(batch, state):
+    def compute_loss(model, batch, state):
         return model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss, {}
 
-    def export_best(metrics):
-        export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
-
-    state = train_on_labeled(
+    title = "CSKD aesthetic scorer (supervised fine-tuning)"
+    return fit_scorer(
         accelerator,
         args,
         model,
-        optimizer,
-        train_loader,
-        validation_loader,
-        state,
-        last_checkpoint,
+        image_processor,
+        train_data,
+        validation_data,
         compute_loss,
-        threshold,
-        export_best,
+        title,
+        summary,
+        "finetune",
     )
-    metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
-    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics)
-    accelerator.end_training()
-    return metrics
 
 
 ARGUMENTS = FinetuneArguments
