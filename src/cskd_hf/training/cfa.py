@@ -23,11 +23,11 @@ from ..teachers.clip import ClipTeacher
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import (
     CommonArguments,
-    check_finite,
     init_trackers,
     learning_rate_at,
     make_accelerator,
     mean_over_processes,
+    optimization_step,
     parse_arguments,
     resume,
     save_checkpoint,
@@ -153,14 +153,15 @@ def train(args: CFAArguments) -> dict:
                 continue
             pixel_values = batch["pixel_values"].to(accelerator.device)
             targets = cache.lookup(batch["keys"]).to(accelerator.device) if cache else teacher(pixel_values)
-            with accelerator.accumulate(model):
-                loss = model(pixel_values=pixel_values, teacher_embeds=targets).loss
-                check_finite(accelerator, loss, state, last_checkpoint)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+            loss = optimization_step(
+                accelerator,
+                model,
+                optimizer,
+                lambda: model(pixel_values=pixel_values, teacher_embeds=targets).loss,  # noqa: B023 (called now)
+                args,
+                state,
+                last_checkpoint,
+            )
             epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
             if accelerator.sync_gradients:
                 state.global_step += 1

@@ -180,6 +180,23 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def optimization_step(accelerator, model, optimizer, loss_of, args, state: TrainerState, last_checkpoint: str | None):
+    """One accumulated step: loss, the non-finite check (before anything changes), backward, clipping, update.
+
+    `loss_of()` computes the loss (and may return extra values after it, as a tuple); returns what it returned.
+    """
+    with accelerator.accumulate(model):
+        result = loss_of()
+        loss = result[0] if isinstance(result, tuple) else result
+        check_finite(accelerator, loss, state, last_checkpoint)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and args.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad()
+    return result
+
+
 def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.nn.Module) -> str:
     path = accelerator.save_state()
     state.weights_fingerprint = weights_fingerprint(accelerator.unwrap_model(model))
@@ -264,6 +281,7 @@ __all__ = [
     "learning_rate_at",
     "make_accelerator",
     "mean_over_processes",
+    "optimization_step",
     "parse_arguments",
     "resume",
     "save_checkpoint",

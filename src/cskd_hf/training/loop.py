@@ -16,12 +16,12 @@ from .common import (
     CommonArguments,
     TrainerState,
     all_processes,
-    check_finite,
     evaluate_scorer,
     init_trackers,
     labeled_loader,
     learning_rate_at,
     mean_over_processes,
+    optimization_step,
     resume,
     save_checkpoint,
     set_learning_rate,
@@ -132,14 +132,15 @@ def train_on_labeled(
             # Every process must take the same steps: a batch with no readable image is skipped by all.
             if not all_processes(accelerator, batch["pixel_values"] is not None):
                 continue
-            with accelerator.accumulate(model):
-                loss, logs = compute_loss(batch, state)
-                check_finite(accelerator, loss, state, last_checkpoint)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+            loss, logs = optimization_step(
+                accelerator,
+                model,
+                optimizer,
+                lambda: compute_loss(batch, state),  # noqa: B023 (called now)
+                args,
+                state,
+                last_checkpoint,
+            )
             epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
             if accelerator.sync_gradients:
                 state.global_step += 1
