@@ -308,6 +308,7 @@ def results_markdown(summary: dict, table: str) -> str:
     plan = summary["plan"]
     stages = "\n".join(f"| {name} | {seconds:.0f} |" for name, seconds in summary["stage_seconds"].items())
     retrieval = summary["tiny_clip_retrieval"]
+    content = ", ".join(f"{arch} {acc:.2f}" for arch, acc in summary["content_pretraining_accuracy"].items())
     votes = summary["synthava_train_votes"]
     return f"""# CSKD quickstart on SynthAVA (seed {summary["seed"]}{", smoke" if summary["smoke"] else ""})
 
@@ -329,6 +330,7 @@ splits {plan["splits"]}; SKD with mu = {plan["mu"]}, beta = {plan["beta"]}.
   {votes["vote_std"]:.2f}, {votes["min_votes"]}-{votes["max_votes"]} votes per image.
 - Tiny CLIP, image-to-caption retrieval on {retrieval["pairs"]} held-out pairs: recall@1 {retrieval["recall@1"]:.3f}
   (chance {retrieval["chance@1"]:.3f}), recall@5 {retrieval["recall@5"]:.3f} (chance {retrieval["chance@5"]:.3f}).
+- Content pretraining (the "ImageNet" stand-in), training accuracy over the subject classes: {content}.
 
 ## Time per stage (seconds)
 
