@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
-from ..data.unlabeled import load_unlabeled
 from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
 from ..teachers.clip import ClipTeacher
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
@@ -35,7 +34,7 @@ from .common import (
     teacher_dtype,
 )
 from .loop import export_model
-from .skd import UnlabeledArguments
+from .skd import UnlabeledArguments, unlabeled_stream
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +93,7 @@ def train(args: CFAArguments) -> dict:
     ).to(accelerator.device)
 
     def stream_batches(train: bool, drop_last: bool) -> UnlabeledBatches:
-        # Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
-        stream = load_unlabeled(
-            args.unlabeled,
-            args.unlabeled_probabilities,
-            seed=args.seed,
-            shuffle_buffer=args.shuffle_buffer,
-            rank=accelerator.process_index,
-            world_size=accelerator.num_processes,
-        )
+        stream = unlabeled_stream(args, args.seed, accelerator)
         return UnlabeledBatches(stream, image_processor, args.batch_size, train, args.seed, drop_last)
 
     cache = None

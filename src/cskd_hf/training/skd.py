@@ -45,6 +45,21 @@ class UnlabeledArguments:
     shuffle_buffer: int = field(default=1000, metadata={"help": "shuffle buffer of the unlabeled stream"})
 
 
+def unlabeled_stream(args: UnlabeledArguments, seed: int, accelerator):
+    """This process's part of the unlabeled corpus.
+
+    Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
+    """
+    return load_unlabeled(
+        args.unlabeled,
+        args.unlabeled_probabilities,
+        seed=seed,
+        shuffle_buffer=args.shuffle_buffer,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+
+
 @dataclass(kw_only=True)
 class SKDArguments(CommonArguments, ModelArguments, DataArguments, UnlabeledArguments):
     teacher: str | None = field(default=None, metadata={"help": "the fine-tuned teacher: a saved scoring model"})
@@ -100,17 +115,12 @@ def train(args: SKDArguments):
 
     batches = None
     if args.unlabeled:
-        # Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
-        stream = load_unlabeled(
-            args.unlabeled,
-            args.unlabeled_probabilities,
-            seed=args.seed,
-            shuffle_buffer=args.shuffle_buffer,
-            rank=accelerator.process_index,
-            world_size=accelerator.num_processes,
-        )
         batches = UnlabeledBatches(
-            stream, image_processor, args.mu * args.batch_size, train=args.train_augmentation, seed=args.seed
+            unlabeled_stream(args, args.seed, accelerator),
+            image_processor,
+            args.mu * args.batch_size,
+            train=args.train_augmentation,
+            seed=args.seed,
         )
     feeds = []  # made at the first step, from the (possibly resumed) state the loop passes
     emd_r = model.config.emd_r
