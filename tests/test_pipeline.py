@@ -12,7 +12,9 @@ def test_pipeline_scores_paths_pil_images_and_batches(tiny_scorer_dir, sample_di
     model = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir).eval()
     processor = AutoImageProcessor.from_pretrained(tiny_scorer_dir)
     with torch.no_grad():
-        expected = model(**processor([open_image(p) for p in paths]))
+        # Large JPEGs decode at a reduced size that still covers the resize (draft mode), as `cskd score` does.
+        expected = model(**processor([open_image(p, draft_size=processor.resize_size) for p in paths]))
+        exact = model(**processor([open_image(p) for p in paths]))
 
     single = scorer(str(paths[0]))
     assert set(single) == {"score", "std", "distribution"}
@@ -20,10 +22,13 @@ def test_pipeline_scores_paths_pil_images_and_batches(tiny_scorer_dir, sample_di
 
     batched = scorer([str(p) for p in paths], batch_size=4)
     from_pil = scorer([Image.open(p) for p in paths])
-    for results in (batched, from_pil):
+    # Paths decode in draft mode; PIL images come already decoded, at full size.
+    for results, reference in ((batched, expected), (from_pil, exact)):
         assert len(results) == len(paths)
-        torch.testing.assert_close(torch.tensor([r["score"] for r in results]), expected.mean_score)
-        torch.testing.assert_close(torch.tensor([r["std"] for r in results]), expected.std_score)
-        torch.testing.assert_close(torch.tensor([r["distribution"] for r in results]), expected.probabilities)
+        torch.testing.assert_close(torch.tensor([r["score"] for r in results]), reference.mean_score)
+        torch.testing.assert_close(torch.tensor([r["std"] for r in results]), reference.std_score)
+        torch.testing.assert_close(torch.tensor([r["distribution"] for r in results]), reference.probabilities)
+    full_decode = scorer([str(p) for p in paths], draft=False, batch_size=2, num_workers=2)
+    torch.testing.assert_close(torch.tensor([r["distribution"] for r in full_decode]), exact.probabilities)
     assert abs(single["score"] - batched[0]["score"]) < 1e-5  # batching changes only float rounding
     assert len({round(r["score"], 6) for r in batched}) > 1  # different photos, different scores

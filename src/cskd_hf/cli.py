@@ -7,6 +7,7 @@ from collections.abc import Sequence
 EPILOG = """examples:
   cskd score photos/ --model cskd/mv2-ava --output scores.csv
   cskd score 'shoot/**/*.jpg' extra.png --model ./my-model --output scores.jsonl --batch-size 64
+  cskd export --model ./my-model --quantize && cskd score photos/ --model ./my-model --backend onnxruntime
   cskd init --architecture mobilenetv2_100 --out ./untrained-mv2
   cskd data prepare ava --root /data/AVA --out ./ava-parquet
   cskd quickstart --smoke
@@ -47,11 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model", required=True, help="a saved model folder or a Hub model id")
     score.add_argument("--output", "-o", help="write results to this file (.csv or .jsonl); default: stdout as CSV")
     score.add_argument("--format", choices=("csv", "jsonl"), help="output format; default: from --output's extension")
-    score.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
-    score.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto")
-    score.add_argument("--num-workers", type=int, default=0, help="DataLoader processes decoding images")
+    score.add_argument("--batch-size", type=int, help="images per forward pass; default: 16 on CPU, 64 on GPU")
+    score.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (torch backend)")
+    score.add_argument(
+        "--num-workers", type=int, help="DataLoader processes decoding images (0: none); default: half the CPU cores"
+    )
+    score.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="run the PyTorch model, or the ONNX graph that `cskd export` wrote into the model folder",
+    )
+    score.add_argument("--quantized", action="store_true", help="onnxruntime: use the int8 graph (export --quantize)")
+    score.add_argument(
+        "--no-draft",
+        action="store_true",
+        help="decode every JPEG at full size (by default large ones decode at 1/2-1/8 size, still above the input)",
+    )
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     score.set_defaults(func=_score)
+
+    export = commands.add_parser(
+        "export",
+        help="export a scoring model to ONNX for `cskd score --backend onnxruntime`",
+        description=(
+            "Write the model's graph, from normalised pixel_values to the bin probabilities, mean and std score, to "
+            "MODEL/onnx/model.onnx (and MODEL/onnx/model_quantized.onnx with --quantize). Decoding, resizing and "
+            "normalisation stay in Python: the folder's image processor, as for the PyTorch model."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    export.add_argument("--model", required=True, help="a saved scoring model folder")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="the export format")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    batch = export.add_mutually_exclusive_group()
+    batch.add_argument("--dynamic-batch", action="store_true", default=True, help="any batch size (the default)")
+    batch.add_argument("--batch-size", type=int, help="a graph for exactly this batch size instead of any")
+    export.add_argument("--quantize", action="store_true", help="also write an int8 (dynamic quantisation) copy")
+    export.set_defaults(func=_export)
 
     init = commands.add_parser(
         "init",
@@ -188,10 +222,27 @@ def _score(args: argparse.Namespace) -> int:
         device=args.device,
         num_workers=args.num_workers,
         progress=not args.no_progress,
+        backend=args.backend,
+        quantized=args.quantized,
+        draft=not args.no_draft,
     )
     destination = f" to {args.output}" if args.output else ""
     print(f"scored {scored} of {scored + failed} images{destination}; {failed} could not be read", file=sys.stderr)
     return 0 if scored > 0 else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    written = export_onnx(
+        args.model,
+        opset=args.opset,
+        dynamic_batch=args.batch_size is None,
+        batch_size=args.batch_size or 1,
+        quantize=args.quantize,
+    )
+    print("wrote " + ", ".join(map(str, written)))
+    return 0
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -280,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ImportError) as error:
         print(f"cskd {args.command}: error: {error}", file=sys.stderr)
         return 2
 

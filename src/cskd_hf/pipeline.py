@@ -17,9 +17,12 @@ TASK = "image-aesthetics"
 class ImageAestheticsPipeline(Pipeline):
     """Predicts the aesthetic score of images with a `CSKDForAestheticScoring` model.
 
-    Call it on a path, URL or PIL image, or a list of them (set `batch_size` to batch the forward passes). Each image
-    gives `{"score": mean, "std": standard deviation, "distribution": [p_1, ..., p_d]}`, the score on the scale of the
-    model's bins (1..10 for AVA).
+    Call it on a path, URL or PIL image, or a list of them. Each image gives `{"score": mean, "std": standard
+    deviation, "distribution": [p_1, ..., p_d]}`, the score on the scale of the model's bins (1..10 for AVA).
+
+    On a list, `batch_size` batches the forward passes and `num_workers` decodes in DataLoader processes meanwhile
+    (transformers' own input pipeline); large JPEG files decode at a reduced size that still covers the model's
+    resize (`draft=False` decodes them fully), and the model runs channels-last under `inference_mode`.
     """
 
     _load_processor = False
@@ -29,13 +32,22 @@ class ImageAestheticsPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def _sanitize_parameters(self, timeout: float | None = None, **kwargs):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model.to(memory_format=torch.channels_last)
+
+    def get_inference_context(self):
+        return torch.inference_mode
+
+    def _sanitize_parameters(self, timeout: float | None = None, draft: bool | None = None, **kwargs):
         preprocess_params = {"timeout": timeout} if timeout is not None else {}
+        if draft is not None:
+            preprocess_params["draft"] = draft
         return preprocess_params, {}, {}
 
-    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
+    def preprocess(self, image: Any, timeout: float | None = None, draft: bool = True) -> dict[str, torch.Tensor]:
         if isinstance(image, (str, os.PathLike)) and not str(image).startswith(("http://", "https://")):
-            image = open_image(image)
+            image = open_image(image, draft_size=self.image_processor.resize_size if draft else None)
         elif isinstance(image, Image.Image):
             image = to_rgb(image)
         else:
@@ -43,7 +55,8 @@ class ImageAestheticsPipeline(Pipeline):
         return self.image_processor(images=image, return_tensors="pt")
 
     def _forward(self, model_inputs: dict[str, torch.Tensor]):
-        return self.model(pixel_values=model_inputs["pixel_values"].to(self.model.dtype))
+        pixel_values = model_inputs["pixel_values"].to(self.model.dtype)
+        return self.model(pixel_values=pixel_values.contiguous(memory_format=torch.channels_last))
 
     def postprocess(self, model_outputs) -> dict[str, Any]:
         return {
