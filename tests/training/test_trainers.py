@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForImageClassification
 
-from cskd_hf import CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDModel
+from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDModel
 from cskd_hf.models.cskd import modeling_cskd
 from cskd_hf.training import cfa, skd, supervised
 from cskd_hf.training.common import NonFiniteLossError, weights_fingerprint
@@ -64,6 +64,71 @@ def test_teacher_cache_gives_the_live_teachers_first_epoch_loss(toy_world, tmp_p
         )
     )
     assert again["history"][0]["train/epoch_loss"] == pytest.approx(cached["history"][0]["train/epoch_loss"], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def classifier_teacher(tmp_path_factory):
+    """A timm classifier saved as a local checkpoint: the `timm:ARCH@FILE` teacher of multi-teacher CFA."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("classifier") / "test_vit.safetensors"
+    save_file(timm.create_model("test_vit", num_classes=10).state_dict(), str(path))
+    return f"timm:test_vit@{path}"
+
+
+def test_several_teachers_parse_and_a_single_one_keeps_the_cfa_layout(toy_world, classifier_teacher, tmp_path):
+    args = cfa.parse_arguments(
+        cfa.CFAArguments, cfa_args(toy_world, tmp_path, "--teacher", classifier_teacher, "--teacher_weight", "1", "2")
+    )
+    assert args.teacher == [str(toy_world["clip"]), classifier_teacher] and args.teacher_weight == [1.0, 2.0]
+    assert args.cache_dir(1) is None
+    with pytest.raises(ValueError, match="2 weights for 1 teachers"):
+        cfa.parse_arguments(cfa.CFAArguments, cfa_args(toy_world, tmp_path, "--teacher_weight", "1", "2"))
+    single = CSKDForFeatureAlignment(CSKDConfig(architecture="test_resnet", image_size=32, projection_dim=[32]))
+    assert single.config.projection_dim == 32 and any(key.startswith("projector.") for key in single.state_dict())
+
+
+def test_multi_teacher_alignment_with_a_clip_and_a_classifier_of_other_widths(
+    toy_world, classifier_teacher, tmp_path
+):
+    """Hou et al.'s multi-teacher feature distillation: one projector per teacher, the losses summed."""
+    two = ("--teacher", classifier_teacher, "--teacher_weight", "1", "0.5")
+    fixed_view = ("--num_epochs", "1", "--no_train_augmentation")
+    result = cfa.train(
+        cfa.parse_arguments(cfa.CFAArguments, cfa_args(toy_world, tmp_path / "multi", *two, "--num_epochs", "4"))
+    )
+    losses = [entry["train/epoch_loss"] for entry in result["history"]]
+    assert losses[-1] < 0.6 * losses[0], losses
+
+    aligned = CSKDForFeatureAlignment.from_pretrained(tmp_path / "multi")
+    widths = [32, timm_num_features("test_vit")]
+    assert widths[0] != widths[1] and aligned.config.projection_dim == widths
+    assert aligned.config.alignment_weights == [1.0, 0.5]
+    pixel_values = torch.randn(2, 3, 32, 32)
+    embeddings = aligned(pixel_values=pixel_values).embeddings
+    assert [e.shape[-1] for e in embeddings] == widths
+    scorer = CSKDForAestheticScoring.from_pretrained(tmp_path / "multi")
+    assert same_tensors(aligned.backbone.state_dict(), scorer.backbone.state_dict())
+
+    # The caches of both teachers (one subfolder each) give the live teachers' loss.
+    live = cfa.train(cfa.parse_arguments(cfa.CFAArguments, cfa_args(toy_world, tmp_path / "live", *two, *fixed_view)))
+    cache = tmp_path / "cache"
+    cached = cfa.train(
+        cfa.parse_arguments(
+            cfa.CFAArguments,
+            cfa_args(toy_world, tmp_path / "cached", *two, *fixed_view, "--teacher_cache", str(cache)),
+        )
+    )
+    assert (cache / "teacher0" / "complete.json").exists() and (cache / "teacher1" / "complete.json").exists()
+    assert cached["history"][0]["train/epoch_loss"] == pytest.approx(live["history"][0]["train/epoch_loss"], abs=1e-5)
+
+
+def timm_num_features(architecture: str) -> int:
+    import timm
+
+    return timm.create_model(architecture, num_classes=0).num_features
 
 
 def test_skd_loss_decreases_on_the_toy_problem(toy_world, toy_teacher, tmp_path):

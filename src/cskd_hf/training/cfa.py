@@ -4,11 +4,16 @@
         --backbone_pretrained --unlabeled /data/imagenet/train parquet:/data/openimages/*.parquet \\
         --output_dir outputs/cfa-mv2
 
+With several `--teacher`s (CLIP checkpoints and/or `timm:ARCH[@CHECKPOINT]` classifiers), the student gets one
+projector per teacher and the alignment losses are summed with `--teacher_weight`s: the multi-teacher feature
+distillation of Hou et al. (2022). One teacher trains exactly as CFA.
+
 The output folder holds a `CSKDForFeatureAlignment` (backbone + projector); `scripts/finetune.py --model` and
 `scripts/skd.py --model` start from its aligned backbone with a new scoring head.
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -18,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
 from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
-from ..teachers.clip import ClipTeacher
+from ..teachers.classifier import load_teacher, teacher_embedding_size
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import (
     CommonArguments,
@@ -44,12 +49,24 @@ EXHAUSTED, EMPTY, READY = 0, 1, 2
 
 @dataclass(kw_only=True)
 class CFAArguments(CommonArguments, UnlabeledArguments):
-    teacher: str = field(
-        default="openai/clip-vit-large-patch14", metadata={"help": "CLIP checkpoint (Hub id or local folder)"}
+    teacher: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "CLIP checkpoint (Hub id or folder) or timm:ARCH[@CHECKPOINT] classifier; repeat the flag for "
+            "several teachers (default: openai/clip-vit-large-patch14)",
+            "action": "extend",
+        },
+    )
+    teacher_weight: list[float] = field(
+        default_factory=list, metadata={"help": "weight of each teacher's loss (default: 1 each)", "action": "extend"}
     )
     teacher_target: str = field(default="cls", metadata={"help": "cls (the paper) or projected (CLIP's joint space)"})
     teacher_cache: str | None = field(
-        default=None, metadata={"help": "folder of cached teacher embeddings: built on first use, then reused"}
+        default=None,
+        metadata={
+            "help": "folder of cached teacher embeddings: built on first use, then reused (one subfolder per "
+            "teacher when there are several)"
+        },
     )
     model: str | None = field(default=None, metadata={"help": "continue from a saved alignment model"})
     architecture: str = field(default="mobilenetv2_100", metadata={"help": "timm backbone of the student"})
@@ -63,9 +80,19 @@ class CFAArguments(CommonArguments, UnlabeledArguments):
         super().__post_init__()
         if not self.unlabeled:
             raise ValueError("--unlabeled is required: CFA learns from unlabeled images")
+        self.teacher = [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
+        self.teacher = self.teacher or ["openai/clip-vit-large-patch14"]
+        if self.teacher_weight and len(self.teacher_weight) != len(self.teacher):
+            raise ValueError(f"--teacher_weight: {len(self.teacher_weight)} weights for {len(self.teacher)} teachers")
+
+    def cache_dir(self, index: int) -> str | None:
+        """The teacher cache of teacher `index`: `--teacher_cache` itself for a single teacher."""
+        if not self.teacher_cache or len(self.teacher) == 1:
+            return self.teacher_cache
+        return os.path.join(self.teacher_cache, f"teacher{index}")
 
 
-def alignment_model(args: CFAArguments, projection_dim: int) -> CSKDForFeatureAlignment:
+def alignment_model(args: CFAArguments, projection_dim: int | list[int]) -> CSKDForFeatureAlignment:
     if args.model:
         return CSKDForFeatureAlignment.from_pretrained(args.model)
     config = CSKDConfig(
@@ -75,6 +102,7 @@ def alignment_model(args: CFAArguments, projection_dim: int) -> CSKDForFeatureAl
         backbone_checkpoint_path=args.backbone_checkpoint_path,
         projection_dim=projection_dim,
         projector_hidden_size=args.projector_hidden_size,
+        alignment_weights=args.teacher_weight or None,
     )
     return CSKDForFeatureAlignment.from_config(config)
 
@@ -82,39 +110,39 @@ def alignment_model(args: CFAArguments, projection_dim: int) -> CSKDForFeatureAl
 def train(args: CFAArguments) -> dict:
     accelerator = make_accelerator(args)
     set_seed(args.seed)
-    model = alignment_model(args, ClipTeacher.embedding_size_of(args.teacher, args.teacher_target))
+    model = alignment_model(args, [teacher_embedding_size(spec, args.teacher_target) for spec in args.teacher])
     image_processor = CSKDImageProcessor.from_model_config(model.config)
-    teacher = ClipTeacher(
-        args.teacher,
-        args.teacher_target,
-        image_processor.image_mean,
-        image_processor.image_std,
-        teacher_dtype(accelerator),
-    ).to(accelerator.device)
+    mean, std, dtype = image_processor.image_mean, image_processor.image_std, teacher_dtype(accelerator)
+    teachers = [load_teacher(spec, args.teacher_target, mean, std, dtype) for spec in args.teacher]
+    teachers = [teacher.to(accelerator.device) for teacher in teachers]
 
     def stream_batches(train: bool, drop_last: bool) -> UnlabeledBatches:
         stream = unlabeled_stream(args, args.seed, accelerator)
         return UnlabeledBatches(stream, image_processor, args.batch_size, train, args.seed, drop_last)
 
-    cache = None
+    caches = None
     if args.teacher_cache:
-        if not cache_is_complete(args.teacher_cache):
-            description = {
-                "teacher": args.teacher,
-                "target": args.teacher_target,
-                "image_size": model.config.image_size,
-            }
-            build_teacher_cache(
-                args.teacher_cache,
-                stream_batches(train=False, drop_last=False),
-                teacher,
-                accelerator,
-                args.num_workers,
-                description,
-            )
-        cache = TeacherCache(args.teacher_cache)
-        teacher = None  # the cache replaces the live teacher; free its memory
-        logger.info(f"training from the teacher cache in {args.teacher_cache} ({len(cache)} images)")
+        for index, (spec, teacher) in enumerate(zip(args.teacher, teachers, strict=True)):
+            if not cache_is_complete(args.cache_dir(index)):
+                description = {"teacher": spec, "target": args.teacher_target, "image_size": model.config.image_size}
+                build_teacher_cache(
+                    args.cache_dir(index),
+                    stream_batches(train=False, drop_last=False),
+                    teacher,
+                    accelerator,
+                    args.num_workers,
+                    description,
+                )
+        caches = [TeacherCache(args.cache_dir(index)) for index in range(len(args.teacher))]
+        teachers = None  # the caches replace the live teachers; free their memory
+        logger.info(f"training from the teacher cache in {args.teacher_cache} ({len(caches[0])} images)")
+
+    def targets_of(batch, pixel_values) -> torch.Tensor | list[torch.Tensor]:
+        if caches:
+            targets = [cache.lookup(batch["keys"]).to(accelerator.device) for cache in caches]
+        else:
+            targets = [teacher(pixel_values) for teacher in teachers]
+        return targets[0] if len(targets) == 1 else targets
 
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -143,7 +171,7 @@ def train(args: CFAArguments) -> dict:
             if agreed == EMPTY:
                 continue
             pixel_values = batch["pixel_values"].to(accelerator.device)
-            targets = cache.lookup(batch["keys"]).to(accelerator.device) if cache else teacher(pixel_values)
+            targets = targets_of(batch, pixel_values)
             loss = optimization_step(
                 accelerator,
                 model,
@@ -180,8 +208,8 @@ def train(args: CFAArguments) -> dict:
     title = "CSKD feature-aligned backbone (CFA, phase I)"
     summary = (
         f"`{accelerator.unwrap_model(model).config.architecture}` aligned to "
-        f"`{args.teacher}` ({args.teacher_target} embedding) on {args.unlabeled}"
-        + (" from cached teacher embeddings." if cache else ".")
+        f"{' + '.join(f'`{spec}`' for spec in args.teacher)} ({args.teacher_target} embedding) on {args.unlabeled}"
+        + (" from cached teacher embeddings." if caches else ".")
         + " Load it with `CSKDForAestheticScoring.from_pretrained` to train a scorer on its backbone."
     )
     final = {"alignment_loss": state.history[-1]["train/epoch_loss"]} if state.history else {}

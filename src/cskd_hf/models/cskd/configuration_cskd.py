@@ -28,7 +28,9 @@ class CSKDConfig(PretrainedConfig):
         head_hidden_sizes: hidden layer sizes of the scoring head; empty gives NIMA's dropout + linear head.
         head_dropout: dropout before each linear layer of the head (NIMA uses 0.75).
         projection_dim: output size of the alignment projector (the teacher's embedding size, 1024 for the CLS token
-            of CLIP ViT-L/14); `None` means the model has no projector.
+            of CLIP ViT-L/14); `None` means the model has no projector. A list gives one projector per teacher
+            (multi-teacher feature distillation, Hou et al. 2022).
+        alignment_weights: with several teachers, the weight of each teacher's alignment loss (default: all 1).
         projector_hidden_size: hidden size of the two-layer projector; defaults to the backbone's feature size.
         emd_r: the exponent r of the EMD loss (eq. 2 of the CSKD paper).
         initializer_range: std of the normal initialisation of head and projector weights.
@@ -47,8 +49,9 @@ class CSKDConfig(PretrainedConfig):
         bin_scores: list[float] | None = None,
         head_hidden_sizes: list[int] | None = None,
         head_dropout: float = 0.75,
-        projection_dim: int | None = None,
+        projection_dim: int | list[int] | None = None,
         projector_hidden_size: int | None = None,
+        alignment_weights: list[float] | None = None,
         emd_r: float = 2.0,
         initializer_range: float = 0.02,
         **kwargs,
@@ -69,8 +72,18 @@ class CSKDConfig(PretrainedConfig):
             raise ValueError(f"`head_hidden_sizes` must be positive, got {head_hidden_sizes}")
         if not 0.0 <= head_dropout < 1.0:
             raise ValueError(f"`head_dropout` must be in [0, 1), got {head_dropout}")
-        if projection_dim is not None and projection_dim <= 0:
-            raise ValueError(f"`projection_dim` must be positive or None, got {projection_dim}")
+        if isinstance(projection_dim, (list, tuple)):
+            projection_dim = [int(d) for d in projection_dim]
+            projection_dim = projection_dim[0] if len(projection_dim) == 1 else projection_dim
+        dims = projection_dim if isinstance(projection_dim, list) else [projection_dim]
+        if projection_dim is not None and (not dims or any(d is None or d <= 0 for d in dims)):
+            raise ValueError(f"`projection_dim` must be a positive size, a list of them or None, got {projection_dim}")
+        if alignment_weights is not None:
+            alignment_weights = [float(w) for w in alignment_weights]
+            if len(alignment_weights) != len(dims) or any(w < 0 for w in alignment_weights):
+                raise ValueError(
+                    f"`alignment_weights` needs one weight >= 0 per teacher ({len(dims)}), got {alignment_weights}"
+                )
         if projector_hidden_size is not None and projector_hidden_size <= 0:
             raise ValueError(f"`projector_hidden_size` must be positive or None, got {projector_hidden_size}")
         if emd_r <= 0:
@@ -87,6 +100,7 @@ class CSKDConfig(PretrainedConfig):
         self.head_dropout = head_dropout
         self.projection_dim = projection_dim
         self.projector_hidden_size = projector_hidden_size
+        self.alignment_weights = alignment_weights
         self.emd_r = emd_r
         self.initializer_range = initializer_range
 

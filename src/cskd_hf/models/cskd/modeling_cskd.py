@@ -108,7 +108,8 @@ class FeatureAlignmentOutput(ModelOutput):
     """
     Args:
         loss: mean alignment loss (eq. 1) against `teacher_embeds`, when they are given.
-        embeddings: `(batch, projection_dim)` projected features, in the teacher's embedding space.
+        embeddings: `(batch, projection_dim)` projected features, in the teacher's embedding space (with several
+            teachers, a tuple with one per teacher).
         pooler_output: `(batch, feature_size)` pooled backbone features (what phase II keeps).
     """
 
@@ -315,33 +316,59 @@ class CSKDForAestheticScoring(CSKDPreTrainedModel):
 
 
 class CSKDForFeatureAlignment(CSKDPreTrainedModel):
-    """Backbone + projector aligned to a frozen teacher's embedding (phase I, CLIP-based feature alignment)."""
+    """Backbone + projector aligned to a frozen teacher's embedding (phase I, CLIP-based feature alignment).
+
+    With a list `config.projection_dim`, one projector per teacher (`projectors`), the losses summed with
+    `config.alignment_weights`: multi-teacher feature distillation (Hou et al., 2022).
+    """
 
     def __init__(self, config: CSKDConfig):
         if config.projection_dim is None:
             raise ValueError("CSKDForFeatureAlignment needs `config.projection_dim` (the teacher's embedding size)")
         super().__init__(config)
         hidden_size = config.projector_hidden_size or self.feature_size
-        self.projector = CSKDProjector(self.feature_size, hidden_size, config.projection_dim)
+        if self.num_teachers == 1:
+            self.projector = CSKDProjector(self.feature_size, hidden_size, config.projection_dim)
+        else:
+            self.projectors = nn.ModuleList(
+                CSKDProjector(self.feature_size, hidden_size, dim) for dim in config.projection_dim
+            )
         self.post_init()
+
+    @property
+    def num_teachers(self) -> int:
+        return len(self.config.projection_dim) if isinstance(self.config.projection_dim, list) else 1
 
     def forward(
         self,
         pixel_values: torch.Tensor,
-        teacher_embeds: torch.Tensor | None = None,
+        teacher_embeds: torch.Tensor | list[torch.Tensor] | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> FeatureAlignmentOutput | tuple:
         r"""
-        teacher_embeds: `(batch, projection_dim)` target embeddings (CLIP's CLS embedding), for the loss of eq. 1.
+        teacher_embeds: `(batch, projection_dim)` target embeddings (CLIP's CLS embedding), for the loss of eq. 1;
+            with several teachers, a list of them, one per teacher.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         _, pooler_output = self.pooled_features(pixel_values)
-        embeddings = self.projector(pooler_output)
+        if self.num_teachers == 1:
+            embeddings = self.projector(pooler_output)
+        else:
+            embeddings = tuple(projector(pooler_output) for projector in self.projectors)
 
         loss = None
         if teacher_embeds is not None:
-            loss = cosine_alignment_loss(teacher_embeds.to(embeddings.dtype), embeddings).mean()
+            if self.num_teachers == 1:
+                loss = cosine_alignment_loss(teacher_embeds.to(embeddings.dtype), embeddings).mean()
+            else:
+                if len(teacher_embeds) != self.num_teachers:
+                    raise ValueError(f"got {len(teacher_embeds)} teacher embeddings for {self.num_teachers} teachers")
+                weights = self.config.alignment_weights or [1.0] * self.num_teachers
+                loss = sum(
+                    weight * cosine_alignment_loss(target.to(student.dtype), student).mean()
+                    for weight, target, student in zip(weights, teacher_embeds, embeddings, strict=True)
+                )
 
         if not return_dict:
             output = (embeddings, pooler_output)
