@@ -68,6 +68,30 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     score.set_defaults(func=_score)
 
+    zeroshot = commands.add_parser(
+        "zeroshot",
+        help="score images, or evaluate on a dataset, with CLIP prompts and no training (baseline)",
+        description=(
+            "The zero-shot baseline of Hentschel et al. (2022): for each antonym prompt pair (good/bad photo, ...) "
+            "the softmax of CLIP's image-text logits gives the positive prompt's probability; the score is their mean "
+            "over the pairs, in [0, 1]. With --dataset, a linear map of positive slope fitted on its "
+            "--calibration-split puts scores on the dataset's scale (the ranking is untouched) and, without PATHs, "
+            "the metrics on --split are printed and written."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    zeroshot.add_argument("paths", nargs="*", metavar="PATH", help="image files, folders or glob patterns")
+    zeroshot.add_argument("--clip", required=True, help="a CLIP checkpoint (Hub id or folder with its tokenizer)")
+    zeroshot.add_argument("--prompts", help="prompt pairs: 'positive | negative' lines, or a JSON list of pairs")
+    zeroshot.add_argument(
+        "--dataset", help="a labeled dataset (folder, Hub id, ava:ROOT, ...) to calibrate or evaluate"
+    )
+    zeroshot.add_argument("--split", default="test", help="split to evaluate")
+    zeroshot.add_argument("--calibration-split", default="train", help="split the score map is fitted on")
+    zeroshot.add_argument("--output", "-o", help="CSV of scores (PATHs) or JSON of metrics (--dataset alone)")
+    zeroshot.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    zeroshot.set_defaults(func=_zeroshot)
+
     export = commands.add_parser(
         "export",
         help="export a scoring model to ONNX for `cskd score --backend onnxruntime`",
@@ -229,6 +253,58 @@ def _score(args: argparse.Namespace) -> int:
     destination = f" to {args.output}" if args.output else ""
     print(f"scored {scored} of {scored + failed} images{destination}; {failed} could not be read", file=sys.stderr)
     return 0 if scored > 0 else 1
+
+
+def _zeroshot(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    from .baselines.zero_shot import (
+        DEFAULT_PROMPTS,
+        ScoreMap,
+        ZeroShotScorer,
+        evaluate_zero_shot,
+        load_prompts,
+        score_paths,
+    )
+    from .data.images import find_images
+
+    prompts = load_prompts(args.prompts) if args.prompts else DEFAULT_PROMPTS
+    if not args.paths:
+        if not args.dataset:
+            raise ValueError("give image PATHs to score, or --dataset to evaluate on")
+        from .data.prepare import load_labeled
+
+        metrics = evaluate_zero_shot(
+            args.clip, load_labeled(args.dataset), args.split, args.calibration_split, prompts
+        )
+        print(f"zero-shot on {args.dataset} ({args.split}): SRCC {metrics['srcc']:.3f}, PLCC {metrics['plcc']:.3f}")
+        if args.output:
+            with open(args.output, "w") as file:
+                json.dump(metrics, file, indent=1)
+        return 0
+    scorer = ZeroShotScorer(args.clip, prompts)
+    score_map = None
+    if args.dataset:
+        from .data.prepare import load_labeled
+
+        calibration = load_labeled(args.dataset)[args.calibration_split]
+        score_map = ScoreMap.fit(*scorer.score_dataset(calibration.select(range(min(2000, len(calibration))))))
+    stream = open(args.output, "w", newline="") if args.output else sys.stdout
+    scored = 0
+    try:
+        writer = csv.writer(stream)
+        writer.writerow(["path", "zero_shot", *(["score"] if score_map else []), "error"])
+        for path, value, error in score_paths(scorer, find_images(args.paths), args.batch_size):
+            mapped = [] if score_map is None else [f"{score_map(value):.6g}" if value is not None else ""]
+            writer.writerow([path, f"{value:.6g}" if value is not None else "", *mapped, error or ""])
+            scored += value is not None
+            if error:
+                print(f"error: {error}", file=sys.stderr)
+    finally:
+        if args.output:
+            stream.close()
+    return 0 if scored else 1
 
 
 def _export(args: argparse.Namespace) -> int:

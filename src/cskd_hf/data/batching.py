@@ -38,6 +38,19 @@ def transform_image(encoded: dict, image_processor: CSKDImageProcessor, train: b
         return image_processor(image, train=train)["pixel_values"][0]
 
 
+def iter_labeled_images(dataset: Dataset):
+    """`(RGB PIL image, mean score)` for each readable row of a labeled split, in order; unreadable ones are logged
+    and skipped. For models with their own preprocessing (CLIP baselines)."""
+    dataset = dataset.cast_column("image", ImageFeature(decode=False))
+    for row in dataset.select_columns(["image", "mean_score"]):
+        try:
+            image = decode_image(row["image"].get("bytes"), row["image"].get("path"))
+        except ImageReadError as error:
+            logger.warning(f"skipping image: {error}")
+            continue
+        yield image, row["mean_score"]
+
+
 class LabeledImages(torch.utils.data.Dataset):
     """A labeled `datasets.Dataset` as model inputs: `pixel_values`, `labels` (vote distributions), `mean_scores`."""
 
@@ -153,4 +166,12 @@ def image_key(encoded: dict) -> str:
     return hashlib.sha1(data).hexdigest() if data else str(encoded.get("path"))
 
 
-__all__ = ["LabeledImages", "UnlabeledBatches", "collate_labeled", "example_seed", "image_key", "transform_image"]
+__all__ = [
+    "LabeledImages",
+    "UnlabeledBatches",
+    "collate_labeled",
+    "example_seed",
+    "image_key",
+    "iter_labeled_images",
+    "transform_image",
+]

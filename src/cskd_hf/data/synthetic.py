@@ -28,6 +28,17 @@ COLOUR_NAMES = ["red", "orange", "yellow", "green", "teal", "blue", "purple", "p
 AVA_BIN_SCORES = [float(score) for score in range(1, 11)]
 DEFAULT_SPLITS = {"unlabeled": 50_000, "train": 5_000, "validation": 1_000, "test": 2_000}
 MOS_MEAN, MOS_SPREAD = 5.4, 0.7
+# The zero-shot baseline's antonym pairs in SynthAVA's caption vocabulary ("good photo" means nothing to a CLIP that
+# has only read SynthAVA captions): one pair per term of `latent_score` a caption can name, written from that
+# documented function, never fitted to data. Written next to the data as zero_shot_prompts.txt.
+ZERO_SHOT_PROMPTS = [
+    ("a sharp photo", "a blurry photo"),
+    ("a photo", "a grainy photo"),
+    ("a photo", "a dark photo"),
+    ("a photo", "a flat photo"),
+    ("a photo with harmonious colours", "a photo with clashing colours"),
+    ("a photo on a third", "a photo cut by the edge"),
+]
 VOTER_NOISE = 1.35  # with rounding, a per-image vote std of about 1.4, as on AVA
 THIRDS = np.array([[1 / 3, 1 / 3], [1 / 3, 2 / 3], [2 / 3, 1 / 3], [2 / 3, 2 / 3]])
 
@@ -301,11 +312,13 @@ def generate(
 
 def write_synthava(out_dir: str | Path, **generate_kwargs) -> DatasetDict:
     """Generate SynthAVA and write it as a prepared dataset: Parquet shards per split and a dataset card."""
+    from ..baselines.zero_shot import write_prompts
     from .prepare import write_parquet
 
     out_dir = Path(out_dir)
     dataset_dict = generate(**generate_kwargs)
     write_parquet(dataset_dict, out_dir, rows_per_shard=5000)
+    write_prompts(ZERO_SHOT_PROMPTS, out_dir / "zero_shot_prompts.txt")
     sizes = "\n".join(f"| {split} | {len(dataset):,} |" for split, dataset in dataset_dict.items())
     configs = [{"split": split, "path": f"data/{split}-*.parquet"} for split in dataset_dict]
     configs_yaml = "\n".join(f"  - split: {c['split']}\n    path: {c['path']}" for c in configs)
@@ -331,7 +344,8 @@ real photographs.** Generation settings: {generate_kwargs}.
 |---|---|
 {sizes}
 
-Unlabeled source for training: `parquet:{out_dir}/data/unlabeled-*.parquet`.
+Unlabeled source for training: `parquet:{out_dir}/data/unlabeled-*.parquet`. Prompt pairs for the zero-shot
+baseline, in the captions' vocabulary: `zero_shot_prompts.txt`.
 """
     )
     return dataset_dict
@@ -361,6 +375,7 @@ def vote_statistics(dataset: Dataset) -> dict:
 __all__ = [
     "CONTENT_CLASSES",
     "DEFAULT_SPLITS",
+    "ZERO_SHOT_PROMPTS",
     "caption",
     "generate",
     "latent_score",

@@ -1,0 +1,1 @@
+"""Baselines of the seed papers: CLIP zero-shot prompts (Hentschel et al., 2022)."""
