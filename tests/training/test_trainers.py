@@ -90,9 +90,7 @@ def test_several_teachers_parse_and_a_single_one_keeps_the_cfa_layout(toy_world,
     assert single.config.projection_dim == 32 and any(key.startswith("projector.") for key in single.state_dict())
 
 
-def test_multi_teacher_alignment_with_a_clip_and_a_classifier_of_other_widths(
-    toy_world, classifier_teacher, tmp_path
-):
+def test_multi_teacher_alignment_with_a_clip_and_a_classifier_of_other_widths(toy_world, classifier_teacher, tmp_path):
     """Hou et al.'s multi-teacher feature distillation: one projector per teacher, the losses summed."""
     two = ("--teacher", classifier_teacher, "--teacher_weight", "1", "0.5")
     fixed_view = ("--num_epochs", "1", "--no_train_augmentation")
