@@ -48,10 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model", required=True, help="a saved model folder or a Hub model id")
     score.add_argument("--output", "-o", help="write results to this file (.csv or .jsonl); default: stdout as CSV")
     score.add_argument("--format", choices=("csv", "jsonl"), help="output format; default: from --output's extension")
-    score.add_argument("--batch-size", type=int, help="images per forward pass; default: 16 on CPU, 64 on GPU")
+    score.add_argument(
+        "--batch-size", type=int, help="images per forward pass; default: 16 (torch, CPU), 32 (onnxruntime), 64 (GPU)"
+    )
     score.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (torch backend)")
     score.add_argument(
-        "--num-workers", type=int, help="DataLoader processes decoding images (0: none); default: half the CPU cores"
+        "--num-workers", type=int, help="DataLoader processes decoding images (0: none); default: 1 per core, up to 8"
     )
     score.add_argument(
         "--backend",
@@ -108,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch = export.add_mutually_exclusive_group()
     batch.add_argument("--dynamic-batch", action="store_true", default=True, help="any batch size (the default)")
     batch.add_argument("--batch-size", type=int, help="a graph for exactly this batch size instead of any")
-    export.add_argument("--quantize", action="store_true", help="also write an int8 (dynamic quantisation) copy")
+    export.add_argument(
+        "--quantize", action="store_true", help="also write a copy with int8 matrix products (dynamic quantisation)"
+    )
     export.set_defaults(func=_export)
 
     init = commands.add_parser(

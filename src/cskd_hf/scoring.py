@@ -91,6 +91,12 @@ class TorchScorer:
     def device(self) -> torch.device:
         return self.model.device
 
+    @property
+    def default_batch_size(self) -> int:
+        """Large batches feed a GPU; on a CPU, batches of 16 of a channels-last network stay in cache and beat 32
+        (benchmarks/score_throughput.py)."""
+        return 64 if self.device.type in ("cuda", "mps") else 16
+
     @torch.inference_mode()
     def __call__(self, pixel_values: torch.Tensor) -> BatchScores:
         pixel_values = pixel_values.to(self.device).contiguous(memory_format=self.memory_format)
@@ -107,6 +113,7 @@ class OnnxScorer:
     """An exported scoring graph (`cskd export`) run by ONNX Runtime, on CUDA when available, else on the CPU."""
 
     device = torch.device("cpu")
+    default_batch_size = 32  # faster than 16 or 64 on CPU (benchmarks/score_throughput.py)
 
     def __init__(
         self, path: str | os.PathLike, providers: Sequence[str] | None = None, num_threads: int | None = None
@@ -122,6 +129,9 @@ class OnnxScorer:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads:
             options.intra_op_num_threads = num_threads
+        # Idle ONNX Runtime threads spin by default, burning the cores the decoding workers need (measured: 157
+        # against 135 img/s end to end on 2 cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = onnxruntime.get_available_providers()
         providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         self.path = str(path)
@@ -181,15 +191,10 @@ def load_scorer(
     return model.to(resolve_device(device)).eval(), image_processor
 
 
-def default_batch_size(device: torch.device) -> int:
-    """Images per forward pass when the user gives none: large batches feed a GPU; on a CPU, small batches of a
-    channels-last network stay in cache and are as fast or faster (measured in benchmarks/score_throughput.py)."""
-    return 64 if device.type in ("cuda", "mps") else 16
-
-
 def default_num_workers() -> int:
-    """DataLoader processes decoding images when the user gives none: decoding overlaps the forward pass."""
-    return min(4, max(1, (os.cpu_count() or 1) // 2))
+    """DataLoader processes decoding images when the user gives none: one per core up to 8, so that decoding
+    overlaps the forward pass (on 2 cores, 2 workers beat 1: benchmarks/score_throughput.py)."""
+    return min(8, os.cpu_count() or 1)
 
 
 def score_files(
@@ -205,14 +210,14 @@ def score_files(
 
     Args:
         scorer: a scoring model (run as a `TorchScorer`) or a scorer such as `OnnxScorer`.
-        batch_size: images per forward pass; default `default_batch_size` for the scorer's device.
+        batch_size: images per forward pass; default: the scorer's `default_batch_size`.
         num_workers: DataLoader processes decoding images; default `default_num_workers()`, 0 decodes in this process.
         draft: decode large JPEGs at a reduced size (see `ImageFileDataset`).
     """
     if isinstance(scorer, CSKDForAestheticScoring):
         scorer = TorchScorer(scorer)
-    device = getattr(scorer, "device", torch.device("cpu"))
-    batch_size = batch_size or default_batch_size(device)
+    device = scorer.device
+    batch_size = batch_size or scorer.default_batch_size
     num_workers = default_num_workers() if num_workers is None else num_workers
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -344,7 +349,6 @@ __all__ = [
     "TorchScorer",
     "ScoreResult",
     "collate_scored_files",
-    "default_batch_size",
     "default_num_workers",
     "load_onnx_scorer",
     "load_scorer",
