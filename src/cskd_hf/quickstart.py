@@ -30,14 +30,14 @@ class QuickstartPlan:
     # parameter test ResNet student keep the paper's large-teacher / small-student shape.
     teacher_architecture: str = "resnet10t"
     student_architecture: str = "test_resnet"
-    content_images: int = 6_000
-    clip_epochs: int = 4
+    content_images: int = 5_000
+    clip_epochs: int = 3
     clip_batch_size: int = 64
-    content_epochs: int = 5
+    content_epochs: int = 4
     cfa_epochs: int = 2
-    finetune_epochs: int = 5
-    student_epochs: int = 6
-    lr_decay_epoch: int = 4
+    finetune_epochs: int = 4
+    student_epochs: int = 4
+    lr_decay_epoch: int = 3
     batch_size: int = 32
     mu: int = 2
     beta: float = 15.0
