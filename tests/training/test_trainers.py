@@ -167,6 +167,43 @@ def rank_states_single(checkpoint):
     return json.loads((checkpoint / "trainer_state_rank0.json").read_text())
 
 
+def test_direct_clip_fine_tuning_trains_the_clip_tower(toy_world, tmp_path):
+    """The baseline CSKD argues against: CLIP's own image tower fine-tuned with the EMD loss (Hentschel et al.)."""
+    from transformers import CLIPVisionModelWithProjection
+
+    args = [
+        "--dataset",
+        str(toy_world["labeled"]),
+        "--clip_backbone",
+        str(toy_world["clip"]),
+        "--output_dir",
+        str(tmp_path / "clip-ft"),
+        "--num_epochs",
+        "4",
+        "--batch_size",
+        "8",
+        "--num_workers",
+        "0",
+        "--head_dropout",
+        "0.1",
+        "--report_to",
+        "none",
+        "--learning_rate",
+        "1e-3",
+    ]
+    supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, args))
+    losses = [
+        entry["train/epoch_loss"] for entry in rank_states_single(last_checkpoint(tmp_path / "clip-ft"))["history"]
+    ]
+    assert losses[-1] < 0.8 * losses[0], losses
+    tuned = AutoModelForImageClassification.from_pretrained(tmp_path / "clip-ft")
+    assert tuned.config.backbone_type == "clip" and tuned.config.image_size == 32  # CLIP's own input size
+    original = CLIPVisionModelWithProjection.from_pretrained(toy_world["clip"]).state_dict()
+    tuned_tower = tuned.backbone.state_dict()
+    assert original.keys() == tuned_tower.keys()
+    assert not torch.equal(original["visual_projection.weight"], tuned_tower["visual_projection.weight"])
+
+
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(toy_world, tmp_path, monkeypatch):
     emd = modeling_cskd.earth_movers_distance
     calls = {"n": 0}

@@ -40,8 +40,10 @@ def build_scorer(
     head_dropout: float,
     backbone_pretrained: bool = False,
     backbone_checkpoint_path: str | None = None,
+    clip_backbone: str | None = None,
 ) -> CSKDForAestheticScoring:
-    """The model phase II starts from: a saved CFA (alignment) or scoring model, or a new one from `architecture`.
+    """The model phase II starts from: a saved CFA (alignment) or scoring model, a CLIP image tower
+    (`clip_backbone`, at CLIP's input size), or a new one from `architecture`.
 
     From an alignment checkpoint the aligned backbone is kept and the head is new, sized for the dataset's bins.
     """
@@ -49,6 +51,8 @@ def build_scorer(
     head["head_dropout"] = head_dropout
     if model_name_or_path:
         return CSKDForAestheticScoring.from_pretrained(model_name_or_path, ignore_mismatched_sizes=True, **head)
+    if clip_backbone:
+        return CSKDForAestheticScoring.from_config(CSKDConfig.for_clip(clip_backbone, **head))
     config = CSKDConfig(
         architecture=architecture,
         image_size=image_size,

@@ -32,6 +32,13 @@ class ModelArguments:
         default=None, metadata={"help": "start from this saved CFA or scoring model (folder or Hub id)"}
     )
     architecture: str = field(default="mobilenetv2_100", metadata={"help": "timm backbone when --model is not given"})
+    clip_backbone: str | None = field(
+        default=None,
+        metadata={
+            "help": "instead of a timm backbone, the image tower of this CLIP checkpoint (Hub id or folder), at its "
+            "input size: direct CLIP fine-tuning, the baseline CSKD argues against"
+        },
+    )
     backbone_pretrained: bool = field(default=False, metadata={"help": "load timm's ImageNet weights (downloads)"})
     backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
     image_size: int = field(default=224, metadata={"help": "model input size"})
@@ -79,6 +86,7 @@ def scorer_from(args: ModelArguments, bin_scores: list[float]):
         args.head_dropout,
         args.backbone_pretrained,
         args.backbone_checkpoint_path,
+        args.clip_backbone,
     )
     return model, CSKDImageProcessor.from_model_config(model.config)
 
@@ -89,7 +97,7 @@ def train(args: FinetuneArguments):
     train_data, validation_data = labeled_splits(args)
     bin_scores = bin_scores_of(train_data)
     model, image_processor = scorer_from(args, bin_scores)
-    start = args.model or args.architecture
+    start = args.model or args.clip_backbone or args.architecture
     summary = f"Fine-tuned with the EMD loss on `{args.dataset}` ({len(train_data)} images), from `{start}`."
 
     def compute_loss(model, batch, state):

@@ -5,6 +5,8 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+BACKBONE_TYPES = ("timm", "clip")
+
 
 class CSKDConfig(PretrainedConfig):
     r"""
@@ -16,7 +18,12 @@ class CSKDConfig(PretrainedConfig):
 
     Args:
         architecture: timm model name, e.g. `"mobilenetv2_100"`, `"vit_tiny_patch16_224"`,
-            `"swin_base_patch4_window7_224"`.
+            `"swin_base_patch4_window7_224"` (timm's CLIP towers such as `"vit_base_patch16_clip_224.openai"` too);
+            with `backbone_type="clip"`, the name of the CLIP checkpoint the tower came from.
+        backbone_type: `"timm"`, or `"clip"` for a transformers CLIP image tower (`clip_vision_config`), whose
+            pooled features are CLIP's image embedding: the backbone of the CLIP linear probe and of direct CLIP
+            fine-tuning (Hentschel et al., 2022). `CSKDConfig.for_clip(checkpoint)` fills both fields.
+        clip_vision_config: the `CLIPVisionConfig` (as a dict) of a `"clip"` backbone.
         model_args: extra keyword arguments for `timm.create_model` (e.g. `{"drop_path_rate": 0.1}`).
         backbone_pretrained: load timm's ImageNet weights for `architecture` when the model is created with
             `from_config` (this downloads). Saved models carry their weights in `model.safetensors` and never download.
@@ -41,6 +48,8 @@ class CSKDConfig(PretrainedConfig):
     def __init__(
         self,
         architecture: str = "mobilenetv2_100",
+        backbone_type: str = "timm",
+        clip_vision_config: dict[str, Any] | None = None,
         model_args: dict[str, Any] | None = None,
         backbone_pretrained: bool = False,
         backbone_checkpoint_path: str | None = None,
@@ -58,6 +67,10 @@ class CSKDConfig(PretrainedConfig):
     ):
         if not isinstance(architecture, str) or not architecture:
             raise ValueError(f"`architecture` must be a timm model name, got {architecture!r}")
+        if backbone_type not in BACKBONE_TYPES:
+            raise ValueError(f"`backbone_type` must be one of {BACKBONE_TYPES}, got {backbone_type!r}")
+        if backbone_type == "clip" and not clip_vision_config:
+            raise ValueError("`backbone_type='clip'` needs `clip_vision_config` (use CSKDConfig.for_clip)")
         if image_size <= 0:
             raise ValueError(f"`image_size` must be positive, got {image_size}")
         if num_bins < 2:
@@ -90,6 +103,8 @@ class CSKDConfig(PretrainedConfig):
             raise ValueError(f"`emd_r` must be positive, got {emd_r}")
 
         self.architecture = architecture
+        self.backbone_type = backbone_type
+        self.clip_vision_config = dict(clip_vision_config) if clip_vision_config else None
         self.model_args = dict(model_args or {})
         self.backbone_pretrained = backbone_pretrained
         self.backbone_checkpoint_path = backbone_checkpoint_path
@@ -119,6 +134,21 @@ class CSKDConfig(PretrainedConfig):
         super().__init__(**kwargs)
         if self.num_labels != num_bins:
             raise ValueError(f"`id2label` has {self.num_labels} entries but `num_bins` is {num_bins}")
+
+    @classmethod
+    def for_clip(cls, name_or_path: str, **kwargs) -> "CSKDConfig":
+        """A config whose backbone is the image tower of a CLIP checkpoint (a `CLIPModel` or a vision model, Hub id or
+        folder), at CLIP's input size; `from_config` then loads the tower's weights from that checkpoint."""
+        from transformers import AutoConfig, CLIPConfig
+
+        clip_config = AutoConfig.from_pretrained(name_or_path)
+        vision = clip_config.vision_config if isinstance(clip_config, CLIPConfig) else clip_config
+        vision_dict = vision.to_dict()
+        if isinstance(clip_config, CLIPConfig):  # a full CLIP keeps the projection size at its top level
+            vision_dict["projection_dim"] = clip_config.projection_dim
+        kwargs.setdefault("image_size", vision.image_size)
+        kwargs.setdefault("backbone_checkpoint_path", str(name_or_path))
+        return cls(architecture=str(name_or_path), backbone_type="clip", clip_vision_config=vision_dict, **kwargs)
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "CSKDConfig":

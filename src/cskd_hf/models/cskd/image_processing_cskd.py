@@ -6,7 +6,14 @@ from PIL import Image
 from torchvision.transforms import v2
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_transforms import to_pil_image
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, ImageInput, make_flat_list_of_images
+from transformers.image_utils import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    ImageInput,
+    make_flat_list_of_images,
+)
 
 from .configuration_cskd import CSKDConfig
 
@@ -64,8 +71,11 @@ class CSKDImageProcessor(BaseImageProcessor):
     @classmethod
     def from_model_config(cls, config: CSKDConfig, **kwargs) -> "CSKDImageProcessor":
         """The processor for a model config: its input size and its timm backbone's normalisation."""
-        pretrained_cfg = timm.get_pretrained_cfg(config.architecture)
         defaults = {"image_size": config.image_size}
+        if config.backbone_type == "clip":
+            defaults |= {"image_mean": list(OPENAI_CLIP_MEAN), "image_std": list(OPENAI_CLIP_STD)}
+            return cls(**{**defaults, "interpolation": "bicubic", **kwargs})
+        pretrained_cfg = timm.get_pretrained_cfg(config.architecture)
         if pretrained_cfg is not None:
             defaults["image_mean"] = list(pretrained_cfg.mean)
             defaults["image_std"] = list(pretrained_cfg.std)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import timm
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
@@ -128,6 +128,34 @@ def timm_model_kwargs(config: CSKDConfig) -> dict:
     return kwargs
 
 
+class ClipVisionBackbone(CLIPVisionModelWithProjection):
+    """CLIP's image tower behind timm's backbone interface; its pooled features are CLIP's image embedding (the
+    post-layer-norm CLS token through the visual projection), as the CLIP baselines use them."""
+
+    @property
+    def num_features(self) -> int:
+        return self.config.projection_dim
+
+    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.vision_model(pixel_values=pixel_values).last_hidden_state
+
+    def forward_head(self, last_hidden_state: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
+        return self.visual_projection(self.vision_model.post_layernorm(last_hidden_state[:, 0]))
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        if enable:
+            self.gradient_checkpointing_enable()
+        else:
+            self.gradient_checkpointing_disable()
+
+
+def create_backbone(config: CSKDConfig) -> nn.Module:
+    """The backbone a config describes, randomly initialised (weights come from `load_backbone_weights`)."""
+    if config.backbone_type == "clip":
+        return ClipVisionBackbone(CLIPVisionConfig(**config.clip_vision_config))
+    return timm.create_model(config.architecture, pretrained=False, num_classes=0, **timm_model_kwargs(config))
+
+
 def backbone_feature_size(backbone: nn.Module) -> int:
     """Size of the pooled features of a timm model created with `num_classes=0`."""
     return getattr(backbone, "head_hidden_size", None) or backbone.num_features
@@ -178,9 +206,7 @@ class CSKDPreTrainedModel(PreTrainedModel):
     def __init__(self, config: CSKDConfig):
         super().__init__(config)
         # Never downloads: ImageNet weights come in through `load_backbone_weights` (called by `from_config`).
-        self.backbone = timm.create_model(
-            config.architecture, pretrained=False, num_classes=0, **timm_model_kwargs(config)
-        )
+        self.backbone = create_backbone(config)
 
     def post_init(self):
         self.supports_gradient_checkpointing = hasattr(self.backbone, "set_grad_checkpointing")
@@ -225,6 +251,19 @@ class CSKDPreTrainedModel(PreTrainedModel):
         """
         checkpoint_path = self.config.backbone_checkpoint_path
         if not (checkpoint_path or self.config.backbone_pretrained):
+            return
+        if self.config.backbone_type == "clip":
+            vision_config = CLIPVisionConfig(**self.config.clip_vision_config)
+            source = checkpoint_path or self.config.architecture
+            # A full CLIP checkpoint also holds the text tower: silence the loader's table of keys it skips.
+            verbosity = logging.get_verbosity()
+            logging.set_verbosity_error()
+            try:
+                clip = CLIPVisionModelWithProjection.from_pretrained(source, config=vision_config)
+            finally:
+                logging.set_verbosity(verbosity)
+            self.backbone.load_state_dict(clip.state_dict())
+            logger.info(f"Loaded the CLIP image tower from {source}")
             return
         overlay = {"file": str(checkpoint_path)} if checkpoint_path else None
         pretrained = timm.create_model(
