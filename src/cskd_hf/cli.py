@@ -7,6 +7,8 @@ from collections.abc import Sequence
 EPILOG = """examples:
   cskd score photos/ --model cskd/mv2-ava --output scores.csv
   cskd score 'shoot/**/*.jpg' extra.png --model ./my-model --output scores.jsonl --batch-size 64
+  cskd zeroshot photos/ --clip openai/clip-vit-large-patch14
+  cskd probe --clip openai/clip-vit-large-patch14 --dataset ./ava-parquet --out ./clip-probe --cache ./clip-cache
   cskd export --model ./my-model --quantize && cskd score photos/ --model ./my-model --backend onnxruntime
   cskd init --architecture mobilenetv2_100 --out ./untrained-mv2
   cskd data prepare ava --root /data/AVA --out ./ava-parquet
@@ -93,6 +95,48 @@ def build_parser() -> argparse.ArgumentParser:
     zeroshot.add_argument("--output", "-o", help="CSV of scores (PATHs) or JSON of metrics (--dataset alone)")
     zeroshot.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     zeroshot.set_defaults(func=_zeroshot)
+
+    probe = commands.add_parser(
+        "probe",
+        help="fit the CLIP linear probe (ridge regression on frozen CLIP embeddings), saved as a model (baseline)",
+        description=(
+            "The linear probe of Hentschel et al. (2022): CLIP image embeddings of the train and validation splits "
+            "(cached with --cache), closed-form ridge regression on the mean score (or the log vote distribution), "
+            "the penalty chosen on the validation split. Saved as a scoring model for cskd score / evaluate."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    probe.add_argument("--clip", required=True, help="a CLIP checkpoint (Hub id or folder)")
+    probe.add_argument("--dataset", required=True, help="a labeled dataset with train and validation splits")
+    probe.add_argument("--out", required=True, help="folder to save the probe model into")
+    probe.add_argument("--target", choices=("mean", "distribution"), default="mean", help="what the ridge regresses")
+    probe.add_argument("--cache", help="folder for the cached embeddings (reused by later runs)")
+    probe.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    probe.add_argument("--num-workers", type=int, default=0, help="DataLoader processes decoding images")
+    probe.set_defaults(func=_probe)
+
+    analyze = commands.add_parser("analyze", help="diagnostics of trained backbones", description="Diagnostics.")
+    analyze_commands = analyze.add_subparsers(dest="analyze_command", metavar="ANALYSIS", required=True)
+    attention = analyze_commands.add_parser(
+        "attention",
+        help="mean attention distance and entropy per layer of ViT backbones (the CSKD paper's Fig. 3), with a plot",
+        description=(
+            "For each model (any CSKD model folder with a timm ViT or CLIP backbone), the mean attention distance "
+            "in pixels and the attention entropy of every layer on the same images; writes attention.json, "
+            "attention.md and attention.png into --out. Compare, e.g., a backbone before and after CFA, or CLIP "
+            "before and after direct fine-tuning."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    attention.add_argument("--model", action="append", required=True, help="a model folder or Hub id (repeatable)")
+    attention.add_argument("--name", action="append", help="a name per --model for the table and plot")
+    source = attention.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", nargs="+", help="image files, folders or glob patterns")
+    source.add_argument("--dataset", help="a labeled dataset (folder, Hub id, ...) to take images from")
+    attention.add_argument("--split", default="test", help="--dataset's split")
+    attention.add_argument("--num-images", type=int, default=32, help="how many images to average over")
+    attention.add_argument("--out", default="outputs/attention", help="folder for the table, JSON and plot")
+    attention.set_defaults(func=_analyze_attention)
 
     export = commands.add_parser(
         "export",
@@ -309,6 +353,48 @@ def _zeroshot(args: argparse.Namespace) -> int:
         if args.output:
             stream.close()
     return 0 if scored else 1
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from .baselines.linear_probe import fit_linear_probe
+    from .data.prepare import load_labeled
+
+    report = fit_linear_probe(
+        args.clip,
+        load_labeled(args.dataset),
+        args.out,
+        target=args.target,
+        cache_dir=args.cache,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+    )
+    print(
+        f"wrote the linear probe to {args.out}: penalty {report['penalty']:.3g}, "
+        f"validation MSE {report['validation_mse']:.3f}"
+    )
+    return 0
+
+
+def _analyze_attention(args: argparse.Namespace) -> int:
+    from .analysis import analyze_models
+    from .data.images import find_images, open_image
+
+    if args.name and len(args.name) != len(args.model):
+        raise ValueError(f"{len(args.name)} --name for {len(args.model)} --model")
+    if args.images:
+        images = [open_image(path) for path in find_images(args.images)[: args.num_images]]
+    else:
+        from .data.batching import iter_labeled_images
+        from .data.prepare import load_labeled
+
+        split = load_labeled(args.dataset)[args.split]
+        images = [image for image, _ in iter_labeled_images(split.select(range(min(args.num_images, len(split)))))]
+    results = analyze_models(args.model, images, args.out, names=args.name)
+    for name, result in results.items():
+        distances = ", ".join(f"{value:.1f}" for value in result["mean_attention_distance"])
+        print(f"{name}: mean attention distance per layer (px) {distances}")
+    print(f"wrote attention.md, attention.json and attention.png to {args.out}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
