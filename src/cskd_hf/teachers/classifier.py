@@ -27,7 +27,12 @@ def parse_timm_teacher(spec: str) -> tuple[str, str | None]:
 
 
 class ClassifierTeacher(torch.nn.Module):
-    """A timm classifier's pooled features, frozen, on the student's own (augmented) view of each image."""
+    """A timm classifier's pooled features, frozen, on the student's own (augmented) view of each image.
+
+    The view is re-normalised with the classifier's mean and std. Its size is kept, as Hou et al. feed the object
+    classifiers and the aesthetics model the same input, unless the architecture only takes a fixed input size (ViTs),
+    which it is then resized to.
+    """
 
     def __init__(
         self,
@@ -44,12 +49,13 @@ class ClassifierTeacher(torch.nn.Module):
         model = timm.create_model(architecture, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
         self.model = model.to(dtype).eval().requires_grad_(False)
         data_config = timm.data.resolve_data_config({}, model=self.model)
+        fixed_size = getattr(self.model, "pretrained_cfg", {}).get("fixed_input_size", False)
         self.view = ViewConverter(
             student_mean or [0.0] * 3,
             student_std or [1.0] * 3,
             list(data_config["mean"]),
             list(data_config["std"]),
-            data_config["input_size"][-1],
+            data_config["input_size"][-1] if fixed_size else None,
         )
 
     def train(self, mode: bool = True):

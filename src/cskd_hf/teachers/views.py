@@ -8,10 +8,10 @@ class ViewConverter(torch.nn.Module):
     """Re-normalise (and resize) the student's `pixel_values` for a teacher trained with other statistics.
 
     This is how a frozen teacher sees exactly the crop and flip the student sees (timm's distillation task does the
-    same), instead of a second, independently augmented view.
+    same), instead of a second, independently augmented view. `teacher_size=None` keeps the student's size.
     """
 
-    def __init__(self, student_mean, student_std, teacher_mean, teacher_std, teacher_size: int):
+    def __init__(self, student_mean, student_std, teacher_mean, teacher_std, teacher_size: int | None):
         super().__init__()
         self.teacher_size = teacher_size
         for name, values in (
@@ -24,7 +24,7 @@ class ViewConverter(torch.nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         images = pixel_values.float() * self.student_std + self.student_mean
-        if images.shape[-2:] != (self.teacher_size, self.teacher_size):
+        if self.teacher_size is not None and images.shape[-2:] != (self.teacher_size, self.teacher_size):
             size = (self.teacher_size, self.teacher_size)
             images = F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
         return (images - self.teacher_mean) / self.teacher_std
