@@ -6,6 +6,7 @@ the run goes on.
 
 import csv
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -78,14 +79,13 @@ class BatchScores:
 
 
 class TorchScorer:
-    """A `CSKDForAestheticScoring` model as a scorer: `inference_mode`, channels-last memory format (faster
-    convolutions on CPU and GPU), optionally under bfloat16 autocast."""
+    """A `CSKDForAestheticScoring` model as a scorer: `inference_mode` and the channels-last memory format (faster
+    convolutions on CPU and GPU)."""
 
-    def __init__(self, model: CSKDForAestheticScoring, channels_last: bool = True, autocast_dtype=None):
+    def __init__(self, model: CSKDForAestheticScoring, channels_last: bool = True):
         self.model = model.eval()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        self.autocast_dtype = autocast_dtype
 
     @property
     def device(self) -> torch.device:
@@ -100,8 +100,7 @@ class TorchScorer:
     @torch.inference_mode()
     def __call__(self, pixel_values: torch.Tensor) -> BatchScores:
         pixel_values = pixel_values.to(self.device).contiguous(memory_format=self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            outputs = self.model(pixel_values=pixel_values)
+        outputs = self.model(pixel_values=pixel_values)
         return BatchScores(
             probabilities=outputs.probabilities.float().cpu().numpy(),
             mean_score=outputs.mean_score.float().cpu().numpy(),
@@ -222,6 +221,7 @@ def score_files(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     dataset = ImageFileDataset(paths, image_processor, draft=draft)
+    num_workers = min(num_workers, math.ceil(len(dataset) / batch_size))  # no idle processes for a few files
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
