@@ -5,7 +5,7 @@ from datasets import load_dataset
 from transformers import AutoModelForImageClassification
 
 from cskd_hf.cli import main
-from cskd_hf.quickstart import ROWS
+from cskd_hf.quickstart import BASELINE_ROWS, ROWS, ZERO_SHOT_ROW
 
 pytestmark = pytest.mark.slow  # about 1.5 minutes on 2 cores
 
@@ -19,15 +19,23 @@ def smoke_run(tmp_path_factory):
 
 def test_every_artefact_exists_and_loads(smoke_run):
     summary = json.loads((smoke_run / "results.json").read_text())
-    assert set(summary["results"]) == {name for name, _ in ROWS} | {"untrained student"}
+    rows = {name for name, _ in ROWS + BASELINE_ROWS} | {ZERO_SHOT_ROW, "untrained student"}
+    assert set(summary["results"]) == rows
     assert (smoke_run / "ier.png").stat().st_size > 10_000
     markdown = (smoke_run / "results.md").read_text()
     assert "synthetic" in markdown and "CSKD student (SKD)" in markdown
     assert summary["total_seconds"] > 0 and "cskd-student" in summary["stage_seconds"]
-    for _, folder in ROWS:
+    for _, folder in ROWS + BASELINE_ROWS:
         model = AutoModelForImageClassification.from_pretrained(smoke_run / "models" / folder)
         assert model.config.num_bins == 10
     assert (smoke_run / "models" / "tiny-clip" / "tokenizer.json").exists()
+    assert (
+        AutoModelForImageClassification.from_pretrained(smoke_run / "models" / "clip-finetuned").config.backbone_type
+        == "clip"
+    )
+    assert summary["results"][ZERO_SHOT_ROW]["score_map"]["slope"] > 0
+    assert (smoke_run / "attention" / "attention.png").exists() and len(summary["attention"]) == 2
+    assert "Fig. 3" in markdown and "Multi-teacher CFA student" in markdown
 
 
 def test_the_cskd_student_learned(smoke_run):

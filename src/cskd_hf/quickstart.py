@@ -47,7 +47,7 @@ class QuickstartPlan:
     extra: dict = field(default_factory=dict)
 
 
-FULL = QuickstartPlan(splits={"unlabeled": 10_000, "train": 5_000, "validation": 1_000, "test": 2_000})
+FULL = QuickstartPlan(splits={"unlabeled": 8_000, "train": 4_000, "validation": 1_000, "test": 2_000})
 SMOKE = QuickstartPlan(
     splits={"unlabeled": 1_500, "train": 600, "validation": 200, "test": 400},
     content_images=1_500,
@@ -70,6 +70,13 @@ ROWS = [
     ("KD student", "kd-student"),
     ("CSKD student (SKD)", "cskd-student"),
 ]
+# The seed papers' other methods (Hentschel et al. 2022, Hou et al. 2022), as model folders under models/.
+BASELINE_ROWS = [
+    ("CLIP linear probe", "clip-probe"),
+    ("CLIP fine-tuned", "clip-finetuned"),
+    ("Multi-teacher CFA student", "multi-teacher-cfa-student-scorer"),
+]
+ZERO_SHOT_ROW = "CLIP zero-shot"
 
 
 class Stages:
@@ -101,6 +108,10 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
     """Run every stage and write `results.json`, `results.md`, `ier.png` and the model folders into `out_dir`."""
     import datasets.config
 
+    from .analysis import analyze_models
+    from .baselines.linear_probe import fit_linear_probe
+    from .baselines.zero_shot import evaluate_zero_shot
+    from .data.synthetic import ZERO_SHOT_PROMPTS
     from .evaluation import evaluate_model, plot_interval_error_rates
     from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
     from .teachers.tiny_clip import retrieval_recall, train_tiny_clip
@@ -254,6 +265,73 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
         ],
     )
 
+    # The seed papers' baselines, with the same stand-ins: the tiny CLIP prompted, probed and fine-tuned directly,
+    # and the student aligned to two teachers (the tiny CLIP and the content classifier), as Hou et al. align to
+    # several object classifiers.
+    zero_shot = stages.run(
+        "CLIP zero-shot", evaluate_zero_shot, models / "tiny-clip", dataset, prompts=ZERO_SHOT_PROMPTS, progress=False
+    )
+    stages.run(
+        "CLIP linear probe",
+        fit_linear_probe,
+        models / "tiny-clip",
+        dataset,
+        models / "clip-probe",
+        cache_dir=out_dir / "cache" / "probe",
+        num_workers=plan.num_workers,
+    )
+    finetune("clip-finetuned", "student", ["--clip_backbone", str(models / "tiny-clip")], plan.finetune_epochs)
+    # The tiny CLIP's targets for this student are those already cached for its single-teacher CFA (same images,
+    # same view, same CLIP): the multi-teacher run reuses them and only embeds the corpus with the classifier.
+    multi_cache = out_dir / "cache" / "multi-teacher"
+    multi_cache.mkdir(parents=True, exist_ok=True)
+    if not (multi_cache / "teacher0").exists():
+        (multi_cache / "teacher0").symlink_to((out_dir / "cache" / "student").resolve(), target_is_directory=True)
+    stages.run(
+        "CFA (student, two teachers)",
+        _train,
+        cfa,
+        [
+            "--teacher",
+            str(models / "tiny-clip"),
+            "--teacher",
+            f"timm:{plan.teacher_architecture}@{imagenet['teacher']}",
+            "--unlabeled",
+            source,
+            "--architecture",
+            plan.student_architecture,
+            "--backbone_checkpoint_path",
+            str(imagenet["student"]),
+            "--num_epochs",
+            str(plan.cfa_epochs),
+            "--lr_decay_epochs",
+            str(plan.cfa_epochs),
+            "--teacher_cache",
+            str(multi_cache),
+            "--output_dir",
+            str(models / "multi-teacher-cfa-student"),
+            *common,
+        ],
+    )
+    finetune(
+        "multi-teacher-cfa-student-scorer",
+        "student",
+        ["--model", str(models / "multi-teacher-cfa-student")],
+        plan.student_epochs,
+    )
+
+    # The paper's Fig. 3 diagnostic on the one ViT here: the tiny CLIP's tower as it is (the probe's frozen backbone)
+    # and after direct fine-tuning.
+    attention_images = [row["image"].convert("RGB") for row in dataset["test"].select(range(32))]
+    attention = stages.run(
+        "attention diagnostic",
+        analyze_models,
+        [models / "clip-probe", models / "clip-finetuned"],
+        attention_images,
+        out_dir / "attention",
+        names=["CLIP (frozen)", "CLIP fine-tuned"],
+    )
+
     # The same student architecture with random weights: the floor every trained row must clear.
     untrained = CSKDForAestheticScoring(
         CSKDConfig(architecture=plan.student_architecture, image_size=plan.image_size, head_dropout=plan.head_dropout)
@@ -263,6 +341,10 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
 
     def evaluate_all():
         rows = {name: evaluate_model(models / folder, dataset["test"], progress=False) for name, folder in ROWS}
+        rows[ZERO_SHOT_ROW] = zero_shot
+        rows |= {
+            name: evaluate_model(models / folder, dataset["test"], progress=False) for name, folder in BASELINE_ROWS
+        }
         rows["untrained student"] = evaluate_model(models / "untrained-student", dataset["test"], progress=False)
         return rows
 
@@ -281,6 +363,7 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
         "synthava_train_votes": statistics,
         "tiny_clip_retrieval": retrieval,
         "content_pretraining_accuracy": content_accuracy,
+        "attention": attention,
         "results": results,
         "stage_seconds": stages.seconds,
         "total_seconds": round(sum(stages.seconds.values()), 1),
@@ -310,6 +393,11 @@ def results_markdown(summary: dict, table: str) -> str:
     retrieval = summary["tiny_clip_retrieval"]
     content = ", ".join(f"{arch} {acc:.2f}" for arch, acc in summary["content_pretraining_accuracy"].items())
     votes = summary["synthava_train_votes"]
+    attention = "\n".join(
+        f"| {name} | {' / '.join(f'{d:.1f}' for d in result['mean_attention_distance'])} | "
+        f"{' / '.join(f'{e:.2f}' for e in result['attention_entropy'])} |"
+        for name, result in summary["attention"].items()
+    )
     return f"""# CSKD quickstart on SynthAVA (seed {summary["seed"]}{", smoke" if summary["smoke"] else ""})
 
 **SynthAVA is synthetic: these numbers say nothing about real photographs.** They show the method running end to
@@ -318,11 +406,23 @@ end: CLIP-based feature alignment (CFA), a fine-tuned teacher, and semi-supervis
 Teacher `{plan["teacher_architecture"]}`, student `{plan["student_architecture"]}`, {plan["image_size"]} px;
 splits {plan["splits"]}; SKD with mu = {plan["mu"]}, beta = {plan["beta"]}.
 
-## Test split (rows as the CSKD paper's Tables 1 and 6)
+## Test split
+
+Rows as the CSKD paper's Tables 1 and 6, then the seed papers' baselines: the tiny CLIP prompted zero-shot, probed
+linearly and fine-tuned directly (Hentschel et al., 2022), and the student aligned to two teachers, the tiny CLIP and
+the content classifier (Hou et al., 2022), then fine-tuned.
 
 {table}
 
 ![interval error rate](ier.png)
+
+## Attention of the tiny CLIP, frozen and fine-tuned directly (the CSKD paper's Fig. 3)
+
+Per layer, on 32 test images (`cskd analyze attention`; plot in `attention/attention.png`):
+
+| tower | mean attention distance (px) per layer | attention entropy (nats) per layer |
+|---|---|---|
+{attention}
 
 ## The stand-ins
 
@@ -341,4 +441,13 @@ splits {plan["splits"]}; SKD with mu = {plan["mu"]}, beta = {plan["beta"]}.
 """
 
 
-__all__ = ["FULL", "ROWS", "SMOKE", "QuickstartPlan", "results_table", "run_quickstart"]
+__all__ = [
+    "BASELINE_ROWS",
+    "FULL",
+    "ROWS",
+    "SMOKE",
+    "ZERO_SHOT_ROW",
+    "QuickstartPlan",
+    "results_table",
+    "run_quickstart",
+]

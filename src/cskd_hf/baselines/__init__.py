@@ -1,1 +1,1 @@
-"""Baselines of the seed papers: CLIP zero-shot prompts (Hentschel et al., 2022)."""
+"""Baselines of the seed papers: CLIP zero-shot prompts and the CLIP linear probe (Hentschel et al., 2022)."""
