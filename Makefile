@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart quickstart-smoke space test test-slow style quality clean
+.PHONY: install quickstart quickstart-smoke space test test-slow bench style quality clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PYTHON) -m pytest -m slow
+
+# CPU throughput tables (README "Speed"); pyiqa, the comparison, is installed here only.
+bench: $(STAMP)
+	$(PYTHON) -m pip install --quiet -e ".[bench]"
+	$(PYTHON) benchmarks/score_throughput.py
+	$(PYTHON) benchmarks/train_throughput.py
 
 style: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -50,6 +50,11 @@ class Scorers:
     def names(self) -> list[str]:
         return list(self.models)
 
+    @property
+    def draft_size(self) -> int:
+        """Large JPEGs decode at a reduced size still covering every model's resize, as `cskd score` decodes."""
+        return max(processor.resize_size for _, processor in self.models.values())
+
     def score(self, image: Image.Image, name: str | None = None) -> dict:
         model, processor = self.models[name or self.names[0]]
         start = time.perf_counter()
@@ -75,8 +80,9 @@ def _is_synthetic(path: str) -> bool:
     return card.exists() and "synthetic" in card.read_text(encoding="utf-8").lower()
 
 
-def read_upload(path: str | None, limits: Limits) -> Image.Image:
-    """Open an uploaded file, or raise a `gr.Error` the page shows instead of a stack trace."""
+def read_upload(path: str | None, limits: Limits, draft_size: int | None = None) -> Image.Image:
+    """Open an uploaded file (see `open_image` for `draft_size`), or raise a `gr.Error` the page shows instead of a
+    stack trace."""
     if not path:
         raise gr.Error("Please upload an image first.")
     name = Path(path).name
@@ -91,7 +97,7 @@ def read_upload(path: str | None, limits: Limits) -> Image.Image:
     if width * height > limits.max_pixels:
         raise gr.Error(f"{name} has {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels.")
     try:
-        return open_image(path)
+        return open_image(path, draft_size=draft_size)
     except ImageReadError as error:
         raise gr.Error(f"{name} cannot be read: {str(error).split(': ', 1)[-1]}") from None
 
@@ -126,13 +132,13 @@ def build_demo(
     bin_labels = [f"{b:g}" for b in first_model.config.bin_scores]
 
     def score(path):
-        result = scorers.score(read_upload(path, limits))
+        result = scorers.score(read_upload(path, limits, scorers.draft_size))
         bars = pd.DataFrame({"score": [f"{b:g}" for b in result["bins"]], "probability": result["distribution"]})
         public = {key: result[key] for key in ("score", "std", "distribution")}
         return percentile_reading(result["score"], result["std"], reference), bars, public, path
 
     def compare(path):
-        image = read_upload(path, limits)
+        image = read_upload(path, limits, scorers.draft_size)
         rows = []
         for name in scorers.names:
             result = scorers.score(image, name)
@@ -147,7 +153,7 @@ def build_demo(
         scored, problems = [], []
         for path in paths:
             try:
-                result = scorers.score(read_upload(path, limits))
+                result = scorers.score(read_upload(path, limits, scorers.draft_size))
             except gr.Error as error:
                 problems.append(str(error.message))
                 continue

@@ -109,6 +109,8 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
     (folder / "ier.png").write_bytes(b"\x89PNG fake plot")
     (folder / "checkpoints").mkdir()
     (folder / "checkpoints" / "optimizer.bin").write_bytes(b"not for the hub")
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"an exported graph")
 
     calls = {}
 
@@ -140,5 +142,6 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
         "image_processing_cskd.py",
         "model.safetensors",
         "modeling_cskd.py",
+        "onnx/model.onnx",
         "preprocessor_config.json",
     ]

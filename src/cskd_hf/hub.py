@@ -166,7 +166,7 @@ def push_to_hub(
     token: str | None = None,
 ) -> str:
     """Upload a model folder: weights, config, image processor, the modeling code `trust_remote_code` needs, the card,
-    plots and metrics, in one commit from a staging folder. Returns the commit URL.
+    plots, metrics and the ONNX graphs of `cskd export`, in one commit from a staging folder. Returns the commit URL.
 
     The model is re-saved into the staging folder, so the modeling code is always included and nothing else of the
     output folder (checkpoints, logs) is uploaded.
@@ -183,6 +183,8 @@ def push_to_hub(
         for path in model_dir.iterdir():
             if path.is_file() and (path.name in EXTRA_FILES or path.suffix == ".png"):
                 shutil.copy2(path, staging)
+        if (model_dir / "onnx").is_dir():  # graphs from `cskd export`, for `cskd score --backend onnxruntime`
+            shutil.copytree(model_dir / "onnx", Path(staging) / "onnx")
         if not (Path(staging) / "README.md").exists():
             title = f"CSKD aesthetics model ({model.config.architecture})"
             save_card(model_card(model.config, title, "A CSKD image aesthetics model."), staging)
