@@ -304,54 +304,24 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _zeroshot(args: argparse.Namespace) -> int:
-    import csv
     import json
 
-    from .baselines.zero_shot import (
-        DEFAULT_PROMPTS,
-        ScoreMap,
-        ZeroShotScorer,
-        evaluate_zero_shot,
-        load_prompts,
-        score_paths,
-    )
-    from .data.images import find_images
+    from .baselines.zero_shot import DEFAULT_PROMPTS, evaluate_zero_shot, load_prompts, zero_shot_to_file
+    from .data.prepare import load_labeled
 
     prompts = load_prompts(args.prompts) if args.prompts else DEFAULT_PROMPTS
+    dataset_dict = load_labeled(args.dataset) if args.dataset else None
     if not args.paths:
-        if not args.dataset:
+        if dataset_dict is None:
             raise ValueError("give image PATHs to score, or --dataset to evaluate on")
-        from .data.prepare import load_labeled
-
-        metrics = evaluate_zero_shot(
-            args.clip, load_labeled(args.dataset), args.split, args.calibration_split, prompts
-        )
+        metrics = evaluate_zero_shot(args.clip, dataset_dict, args.split, args.calibration_split, prompts)
         print(f"zero-shot on {args.dataset} ({args.split}): SRCC {metrics['srcc']:.3f}, PLCC {metrics['plcc']:.3f}")
         if args.output:
             with open(args.output, "w") as file:
                 json.dump(metrics, file, indent=1)
         return 0
-    scorer = ZeroShotScorer(args.clip, prompts)
-    score_map = None
-    if args.dataset:
-        from .data.prepare import load_labeled
-
-        calibration = load_labeled(args.dataset)[args.calibration_split]
-        score_map = ScoreMap.fit(*scorer.score_dataset(calibration.select(range(min(2000, len(calibration))))))
-    stream = open(args.output, "w", newline="") if args.output else sys.stdout
-    scored = 0
-    try:
-        writer = csv.writer(stream)
-        writer.writerow(["path", "zero_shot", *(["score"] if score_map else []), "error"])
-        for path, value, error in score_paths(scorer, find_images(args.paths), args.batch_size):
-            mapped = [] if score_map is None else [f"{score_map(value):.6g}" if value is not None else ""]
-            writer.writerow([path, f"{value:.6g}" if value is not None else "", *mapped, error or ""])
-            scored += value is not None
-            if error:
-                print(f"error: {error}", file=sys.stderr)
-    finally:
-        if args.output:
-            stream.close()
+    calibration = dataset_dict[args.calibration_split] if dataset_dict else None
+    scored, _ = zero_shot_to_file(args.clip, args.paths, args.output, prompts, calibration, args.batch_size)
     return 0 if scored else 1
 
 

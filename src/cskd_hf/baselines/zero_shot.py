@@ -171,6 +171,48 @@ def score_paths(scorer: ZeroShotScorer, paths: Sequence[str | os.PathLike], batc
             yield tuple(row)
 
 
+def fit_score_map(scorer: ZeroShotScorer, calibration, calibration_size: int = 2000, progress: bool = True):
+    """A `ScoreMap` fitted on (at most `calibration_size` images of) a labeled split."""
+    calibration = calibration.select(range(min(calibration_size, len(calibration))))
+    return ScoreMap.fit(*scorer.score_dataset(calibration, progress=progress))
+
+
+def zero_shot_to_file(
+    clip_name_or_path: str | os.PathLike,
+    inputs: Sequence[str],
+    output: str | None = None,
+    prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
+    calibration=None,
+    batch_size: int = 32,
+) -> tuple[int, int]:
+    """Zero-shot scores of the images in `inputs` as CSV (`path, zero_shot[, score], error`) to `output` or stdout;
+    with a labeled `calibration` split, `score` is on its scale. Returns (number scored, number unreadable)."""
+    import csv
+    import sys
+
+    from ..data.images import find_images
+
+    scorer = ZeroShotScorer(clip_name_or_path, prompts)
+    score_map = fit_score_map(scorer, calibration) if calibration is not None else None
+    scored = failed = 0
+    stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        writer = csv.writer(stream)
+        writer.writerow(["path", "zero_shot", *(["score"] if score_map else []), "error"])
+        for path, value, error in score_paths(scorer, find_images(inputs), batch_size):
+            mapped = [] if score_map is None else [f"{score_map(value):.6g}" if value is not None else ""]
+            writer.writerow([path, f"{value:.6g}" if value is not None else "", *mapped, error or ""])
+            if error:
+                failed += 1
+                print(f"error: {error}", file=sys.stderr)
+            else:
+                scored += 1
+    finally:
+        if output:
+            stream.close()
+    return scored, failed
+
+
 def evaluate_zero_shot(
     clip_name_or_path: str | os.PathLike,
     dataset_dict,
@@ -187,9 +229,7 @@ def evaluate_zero_shot(
     from ..training.common import threshold_for
 
     scorer = ZeroShotScorer(clip_name_or_path, prompts)
-    calibration = dataset_dict[calibration_split]
-    calibration = calibration.select(range(min(calibration_size, len(calibration))))
-    score_map = ScoreMap.fit(*scorer.score_dataset(calibration, progress=progress))
+    score_map = fit_score_map(scorer, dataset_dict[calibration_split], calibration_size, progress)
     zero_shot, targets = scorer.score_dataset(dataset_dict[split], progress=progress)
     metrics = aesthetic_metrics(
         score_map(zero_shot), targets, threshold=threshold_for(bin_scores_of(dataset_dict[split]))
@@ -211,7 +251,9 @@ __all__ = [
     "ScoreMap",
     "ZeroShotScorer",
     "evaluate_zero_shot",
+    "fit_score_map",
     "load_prompts",
     "score_paths",
     "write_prompts",
+    "zero_shot_to_file",
 ]
