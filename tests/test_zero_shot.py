@@ -89,10 +89,11 @@ def test_cli_scores_files_with_errors_and_calibrates_on_a_dataset(random_clip, t
     assert metrics["n"] == 20 and -1 <= metrics["srcc"] <= 1 and metrics["score_map"]["slope"] > 0
 
 
-@pytest.mark.slow  # about 60 s: pretrains the tiny CLIP
+@pytest.mark.slow  # about 20 s alone: pretrains the tiny CLIP
 def test_zero_shot_ranks_synthava_above_chance_with_the_tiny_clip(tmp_path):
     world = generate({"unlabeled": 2500, "train": 300, "test": 400}, seed=0)
     train_tiny_clip(world["unlabeled"], tmp_path / "clip", epochs=4, batch_size=64, progress=False)
     metrics = evaluate_zero_shot(tmp_path / "clip", world, prompts=ZERO_SHOT_PROMPTS, progress=False)
-    # Chance is 0 (sd about 0.05 for 400 images); prompts about style find the style-driven score.
+    # Chance is 0 (sd about 0.05 for 400 images); prompts about style find the style-driven score. Measured with
+    # this recipe: 0.51 (seed 0), 0.45 and 0.37 (seeds 1 and 2).
     assert metrics["srcc"] > 0.3, metrics
