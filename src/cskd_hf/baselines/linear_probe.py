@@ -81,7 +81,8 @@ def embed_split(
 
 
 def cached_embeddings(model, image_processor, dataset, split: str, cache_dir: str | os.PathLike | None, **kwargs):
-    """`embed_split`, stored in `cache_dir/<split>.safetensors` and reused while the CLIP and the split match."""
+    """`embed_split`, stored in `cache_dir/<split>-<fingerprint>.safetensors` and reused while the CLIP, the
+    preprocessing and the split are the same."""
     if cache_dir is None:
         return embed_split(model, image_processor, dataset, **kwargs)
     fingerprint = hashlib.sha256(
