@@ -4,6 +4,7 @@ Each file gives one `ScoreResult`, in input order; a file that cannot be read gi
 the run goes on.
 """
 
+import contextlib
 import csv
 import json
 import math
@@ -274,9 +275,9 @@ def write_results(
             writer.writerow(
                 [
                     result.path,
-                    _format(result.score),
-                    _format(result.std),
-                    *map(_format, probabilities),
+                    format_value(result.score),
+                    format_value(result.std),
+                    *map(format_value, probabilities),
                     result.error or "",
                 ]
             )
@@ -287,8 +288,31 @@ def write_results(
             yield result
 
 
-def _format(value: float | None) -> str:
+def format_value(value: float | None) -> str:
+    """A number as written to CSV output: 6 significant digits, empty for a file that could not be scored."""
     return "" if value is None else f"{value:.6g}"
+
+
+@contextlib.contextmanager
+def open_output(path: str | os.PathLike | None) -> Iterator[TextIO]:
+    """`path` opened for writing (UTF-8, newlines as the csv module wants), or stdout when None."""
+    if path is None:
+        yield sys.stdout
+        return
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        yield stream
+
+
+def count_results(results: Iterable[ScoreResult]) -> tuple[int, int]:
+    """Consume `results`, printing each unreadable file's error to stderr: (number scored, number unreadable)."""
+    scored = failed = 0
+    for result in results:
+        if result.error:
+            failed += 1
+            print(f"error: {result.error}", file=sys.stderr)
+        else:
+            scored += 1
+    return scored, failed
 
 
 BACKENDS = ("torch", "onnxruntime")
@@ -325,20 +349,9 @@ def score_to_file(
         model, image_processor = load_scorer(model_name_or_path, device=device)
         scorer, config = TorchScorer(model), model.config
     bin_labels = [config.id2label[i] for i in range(config.num_bins)]
-    scored = failed = 0
-    stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
-    try:
+    with open_output(output) as stream:
         results = score_files(scorer, image_processor, paths, batch_size, num_workers, progress, draft=draft)
-        for result in write_results(results, stream, fmt, bin_labels):
-            if result.error:
-                failed += 1
-                print(f"error: {result.error}", file=sys.stderr)
-            else:
-                scored += 1
-    finally:
-        if output:
-            stream.close()
-    return scored, failed
+        return count_results(write_results(results, stream, fmt, bin_labels))
 
 
 __all__ = [
@@ -349,9 +362,12 @@ __all__ = [
     "TorchScorer",
     "ScoreResult",
     "collate_scored_files",
+    "count_results",
     "default_num_workers",
     "load_onnx_scorer",
     "load_scorer",
+    "format_value",
+    "open_output",
     "output_format",
     "resolve_device",
     "score_files",

@@ -153,22 +153,24 @@ class ZeroShotScorer:
 
 
 def score_paths(scorer: ZeroShotScorer, paths: Sequence[str | os.PathLike], batch_size: int = 32):
-    """`(path, zero-shot score or None, error or None)` per file, in order; unreadable files give their error."""
+    """A `ScoreResult` per file, in order: `score` is the zero-shot score, or `error` says why the file is
+    unreadable."""
     from ..data.images import ImageReadError, open_image
+    from ..scoring import ScoreResult
 
     for start in range(0, len(paths), batch_size):
-        images, rows = [], []
+        images, results = [], []
         for path in paths[start : start + batch_size]:
             try:
                 images.append(open_image(path))
-                rows.append([str(path), None, None])
+                results.append(ScoreResult(path=str(path)))
             except ImageReadError as error:
-                rows.append([str(path), None, str(error)])
+                results.append(ScoreResult(path=str(path), error=str(error)))
         scores = iter(scorer(images) if images else [])
-        for row in rows:
-            if row[2] is None:
-                row[1] = float(next(scores))
-            yield tuple(row)
+        for result in results:
+            if result.error is None:
+                result.score = float(next(scores))
+            yield result
 
 
 def fit_score_map(scorer: ZeroShotScorer, calibration, calibration_size: int = 2000, progress: bool = True):
@@ -187,30 +189,28 @@ def zero_shot_to_file(
 ) -> tuple[int, int]:
     """Zero-shot scores of the images in `inputs` as CSV (`path, zero_shot[, score], error`) to `output` or stdout;
     with a labeled `calibration` split, `score` is on its scale. Returns (number scored, number unreadable)."""
-    import csv
-    import sys
-
     from ..data.images import find_images
+    from ..scoring import count_results, open_output
 
     scorer = ZeroShotScorer(clip_name_or_path, prompts)
     score_map = fit_score_map(scorer, calibration) if calibration is not None else None
-    scored = failed = 0
-    stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
-    try:
-        writer = csv.writer(stream)
-        writer.writerow(["path", "zero_shot", *(["score"] if score_map else []), "error"])
-        for path, value, error in score_paths(scorer, find_images(inputs), batch_size):
-            mapped = [] if score_map is None else [f"{score_map(value):.6g}" if value is not None else ""]
-            writer.writerow([path, f"{value:.6g}" if value is not None else "", *mapped, error or ""])
-            if error:
-                failed += 1
-                print(f"error: {error}", file=sys.stderr)
-            else:
-                scored += 1
-    finally:
-        if output:
-            stream.close()
-    return scored, failed
+    with open_output(output) as stream:
+        results = score_paths(scorer, find_images(inputs), batch_size)
+        return count_results(_write_csv(results, stream, score_map))
+
+
+def _write_csv(results, stream, score_map: ScoreMap | None):
+    """Write each result as a CSV row as it arrives, then yield it."""
+    import csv
+
+    from ..scoring import format_value
+
+    writer = csv.writer(stream)
+    writer.writerow(["path", "zero_shot", *(["score"] if score_map else []), "error"])
+    for result in results:
+        mapped = [] if score_map is None else [format_value(None if result.score is None else score_map(result.score))]
+        writer.writerow([result.path, format_value(result.score), *mapped, result.error or ""])
+        yield result
 
 
 def evaluate_zero_shot(
