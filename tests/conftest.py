@@ -48,3 +48,21 @@ def tiny_scorer_dir(tmp_path_factory):
     model.save_pretrained(out_dir)
     CSKDImageProcessor.from_model_config(config).save_pretrained(out_dir)
     return out_dir
+
+
+@pytest.fixture(scope="session")
+def random_clip_dir(tmp_path_factory):
+    """A tiny random CLIP (full `CLIPModel`, 32 px) with a word-level tokenizer that knows the SynthAVA prompt words
+    and an image processor, saved as a Hub-style folder."""
+    from transformers import CLIPImageProcessor, CLIPModel
+
+    from cskd_hf.data.synthetic import ZERO_SHOT_PROMPTS
+    from cskd_hf.teachers.tiny_clip import build_tokenizer, tiny_clip_config
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("clip")
+    tokenizer = build_tokenizer([text for pair in ZERO_SHOT_PROMPTS for text in pair])
+    CLIPModel(tiny_clip_config(tokenizer, image_size=32)).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
+    return out

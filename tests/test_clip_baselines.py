@@ -9,8 +9,6 @@ import torch
 from scipy.stats import spearmanr
 from transformers import (
     AutoModelForImageClassification,
-    CLIPImageProcessor,
-    CLIPModel,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
@@ -19,23 +17,10 @@ from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSK
 from cskd_hf.analysis import analyze_attention, attention_statistics
 from cskd_hf.baselines.linear_probe import distribution_from_mean, fit_linear_probe, ridge_fit
 from cskd_hf.cli import main
-from cskd_hf.data.synthetic import ZERO_SHOT_PROMPTS, write_synthava
+from cskd_hf.data.synthetic import write_synthava
 from cskd_hf.evaluation import evaluate_model, predict_dataset
 from cskd_hf.scoring import load_scorer
-from cskd_hf.teachers.tiny_clip import build_tokenizer, tiny_clip_config
 from tests.helpers import tiny_config
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    """A tiny random CLIP (full `CLIPModel` with tokenizer and image processor) at 32 px."""
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("clip")
-    tokenizer = build_tokenizer([text for pair in ZERO_SHOT_PROMPTS for text in pair])
-    CLIPModel(tiny_clip_config(tokenizer, image_size=32)).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +29,12 @@ def synthava(tmp_path_factory):
     return out, write_synthava(out, splits={"train": 400, "validation": 150, "test": 200}, image_size=32, seed=0)
 
 
-def test_clip_tower_backbone_loads_clip_weights_and_gives_its_image_embedding(clip_dir, tmp_path, sample_dir):
-    config = CSKDConfig.for_clip(str(clip_dir))
+def test_clip_tower_backbone_loads_clip_weights_and_gives_its_image_embedding(random_clip_dir, tmp_path, sample_dir):
+    config = CSKDConfig.for_clip(str(random_clip_dir))
     assert config.backbone_type == "clip" and config.image_size == 32 and config.clip_vision_config["projection_dim"]
     model = CSKDForAestheticScoring.from_config(config).eval()
     vision_config = CLIPVisionConfig(**config.clip_vision_config)
-    clip = CLIPVisionModelWithProjection.from_pretrained(clip_dir, config=vision_config).eval()
+    clip = CLIPVisionModelWithProjection.from_pretrained(random_clip_dir, config=vision_config).eval()
     pixel_values = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         expected = clip(pixel_values=pixel_values).image_embeds
@@ -78,9 +63,11 @@ def test_ridge_fit_recovers_a_linear_map():
 
 
 @pytest.mark.parametrize("target", ["mean", "distribution"])
-def test_linear_probe_beats_the_mean_predictor_and_is_a_scoring_model(clip_dir, synthava, tmp_path, target):
+def test_linear_probe_beats_the_mean_predictor_and_is_a_scoring_model(random_clip_dir, synthava, tmp_path, target):
     folder, dataset = synthava
-    report = fit_linear_probe(clip_dir, dataset, tmp_path / "probe", target=target, cache_dir=tmp_path / "cache")
+    report = fit_linear_probe(
+        random_clip_dir, dataset, tmp_path / "probe", target=target, cache_dir=tmp_path / "cache"
+    )
     assert report["penalty"] in [entry["penalty"] for entry in report["search"]]
     assert report["validation_mse"] == min(entry["validation_mse"] for entry in report["search"])
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2  # train and validation embeddings
@@ -92,14 +79,14 @@ def test_linear_probe_beats_the_mean_predictor_and_is_a_scoring_model(clip_dir, 
     assert metrics["srcc"] > 0.2
 
     # A second fit reuses the cached embeddings (same files, same result).
-    again = fit_linear_probe(clip_dir, dataset, tmp_path / "again", target=target, cache_dir=tmp_path / "cache")
+    again = fit_linear_probe(random_clip_dir, dataset, tmp_path / "again", target=target, cache_dir=tmp_path / "cache")
     assert again["penalty"] == report["penalty"] and len(list((tmp_path / "cache").iterdir())) == 2
     assert json.loads((tmp_path / "probe" / "probe.json").read_text())["target"] == target
 
 
-def test_mean_probe_ranks_exactly_as_its_ridge_regression(clip_dir, synthava, tmp_path):
+def test_mean_probe_ranks_exactly_as_its_ridge_regression(random_clip_dir, synthava, tmp_path):
     _, dataset = synthava
-    report = fit_linear_probe(clip_dir, dataset, tmp_path / "probe", target="mean")
+    report = fit_linear_probe(random_clip_dir, dataset, tmp_path / "probe", target="mean")
     model, processor = load_scorer(tmp_path / "probe", device="cpu")
     predicted, _ = predict_dataset(model, processor, dataset["test"], progress=False)
     with torch.no_grad():
@@ -116,9 +103,12 @@ def test_mean_probe_ranks_exactly_as_its_ridge_regression(clip_dir, synthava, tm
     np.testing.assert_allclose(expected, predicted, atol=1e-4)
 
 
-def test_cli_probe(clip_dir, synthava, tmp_path, capsys):
+def test_cli_probe(random_clip_dir, synthava, tmp_path, capsys):
     folder, _ = synthava
-    assert main(["probe", "--clip", str(clip_dir), "--dataset", str(folder), "--out", str(tmp_path / "probe")]) == 0
+    assert (
+        main(["probe", "--clip", str(random_clip_dir), "--dataset", str(folder), "--out", str(tmp_path / "probe")])
+        == 0
+    )
     assert "wrote the linear probe" in capsys.readouterr().out
     assert (tmp_path / "probe" / "model.safetensors").exists()
 
@@ -134,13 +124,13 @@ def test_attention_statistics_of_known_patterns():
     assert distance == pytest.approx(torch.cdist(centres, centres).mean().item(), rel=1e-5)
 
 
-def test_attention_of_timm_vit_and_clip_backbones_and_the_cli(clip_dir, tmp_path, sample_dir):
+def test_attention_of_timm_vit_and_clip_backbones_and_the_cli(random_clip_dir, tmp_path, sample_dir):
     vit = tmp_path / "vit"
     config = tiny_config("test_vit")
     CSKDForAestheticScoring(config).save_pretrained(vit)
     CSKDImageProcessor.from_model_config(config).save_pretrained(vit)
     clip = tmp_path / "clip-scorer"
-    clip_config = CSKDConfig.for_clip(str(clip_dir))
+    clip_config = CSKDConfig.for_clip(str(random_clip_dir))
     CSKDForAestheticScoring.from_config(clip_config).save_pretrained(clip)
     CSKDImageProcessor.from_model_config(clip_config).save_pretrained(clip)
 

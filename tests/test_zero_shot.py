@@ -5,27 +5,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import spearmanr
-from transformers import CLIPImageProcessor, CLIPModel
 
 from cskd_hf.baselines.zero_shot import ScoreMap, ZeroShotScorer, evaluate_zero_shot, load_prompts, write_prompts
 from cskd_hf.cli import main
 from cskd_hf.data.synthetic import ZERO_SHOT_PROMPTS, generate, write_synthava
-from cskd_hf.teachers.tiny_clip import build_tokenizer, tiny_clip_config, train_tiny_clip
+from cskd_hf.teachers.tiny_clip import train_tiny_clip
 from tests.helpers import write_awkward_images
-
-
-@pytest.fixture(scope="module")
-def random_clip(tmp_path_factory):
-    """A tiny random CLIP with a word-level tokenizer that knows the SynthAVA prompt words."""
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("clip")
-    tokenizer = build_tokenizer([text for pair in ZERO_SHOT_PROMPTS for text in pair])
-    CLIPModel(tiny_clip_config(tokenizer, image_size=32)).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
-    return out
 
 
 def test_prompt_files_text_and_json(tmp_path):
@@ -52,27 +38,27 @@ def test_score_map_fits_the_scale_and_never_changes_the_ranking():
     assert np.mean(backwards(zero_shot)) == pytest.approx(np.mean(10.8 - mean_scores))
 
 
-def test_scorer_gives_pair_probabilities_and_their_mean(random_clip, sample_dir):
+def test_scorer_gives_pair_probabilities_and_their_mean(random_clip_dir, sample_dir):
     from cskd_hf.data.images import open_image
 
-    scorer = ZeroShotScorer(random_clip, ZERO_SHOT_PROMPTS)
+    scorer = ZeroShotScorer(random_clip_dir, ZERO_SHOT_PROMPTS)
     images = [open_image(path) for path in sorted(sample_dir.iterdir())[:3]]
     pairs = scorer.pair_probabilities(images)
     assert pairs.shape == (3, len(ZERO_SHOT_PROMPTS)) and np.all((pairs > 0) & (pairs < 1))
     np.testing.assert_allclose(scorer(images), pairs.mean(axis=1), rtol=1e-6)
     # Swapping every pair turns each probability p into 1 - p.
-    swapped = ZeroShotScorer(random_clip, [(negative, positive) for positive, negative in ZERO_SHOT_PROMPTS])
+    swapped = ZeroShotScorer(random_clip_dir, [(negative, positive) for positive, negative in ZERO_SHOT_PROMPTS])
     np.testing.assert_allclose(swapped.pair_probabilities(images), 1 - pairs, atol=1e-5)
 
 
-def test_cli_scores_files_with_errors_and_calibrates_on_a_dataset(random_clip, tmp_path, sample_dir):
+def test_cli_scores_files_with_errors_and_calibrates_on_a_dataset(random_clip_dir, tmp_path, sample_dir):
     from cskd_hf.data.samples import sample_photo
 
     files = write_awkward_images(tmp_path / "photos", sample_photo("coffee"))
     write_synthava(tmp_path / "synthava", splits={"train": 40, "test": 20}, image_size=32, seed=0)
     prompts = str(tmp_path / "synthava" / "zero_shot_prompts.txt")
     output = tmp_path / "zero_shot.csv"
-    command = ["zeroshot", str(tmp_path / "photos"), "--clip", str(random_clip), "--prompts", prompts]
+    command = ["zeroshot", str(tmp_path / "photos"), "--clip", str(random_clip_dir), "--prompts", prompts]
     assert main([*command, "--dataset", str(tmp_path / "synthava"), "--output", str(output)]) == 0
     rows = {row["path"]: row for row in csv.DictReader(open(output))}
     assert len(rows) == len(files)
@@ -83,7 +69,15 @@ def test_cli_scores_files_with_errors_and_calibrates_on_a_dataset(random_clip, t
     assert all(float(row["score"]) != float(row["zero_shot"]) for row in good)  # mapped onto the 1..10 scale
 
     metrics_file = tmp_path / "metrics.json"
-    command = ["zeroshot", "--clip", str(random_clip), "--prompts", prompts, "--dataset", str(tmp_path / "synthava")]
+    command = [
+        "zeroshot",
+        "--clip",
+        str(random_clip_dir),
+        "--prompts",
+        prompts,
+        "--dataset",
+        str(tmp_path / "synthava"),
+    ]
     assert main([*command, "--output", str(metrics_file)]) == 0
     metrics = json.loads(metrics_file.read_text())
     assert metrics["n"] == 20 and -1 <= metrics["srcc"] <= 1 and metrics["score_map"]["slope"] > 0
