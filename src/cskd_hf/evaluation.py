@@ -134,12 +134,13 @@ def _unique_names(models: list[str]) -> list[str]:
     return names
 
 
-def comparison_table(results: dict[str, dict]) -> str:
-    lines = ["| model | N | MSE | SRCC | PLCC | accuracy |", "|---|---|---|---|---|---|"]
-    lines += [
-        f"| {name} | {m['n']} | {m['mse']:.3f} | {m['srcc']:.3f} | {m['plcc']:.3f} | {m['accuracy']:.3f} |"
-        for name, m in results.items()
-    ]
+def comparison_table(results: dict[str, dict], counts: bool = True) -> str:
+    """A Markdown table of each model's metrics; `counts` adds the number of images evaluated."""
+    headers = ["model", *(["N"] if counts else []), "MSE", "SRCC", "PLCC", "accuracy"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for name, m in results.items():
+        metrics = [f"{m[key]:.3f}" for key in ("mse", "srcc", "plcc", "accuracy")]
+        lines.append("| " + " | ".join([name, *([str(m["n"])] if counts else []), *metrics]) + " |")
     return "\n".join(lines)
 
 

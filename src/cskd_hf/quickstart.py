@@ -112,7 +112,7 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
     from .baselines.linear_probe import fit_linear_probe
     from .baselines.zero_shot import evaluate_zero_shot
     from .data.synthetic import ZERO_SHOT_PROMPTS
-    from .evaluation import evaluate_model, plot_interval_error_rates
+    from .evaluation import comparison_table, evaluate_model, plot_interval_error_rates
     from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
     from .teachers.tiny_clip import retrieval_recall, train_tiny_clip
     from .training import cfa, skd, supervised
@@ -369,22 +369,13 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
         "total_seconds": round(sum(stages.seconds.values()), 1),
     }
     (out_dir / "results.json").write_text(json.dumps(summary, indent=1))
-    table = results_table(results)
+    table = comparison_table(results, counts=False)
     (out_dir / "results.md").write_text(results_markdown(summary, table))
     print("\n" + table)
     print(f"\nWrote {out_dir / 'results.md'}, results.json, ier.png and the models in {models}.")
     print(f"Try: cskd score {test_images} --model {models / 'cskd-student'}")
     print("SynthAVA is synthetic: these numbers say nothing about real photographs.")
     return summary
-
-
-def results_table(results: dict[str, dict]) -> str:
-    lines = ["| model | MSE | SRCC | PLCC | accuracy |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {name} | {m['mse']:.3f} | {m['srcc']:.3f} | {m['plcc']:.3f} | {m['accuracy']:.3f} |"
-        for name, m in results.items()
-    ]
-    return "\n".join(lines)
 
 
 def results_markdown(summary: dict, table: str) -> str:
@@ -448,6 +439,5 @@ __all__ = [
     "SMOKE",
     "ZERO_SHOT_ROW",
     "QuickstartPlan",
-    "results_table",
     "run_quickstart",
 ]
