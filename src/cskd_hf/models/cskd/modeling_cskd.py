@@ -391,23 +391,20 @@ class CSKDForFeatureAlignment(CSKDPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         _, pooler_output = self.pooled_features(pixel_values)
-        if self.num_teachers == 1:
-            embeddings = self.projector(pooler_output)
-        else:
-            embeddings = tuple(projector(pooler_output) for projector in self.projectors)
+        projectors = [self.projector] if self.num_teachers == 1 else self.projectors
+        per_teacher = [projector(pooler_output) for projector in projectors]
+        embeddings = per_teacher[0] if self.num_teachers == 1 else tuple(per_teacher)
 
         loss = None
         if teacher_embeds is not None:
-            if self.num_teachers == 1:
-                loss = cosine_alignment_loss(teacher_embeds.to(embeddings.dtype), embeddings).mean()
-            else:
-                if len(teacher_embeds) != self.num_teachers:
-                    raise ValueError(f"got {len(teacher_embeds)} teacher embeddings for {self.num_teachers} teachers")
-                weights = self.config.alignment_weights or [1.0] * self.num_teachers
-                loss = sum(
-                    weight * cosine_alignment_loss(target.to(student.dtype), student).mean()
-                    for weight, target, student in zip(weights, teacher_embeds, embeddings, strict=True)
-                )
+            targets = [teacher_embeds] if self.num_teachers == 1 else teacher_embeds
+            if len(targets) != self.num_teachers:
+                raise ValueError(f"got {len(targets)} teacher embeddings for {self.num_teachers} teachers")
+            weights = self.config.alignment_weights or [1.0] * self.num_teachers
+            loss = sum(
+                weight * cosine_alignment_loss(target.to(student.dtype), student).mean()
+                for weight, target, student in zip(weights, targets, per_teacher, strict=True)
+            )
 
         if not return_dict:
             output = (embeddings, pooler_output)
