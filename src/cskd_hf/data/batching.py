@@ -25,12 +25,19 @@ def example_seed(seed: int, epoch: int, position: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
 
 
-def transform_image(encoded: dict, image_processor: CSKDImageProcessor, train: bool, seed: int) -> torch.Tensor | None:
-    """Decode one `{"bytes", "path"}` image and transform it with its own RNG; None (logged) if it cannot be read."""
+def decode_or_skip(encoded: dict):
+    """Decode one `{"bytes", "path"}` image; None, with a logged warning naming it, if it cannot be read."""
     try:
-        image = decode_image(encoded.get("bytes"), encoded.get("path"))
+        return decode_image(encoded.get("bytes"), encoded.get("path"))
     except ImageReadError as error:
         logger.warning(f"skipping image: {error}")
+        return None
+
+
+def transform_image(encoded: dict, image_processor: CSKDImageProcessor, train: bool, seed: int) -> torch.Tensor | None:
+    """Decode one `{"bytes", "path"}` image and transform it with its own RNG; None (logged) if it cannot be read."""
+    image = decode_or_skip(encoded)
+    if image is None:
         return None
     # Isolated so that the augmentation neither reads nor disturbs the process's RNG (dropout, sampling, ...).
     with torch.random.fork_rng(devices=[]):
@@ -43,12 +50,9 @@ def iter_labeled_images(dataset: Dataset):
     and skipped. For models with their own preprocessing (CLIP baselines)."""
     dataset = dataset.cast_column("image", ImageFeature(decode=False))
     for row in dataset.select_columns(["image", "mean_score"]):
-        try:
-            image = decode_image(row["image"].get("bytes"), row["image"].get("path"))
-        except ImageReadError as error:
-            logger.warning(f"skipping image: {error}")
-            continue
-        yield image, row["mean_score"]
+        image = decode_or_skip(row["image"])
+        if image is not None:
+            yield image, row["mean_score"]
 
 
 class LabeledImages(torch.utils.data.Dataset):
@@ -170,6 +174,7 @@ __all__ = [
     "LabeledImages",
     "UnlabeledBatches",
     "collate_labeled",
+    "decode_or_skip",
     "example_seed",
     "image_key",
     "iter_labeled_images",
