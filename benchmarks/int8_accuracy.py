@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import DataLoader
 
-from cskd_hf.data.batching import LabeledImages, collate_labeled
+from cskd_hf.data.batching import evaluation_loader
 from cskd_hf.data.prepare import load_labeled
 from cskd_hf.export import export_onnx, onnx_path
 from cskd_hf.metrics import aesthetic_metrics
@@ -22,7 +21,7 @@ from cskd_hf.scoring import OnnxScorer, TorchScorer, load_scorer
 
 def mean_scores(scorer, image_processor, dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, float]:
     """Predicted and true mean scores over the split, and the forward time per image in milliseconds."""
-    loader = DataLoader(LabeledImages(dataset, image_processor), batch_size=batch_size, collate_fn=collate_labeled)
+    loader = evaluation_loader(dataset, image_processor, batch_size)
     predicted, target, seconds = [], [], 0.0
     for batch in loader:
         start = time.perf_counter()

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data.batching import LabeledImages, collate_labeled
+from .data.batching import evaluation_loader
 from .metrics import aesthetic_metrics
 from .scoring import load_scorer
 
@@ -27,12 +26,7 @@ def predict_dataset(
 
     With `tta`, the predicted distribution is the average over the centre crop and its horizontal flip.
     """
-    loader = DataLoader(
-        LabeledImages(dataset, image_processor, train=False),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate_labeled,
-    )
+    loader = evaluation_loader(dataset, image_processor, batch_size, num_workers)
     bin_scores = torch.tensor(model.config.bin_scores)
     predicted, target = [], []
     for batch in tqdm(loader, desc="evaluating", disable=not progress):

@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.batching import LabeledImages, collate_labeled
+from ..data.batching import evaluation_loader
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
 
 logger = logging.getLogger(__name__)
@@ -64,12 +63,7 @@ def embed_split(
     model: CSKDModel, image_processor: CSKDImageProcessor, dataset, batch_size: int = 64, num_workers: int = 0
 ) -> dict[str, np.ndarray]:
     """CLIP image embeddings, mean scores and vote distributions of a labeled split (unreadable images skipped)."""
-    loader = DataLoader(
-        LabeledImages(dataset, image_processor, train=False),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate_labeled,
-    )
+    loader = evaluation_loader(dataset, image_processor, batch_size, num_workers)
     parts = {"features": [], "mean_scores": [], "distributions": []}
     for batch in tqdm(loader, desc="CLIP embeddings", leave=False):
         if batch["pixel_values"] is None:

@@ -95,6 +95,18 @@ def collate_labeled(items: list[dict | None]) -> dict:
     return batch
 
 
+def evaluation_loader(
+    dataset: Dataset, image_processor: CSKDImageProcessor, batch_size: int = 64, num_workers: int = 0
+):
+    """A labeled split in order, centre-cropped, in batches of `collate_labeled` (empty batches possible)."""
+    return torch.utils.data.DataLoader(
+        LabeledImages(dataset, image_processor, train=False),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_labeled,
+    )
+
+
 class UnlabeledBatches(torch.utils.data.IterableDataset):
     """Batches of transformed images from a stream of encoded images, exactly resumable, any number of workers.
 
@@ -175,6 +187,7 @@ __all__ = [
     "UnlabeledBatches",
     "collate_labeled",
     "decode_or_skip",
+    "evaluation_loader",
     "example_seed",
     "image_key",
     "iter_labeled_images",
