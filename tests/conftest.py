@@ -14,6 +14,12 @@ from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor  # noqa: E402
 from cskd_hf.data.samples import write_sample_images  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
 
+PYTEST_CONFIG = []
+
+
+def pytest_configure(config):
+    PYTEST_CONFIG.append(config)  # for the markers of transformers' common suites, known once they are fetched
+
 
 @pytest.fixture(autouse=True)
 def _hf_modules_cache(tmp_path_factory, monkeypatch):

@@ -51,3 +51,16 @@ def test_round_trip_and_bin_override_from_pretrained(tmp_path):
     assert aadb.bin_scores == [1.0, 2.0, 3.0, 4.0, 5.0] and aadb.num_labels == 5
     with pytest.raises(ValueError, match="bin_scores"):
         CSKDConfig.from_pretrained(tmp_path, bin_scores=[1.0, 2.0])
+
+
+def test_saved_config_holds_no_path_of_this_machine(tmp_path, random_clip_dir):
+    checkpoint = tmp_path / "backbone.safetensors"
+    config = CSKDConfig(architecture="test_resnet", image_size=64, backbone_checkpoint_path=str(checkpoint))
+    assert config.backbone_checkpoint_path == str(checkpoint)  # used by `from_config` on this machine
+    config.save_pretrained(tmp_path / "saved")
+    saved = (tmp_path / "saved" / "config.json").read_text()
+    assert str(tmp_path) not in saved and "backbone_checkpoint_path" not in saved
+
+    clip = CSKDConfig.for_clip(str(random_clip_dir))
+    assert clip.architecture == random_clip_dir.name
+    assert str(random_clip_dir) not in clip.to_json_string()

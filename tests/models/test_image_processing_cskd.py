@@ -68,3 +68,39 @@ def test_saved_as_preprocessor_config_and_reloaded(tmp_path):
 def test_bad_values_raise(kwargs, field):
     with pytest.raises(ValueError, match=field):
         CSKDImageProcessor(**kwargs)
+
+
+# Call-time arguments, as transformers' image processors take them (issue 13).
+
+
+def test_four_channel_arrays_and_tensors_with_their_own_normalisation():
+    processor = CSKDImageProcessor(image_size=8, resize_size=8)
+    rgba = np.random.default_rng(0).integers(0, 255, (8, 8, 4), dtype=np.uint8)
+    for image, data_format in ((rgba, "channels_last"), (torch.from_numpy(rgba).permute(2, 0, 1), "channels_first")):
+        pixel_values = processor(
+            image, do_convert_rgb=False, input_data_format=data_format, image_mean=[0.0] * 4, image_std=[1.0] * 4
+        )["pixel_values"]
+        assert pixel_values.shape == (1, 4, 8, 8)
+        torch.testing.assert_close(pixel_values[0], torch.from_numpy(rgba).permute(2, 0, 1).float() / 255)
+    # Converted to RGB (alpha dropped, as PIL does), it matches the RGB image.
+    rgb = processor(Image.fromarray(rgba[..., :3]))["pixel_values"]
+    torch.testing.assert_close(processor(rgba)["pixel_values"], rgb)
+
+
+def test_call_time_mean_and_std_are_used():
+    processor = CSKDImageProcessor(image_size=8, resize_size=8)
+    image = Image.new("RGB", (8, 8), (255, 0, 51))
+    pixel_values = processor(image, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.25, 1.0])["pixel_values"]
+    torch.testing.assert_close(pixel_values[0, :, 0, 0], torch.tensor([1.0, -2.0, -0.3]))
+    assert processor.image_mean != [0.5, 0.5, 0.5]  # the processor itself is unchanged
+    with pytest.raises(ValueError, match="2 normalisation values"):
+        processor(image, image_mean=[0.5, 0.5])
+
+
+def test_grey_arrays_keep_one_channel_without_rgb_conversion_and_unknown_arguments_warn():
+    processor = CSKDImageProcessor(image_size=8, resize_size=8)
+    grey = np.full((10, 12, 1), 128, dtype=np.uint8)
+    assert processor(grey)["pixel_values"].shape == (1, 3, 8, 8)
+    assert processor(grey, do_convert_rgb=False, image_mean=0.5, image_std=0.5)["pixel_values"].shape == (1, 1, 8, 8)
+    with pytest.warns(UserWarning, match="resample"):
+        processor(grey, resample=3)

@@ -213,3 +213,120 @@ def test_trust_remote_code_loads_without_cskd_hf(tmp_path, tiny_scorer_dir):
     with torch.no_grad():
         local_score = model(**processor(Image.new("RGB", (90, 70), (30, 120, 200)))).mean_score.item()
     assert float(classes_and_score[3]) == local_score
+
+
+# Conformance with what transformers' Auto classes promise (issue 13): each test is a symptom a user hit.
+
+
+@pytest.mark.parametrize("architecture", ["test_resnet", "test_vit"])
+def test_missing_backbone_weights_are_initialised_as_timm_would(architecture):
+    config = tiny_config(architecture)
+    model = CSKDForAestheticScoring.from_pretrained(None, config=config, state_dict={}).eval()
+    fresh = timm.create_model(
+        architecture, pretrained=False, num_classes=0, **({"img_size": 64} if "vit" in architecture else {})
+    )
+    for name, tensor in model.backbone.state_dict().items():
+        assert torch.isfinite(tensor.float()).all(), name
+        if name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(tensor, fresh.state_dict()[name]), name  # zeros / ones, as timm builds them
+    with torch.no_grad():
+        assert torch.isfinite(model(pixels()).logits).all()
+
+
+def test_resized_vit_keeps_its_loaded_blocks_and_initialises_the_new_position_embedding(tmp_path):
+    source = CSKDForAestheticScoring(CSKDConfig(architecture="test_vit", image_size=32))
+    source.save_pretrained(tmp_path)
+    resized = CSKDForAestheticScoring.from_pretrained(tmp_path, image_size=64, ignore_mismatched_sizes=True)
+    assert resized.backbone.pos_embed.shape[1] > source.backbone.pos_embed.shape[1]
+    assert torch.isfinite(resized.backbone.pos_embed).all() and resized.backbone.pos_embed.abs().max() > 0
+    loaded = {k: v for k, v in resized.backbone.state_dict().items() if k != "pos_embed"}
+    assert same_tensors(loaded, {k: v for k, v in source.backbone.state_dict().items() if k != "pos_embed"})
+    with torch.no_grad():
+        assert torch.isfinite(resized(pixels(size=64)).logits).all()
+
+
+@pytest.mark.parametrize("model_class", [CSKDModel, CSKDForAestheticScoring])
+def test_hidden_states_from_the_argument_or_the_config(model_class):
+    model = model_class(tiny_config("test_resnet")).eval()
+    with torch.no_grad():
+        plain = model(pixels())
+        out = model(pixels(), output_hidden_states=True)
+        last_two = model(pixels(), output_hidden_states=[-2, -1])
+    assert plain.hidden_states is None
+    assert [tuple(h.shape[2:]) for h in out.hidden_states] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
+    assert [h.shape for h in last_two.hidden_states] == [h.shape for h in out.hidden_states[-2:]]
+    torch.testing.assert_close(out.pooler_output, plain.pooler_output)  # the same features either way
+    model.config.output_hidden_states = True
+    with torch.no_grad():
+        assert len(model(pixels()).hidden_states) == 5
+
+
+def test_misspelt_or_unsupported_arguments_raise():
+    model = CSKDForAestheticScoring(tiny_config()).eval()
+    with pytest.raises(TypeError, match="output_hiden_states"):
+        model(pixels(), output_hiden_states=True)
+    with pytest.raises(ValueError, match="attentions"):
+        model(pixels(), output_attentions=True)
+
+
+def test_num_labels_rebins_the_config_and_reheads_a_checkpoint(tmp_path):
+    config = tiny_config()
+    config.num_labels = 3
+    assert (config.num_bins, config.bin_scores, config.id2label) == (3, [1.0, 2.0, 3.0], {0: "1", 1: "2", 2: "3"})
+    assert CSKDForAestheticScoring(config).head.layers[-1].out_features == 3
+
+    model = CSKDForAestheticScoring(tiny_config())
+    model.save_pretrained(tmp_path)
+    reheaded = AutoModelForImageClassification.from_pretrained(tmp_path, num_labels=5, ignore_mismatched_sizes=True)
+    assert reheaded.config.num_bins == reheaded.config.num_labels == 5
+    assert reheaded.head.layers[-1].out_features == 5
+    assert same_tensors(reheaded.backbone.state_dict(), model.backbone.state_dict())
+    with torch.no_grad():
+        assert reheaded(pixels()).probabilities.shape == (2, 5)
+
+
+def test_labels_as_bin_indices_or_mean_scores():
+    model = CSKDForAestheticScoring(tiny_config(head_dropout=0.0)).eval()
+    out = model(pixels(), labels=torch.tensor([0, 9]))
+    one_hot = torch.nn.functional.one_hot(torch.tensor([0, 9]), 10).float()
+    torch.testing.assert_close(out.loss, earth_movers_distance(out.probabilities, one_hot).mean())
+    out = model(pixels(), labels=torch.tensor([3.5, 7.0]))
+    torch.testing.assert_close(out.loss, ((out.mean_score - torch.tensor([3.5, 7.0])) ** 2).mean())
+    regression = CSKDForAestheticScoring(tiny_config(problem_type="regression")).eval()
+    with pytest.raises(ValueError, match="problem_type='regression'"):
+        regression(pixels(), labels=torch.full((2, 10), 0.1))
+    with pytest.raises(ValueError, match="bin indices"):
+        model(pixels(), labels=torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match="multi_label_classification"):
+        tiny_config(problem_type="multi_label_classification")
+
+
+def test_base_model_is_a_cskd_model_sharing_the_backbone(tmp_path):
+    model = CSKDForAestheticScoring(tiny_config())
+    base = model.base_model
+    assert isinstance(base, CSKDModel) and base.backbone is model.backbone and base.config is model.config
+    assert model.base_model is base  # built once
+    assert model.state_dict().keys() == CSKDForAestheticScoring(tiny_config()).state_dict().keys()
+    base.save_pretrained(tmp_path)
+    loaded = CSKDModel.from_pretrained(tmp_path)
+    assert same_tensors(loaded.backbone.state_dict(), model.backbone.state_dict())
+    _, info = CSKDForAestheticScoring.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == {"head.layers.1.weight", "head.layers.1.bias"}
+
+
+@pytest.mark.parametrize("architecture", ["test_resnet", "test_vit"])
+def test_activation_checkpointing_gives_the_same_gradients(architecture):
+    assert CSKDForAestheticScoring.supports_gradient_checkpointing  # the class says so, not only instances
+    torch.manual_seed(0)
+    model = CSKDForAestheticScoring(tiny_config(architecture, head_dropout=0.0)).train()
+    labels = torch.full((2, 10), 0.1)
+    model(pixels(), labels=labels).loss.backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    model.activation_checkpointing_enable()
+    assert model.is_activation_checkpointing
+    model(pixels(), labels=labels).loss.backward()
+    for name, grad in expected.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, msg=name)
+    model.activation_checkpointing_disable()
+    assert not model.is_activation_checkpointing

@@ -1,11 +1,18 @@
 """Configuration of CSKD image aesthetics models (a timm backbone with a score-distribution head or a projector)."""
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 from transformers import PretrainedConfig
 
 BACKBONE_TYPES = ("timm", "clip")
+DEFAULT_NUM_BINS = 10  # AVA's ten score bins
+
+
+def bin_labels(bin_scores: list[float]) -> dict[int, str]:
+    """`id2label` of a score distribution: each bin is labelled by its score ("1", "2", ... "10")."""
+    return {i: f"{score:g}" for i, score in enumerate(bin_scores)}
 
 
 class CSKDConfig(PretrainedConfig):
@@ -27,10 +34,14 @@ class CSKDConfig(PretrainedConfig):
         model_args: extra keyword arguments for `timm.create_model` (e.g. `{"drop_path_rate": 0.1}`).
         backbone_pretrained: load timm's ImageNet weights for `architecture` when the model is created with
             `from_config` (this downloads). Saved models carry their weights in `model.safetensors` and never download.
-        backbone_checkpoint_path: a local timm checkpoint file to load into the backbone when the model is created
-            with `from_config` (the offline alternative to `backbone_pretrained`).
+        backbone_checkpoint_path: a local timm checkpoint file (or CLIP folder) to load into the backbone when the
+            model is created with `from_config` (the offline alternative to `backbone_pretrained`). It is a path on
+            one machine, needed only then: it is not saved (the saved weights hold what it gave).
         image_size: side of the square model input, in pixels.
-        num_bins: number of score bins of the predicted distribution (10 for AVA, 9 for PARA, 5 for AADB).
+        num_bins: number of score bins of the predicted distribution (10 for AVA, 9 for PARA, 5 for AADB); defaults
+            to the length of `bin_scores`, else of `id2label` or `num_labels` when given, else 10. `num_labels` is
+            the same number under transformers' name: setting it re-bins the config (scores `1..num_labels`), which
+            with `from_pretrained(..., num_labels=N, ignore_mismatched_sizes=True)` re-heads a model.
         bin_scores: the score value of each bin, increasing; defaults to `1, 2, ..., num_bins`.
         head_hidden_sizes: hidden layer sizes of the scoring head; empty gives NIMA's dropout + linear head.
         head_dropout: dropout before each linear layer of the head (NIMA uses 0.75).
@@ -41,6 +52,10 @@ class CSKDConfig(PretrainedConfig):
         projector_hidden_size: hidden size of the two-layer projector; defaults to the backbone's feature size.
         emd_r: the exponent r of the EMD loss (eq. 2 of the CSKD paper).
         initializer_range: std of the normal initialisation of head and projector weights.
+        problem_type: what the scoring model's `labels` are: `None` for vote distributions `(batch, num_bins)` (the
+            EMD of eq. 2), integer bin indices or float mean scores `(batch,)` being recognised by their dtype;
+            `"single_label_classification"` for bin indices (EMD to the one-hot distribution) or `"regression"` for
+            mean scores (MSE of the predicted mean). `"multi_label_classification"` has no meaning for one score.
     """
 
     model_type = "cskd"
@@ -54,7 +69,7 @@ class CSKDConfig(PretrainedConfig):
         backbone_pretrained: bool = False,
         backbone_checkpoint_path: str | None = None,
         image_size: int = 224,
-        num_bins: int = 10,
+        num_bins: int | None = None,
         bin_scores: list[float] | None = None,
         head_hidden_sizes: list[int] | None = None,
         head_dropout: float = 0.75,
@@ -73,8 +88,23 @@ class CSKDConfig(PretrainedConfig):
             raise ValueError("`backbone_type='clip'` needs `clip_vision_config` (use CSKDConfig.for_clip)")
         if image_size <= 0:
             raise ValueError(f"`image_size` must be positive, got {image_size}")
+        num_labels = kwargs.pop("num_labels", None)
+        if num_bins is None:
+            if bin_scores is not None:
+                num_bins = len(bin_scores)
+            elif kwargs.get("id2label") is not None:
+                num_bins = len(kwargs["id2label"])
+            else:
+                num_bins = num_labels if num_labels is not None else DEFAULT_NUM_BINS
+        if num_labels is not None and num_labels != num_bins:
+            raise ValueError(f"`num_labels` ({num_labels}) is the number of bins, but `num_bins` is {num_bins}")
         if num_bins < 2:
             raise ValueError(f"`num_bins` must be at least 2 to form a distribution, got {num_bins}")
+        if kwargs.get("problem_type") == "multi_label_classification":
+            raise ValueError(
+                "problem_type='multi_label_classification' does not apply to a score distribution: use None (vote "
+                "distributions), 'single_label_classification' (bin indices) or 'regression' (mean scores)"
+            )
         bin_scores = [float(s) for s in (bin_scores if bin_scores is not None else range(1, num_bins + 1))]
         if len(bin_scores) != num_bins:
             raise ValueError(f"`bin_scores` has {len(bin_scores)} values but `num_bins` is {num_bins}")
@@ -120,8 +150,8 @@ class CSKDConfig(PretrainedConfig):
         self.initializer_range = initializer_range
 
         # The bins are the labels, so `pipeline("image-classification")` shows the predicted vote distribution.
-        kwargs.setdefault("id2label", {i: f"{score:g}" for i, score in enumerate(bin_scores)})
-        kwargs.setdefault("label2id", {f"{score:g}": i for i, score in enumerate(bin_scores)})
+        kwargs.setdefault("id2label", bin_labels(bin_scores))
+        kwargs.setdefault("label2id", {label: i for i, label in bin_labels(bin_scores).items()})
         # Lets a folder saved by any CSKD class load with `trust_remote_code=True` where cskd_hf is not installed.
         kwargs.setdefault(
             "auto_map",
@@ -132,8 +162,31 @@ class CSKDConfig(PretrainedConfig):
             },
         )
         super().__init__(**kwargs)
-        if self.num_labels != num_bins:
-            raise ValueError(f"`id2label` has {self.num_labels} entries but `num_bins` is {num_bins}")
+        if len(self.id2label) != num_bins:
+            raise ValueError(f"`id2label` has {len(self.id2label)} entries but `num_bins` is {num_bins}")
+
+    @property
+    def num_labels(self) -> int:
+        return self.num_bins
+
+    @num_labels.setter
+    def num_labels(self, num_labels: int) -> None:
+        """Re-bin: `num_labels` bins scored `1..num_labels`, labelled by their scores (as transformers re-heads)."""
+        if num_labels < 2:
+            raise ValueError(f"`num_labels` is the number of score bins and must be at least 2, got {num_labels}")
+        if getattr(self, "num_bins", None) == num_labels and len(getattr(self, "id2label", None) or {}) == num_labels:
+            return
+        self.num_bins = num_labels
+        self.bin_scores = [float(score) for score in range(1, num_labels + 1)]
+        self.id2label = bin_labels(self.bin_scores)
+        self.label2id = {label: i for i, label in self.id2label.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        # A path on the machine that created the model: its weights are saved with the model, and the path must not
+        # travel to the Hub.
+        output.pop("backbone_checkpoint_path", None)
+        return output
 
     @classmethod
     def for_clip(cls, name_or_path: str, **kwargs) -> "CSKDConfig":
@@ -148,7 +201,10 @@ class CSKDConfig(PretrainedConfig):
             vision_dict["projection_dim"] = clip_config.projection_dim
         kwargs.setdefault("image_size", vision.image_size)
         kwargs.setdefault("backbone_checkpoint_path", str(name_or_path))
-        return cls(architecture=str(name_or_path), backbone_type="clip", clip_vision_config=vision_dict, **kwargs)
+        # A Hub id names the tower; a local folder is named by its last part, never by its path on this machine.
+        local = Path(name_or_path).expanduser().exists()
+        architecture = Path(name_or_path).resolve().name if local else str(name_or_path)
+        return cls(architecture=architecture, backbone_type="clip", clip_vision_config=vision_dict, **kwargs)
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "CSKDConfig":
@@ -160,6 +216,8 @@ class CSKDConfig(PretrainedConfig):
         config_dict = dict(config_dict)
         own_fields = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in own_fields}
+        if kwargs.get("num_labels") is not None:  # transformers' re-head recipe: `num_labels=N` means N bins
+            overrides.setdefault("num_bins", kwargs.pop("num_labels"))
         if {"num_bins", "bin_scores"} & overrides.keys():
             config_dict.pop("id2label", None)
             config_dict.pop("label2id", None)

@@ -1,19 +1,22 @@
 """Image processor of CSKD models: the paper's train and eval transforms, normalised as the timm backbone expects."""
 
+import numpy as np
 import timm
 import torch
 from PIL import Image
 from torchvision.transforms import v2
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
-from transformers.image_transforms import to_pil_image
 from transformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
+    ChannelDimension,
     ImageInput,
+    infer_channel_dimension_format,
     make_flat_list_of_images,
 )
+from transformers.utils import filter_out_non_signature_kwargs
 
 from .configuration_cskd import CSKDConfig
 
@@ -39,6 +42,7 @@ class CSKDImageProcessor(BaseImageProcessor):
         image_mean: per-channel mean, from the backbone's timm pretrained config.
         image_std: per-channel std, from the backbone's timm pretrained config.
         interpolation: `"bicubic"`, `"bilinear"` or `"nearest"`.
+        do_convert_rgb: convert every image to RGB (grey replicated, alpha dropped) before the transform.
     """
 
     model_input_names = ["pixel_values"]
@@ -50,6 +54,7 @@ class CSKDImageProcessor(BaseImageProcessor):
         image_mean: list[float] | None = None,
         image_std: list[float] | None = None,
         interpolation: str = "bicubic",
+        do_convert_rgb: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -67,6 +72,7 @@ class CSKDImageProcessor(BaseImageProcessor):
         if len(self.image_mean) != 3 or len(self.image_std) != 3:
             raise ValueError("`image_mean` and `image_std` need one value per RGB channel")
         self.interpolation = interpolation
+        self.do_convert_rgb = do_convert_rgb
 
     @classmethod
     def from_model_config(cls, config: CSKDConfig, **kwargs) -> "CSKDImageProcessor":
@@ -107,32 +113,98 @@ class CSKDImageProcessor(BaseImageProcessor):
             ]
         )
 
-    def to_pixel_values(self, images: torch.Tensor) -> torch.Tensor:
+    def to_pixel_values(
+        self, images: torch.Tensor, image_mean: list[float] | None = None, image_std: list[float] | None = None
+    ) -> torch.Tensor:
         """Scale `uint8` images (one or a batch, channels first) to [0, 1] and normalise them: the model's input."""
         pixel_values = v2.functional.to_dtype(images, torch.float32, scale=True)
-        return v2.functional.normalize(pixel_values, mean=self.image_mean, std=self.image_std)
+        mean = self.image_mean if image_mean is None else image_mean
+        std = self.image_std if image_std is None else image_std
+        return v2.functional.normalize(pixel_values, mean=list(mean), std=list(std))
 
+    @filter_out_non_signature_kwargs()
     def preprocess(
-        self, images: ImageInput, train: bool = False, return_tensors: str = "pt", **kwargs
+        self,
+        images: ImageInput,
+        train: bool = False,
+        do_convert_rgb: bool | None = None,
+        image_mean: float | list[float] | None = None,
+        image_std: float | list[float] | None = None,
+        input_data_format: str | ChannelDimension | None = None,
+        return_tensors: str = "pt",
     ) -> BatchFeature:
-        """Turn one image or a list of images (PIL, NumPy HWC or CHW tensors) into a batch of `pixel_values`.
+        """Turn one image or a list of images (PIL, NumPy or tensors, channels first or last) into `pixel_values`.
 
         Args:
-            images: the images; PIL images of any mode are converted to RGB.
+            images: the images.
             train: use the training augmentation (random crop and flip) instead of the centre crop.
+            do_convert_rgb: convert to RGB first (default: the processor's `do_convert_rgb`); without it, arrays keep
+                their channels (e.g. 4), and `image_mean`/`image_std` need one value per channel.
+            image_mean: per-channel mean for this call (default: the processor's).
+            image_std: per-channel std for this call (default: the processor's).
+            input_data_format: `"channels_first"` or `"channels_last"` for arrays and tensors (inferred if not given).
+        Unknown keyword arguments are dropped with a warning that names them.
         """
         if return_tensors != "pt":
             raise ValueError(f"CSKDImageProcessor returns PyTorch tensors only, got return_tensors={return_tensors!r}")
-        images = make_flat_list_of_images(images)
-        transform = self.transform(train=train)
-        pixel_values = torch.stack([transform(_to_rgb(image)) for image in images])
+        do_convert_rgb = self.do_convert_rgb if do_convert_rgb is None else do_convert_rgb
+        geometry = self.resize_and_crop(train=train)
+        crops = [
+            geometry(to_channels_first(image, do_convert_rgb, input_data_format))
+            for image in make_flat_list_of_images(images)
+        ]
+        channels = {crop.shape[0] for crop in crops}
+        mean, std = (
+            _per_channel(image_mean, self.image_mean, channels),
+            _per_channel(image_std, self.image_std, channels),
+        )
+        pixel_values = torch.stack([self.to_pixel_values(crop, mean, std) for crop in crops])
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
 
 
-def _to_rgb(image) -> Image.Image:
-    if not isinstance(image, Image.Image):
-        image = to_pil_image(image)
-    return image if image.mode == "RGB" else image.convert("RGB")
+def to_channels_first(
+    image, do_convert_rgb: bool = True, input_data_format: str | ChannelDimension | None = None
+) -> torch.Tensor:
+    """One image as a `uint8` `(channels, height, width)` tensor; in RGB with `do_convert_rgb`.
+
+    PIL images of any mode convert through PIL. Arrays and tensors may be channels first or last (say which with
+    `input_data_format` when the shape cannot tell); floats in [0, 1] are scaled to [0, 255], as transformers reads
+    them.
+    """
+    if isinstance(image, Image.Image):
+        if do_convert_rgb and image.mode != "RGB":
+            image = image.convert("RGB")
+        return v2.functional.pil_to_tensor(image)
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim == 2:
+        array = array[None]
+        input_data_format = ChannelDimension.FIRST
+    if array.ndim != 3:
+        raise ValueError(f"an image must have 2 or 3 dimensions, got shape {array.shape}")
+    if input_data_format is None:
+        input_data_format = infer_channel_dimension_format(array, num_channels=(1, 2, 3, 4))
+    if ChannelDimension(input_data_format) == ChannelDimension.LAST:
+        array = array.transpose(2, 0, 1)
+    if array.dtype.kind == "f":
+        array = array * 255 if array.size and array.max() <= 1 else array
+        array = array.clip(0, 255)
+    tensor = torch.from_numpy(np.ascontiguousarray(array.astype(np.uint8)))
+    if do_convert_rgb:
+        # As PIL converts: grey is replicated, an alpha channel dropped.
+        tensor = tensor[:1].expand(3, -1, -1) if tensor.shape[0] <= 2 else tensor[:3]
+    return tensor
+
+
+def _per_channel(value: float | list[float] | None, default: list[float], channels: set[int]) -> list[float]:
+    """Normalisation values for a batch whose images all have the same number of channels."""
+    if len(channels) != 1:
+        raise ValueError(f"images in one batch need the same number of channels, got {sorted(channels)}")
+    (count,) = channels
+    value = default if value is None else value
+    values = [float(value)] * count if isinstance(value, (int, float)) else [float(v) for v in value]
+    if len(values) != count:
+        raise ValueError(f"{len(values)} normalisation values ({values}) for images with {count} channels")
+    return values
 
 
 __all__ = ["CSKDImageProcessor"]

@@ -5,6 +5,7 @@ siblings. The maths the models need (EMD of eq. 2, the alignment loss of eq. 1, 
 `cskd_hf.losses` re-exports it.
 """
 
+import copy
 from dataclasses import dataclass
 
 import timm
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 
 from .configuration_cskd import CSKDConfig
@@ -77,10 +79,13 @@ class CSKDModelOutput(ModelOutput):
     Args:
         last_hidden_state: the backbone's `forward_features` output (feature map or token sequence).
         pooler_output: `(batch, feature_size)` pooled features, as timm's `forward_head(..., pre_logits=True)`.
+        hidden_states: with `output_hidden_states`, the output of each stage or block of the backbone, as timm's
+            `forward_intermediates` gives them (feature maps `(batch, channels, height, width)`).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -93,6 +98,7 @@ class AestheticScoringOutput(ModelOutput):
         mean_score: `(batch,)` mean of the distribution in score units (e.g. 1..10 for AVA).
         std_score: `(batch,)` standard deviation of the distribution in score units.
         pooler_output: `(batch, feature_size)` pooled backbone features.
+        hidden_states: with `output_hidden_states`, the backbone's stage or block outputs (see `CSKDModelOutput`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -101,6 +107,7 @@ class AestheticScoringOutput(ModelOutput):
     mean_score: torch.FloatTensor | None = None
     std_score: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -111,11 +118,13 @@ class FeatureAlignmentOutput(ModelOutput):
         embeddings: `(batch, projection_dim)` projected features, in the teacher's embedding space (with several
             teachers, a tuple with one per teacher).
         pooler_output: `(batch, feature_size)` pooled backbone features (what phase II keeps).
+        hidden_states: with `output_hidden_states`, the backbone's stage or block outputs (see `CSKDModelOutput`).
     """
 
     loss: torch.FloatTensor | None = None
     embeddings: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 def timm_model_kwargs(config: CSKDConfig) -> dict:
@@ -142,6 +151,16 @@ class ClipVisionBackbone(CLIPVisionModelWithProjection):
     def forward_head(self, last_hidden_state: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
         return self.visual_projection(self.vision_model.post_layernorm(last_hidden_state[:, 0]))
 
+    def forward_intermediates(
+        self, pixel_values: torch.Tensor, indices: list[int] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's interface: the last hidden state and the output of each encoder layer (`(batch, tokens, width)`)."""
+        outputs = self.vision_model(pixel_values=pixel_values, output_hidden_states=True)
+        layers = list(outputs.hidden_states[1:])  # [0] is the embeddings
+        if indices is not None:
+            layers = [layers[i] for i in indices]
+        return outputs.last_hidden_state, layers
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         if enable:
             self.gradient_checkpointing_enable()
@@ -150,7 +169,8 @@ class ClipVisionBackbone(CLIPVisionModelWithProjection):
 
 
 def create_backbone(config: CSKDConfig) -> nn.Module:
-    """The backbone a config describes, randomly initialised (weights come from `load_backbone_weights`)."""
+    """The backbone a config describes, with its library's own random initialisation (weights come from
+    `load_backbone_weights`)."""
     if config.backbone_type == "clip":
         return ClipVisionBackbone(CLIPVisionConfig(**config.clip_vision_config))
     return timm.create_model(config.architecture, pretrained=False, num_classes=0, **timm_model_kwargs(config))
@@ -159,6 +179,39 @@ def create_backbone(config: CSKDConfig) -> nn.Module:
 def backbone_feature_size(backbone: nn.Module) -> int:
     """Size of the pooled features of a timm model created with `num_classes=0`."""
     return getattr(backbone, "head_hidden_size", None) or backbone.num_features
+
+
+def checkpointable_blocks(backbone: nn.Module) -> list[nn.Module]:
+    """The repeated blocks of a timm backbone, where activation checkpointing cuts the graph: the members of the
+    container holding each feature stage (ViT blocks, MobileNet/EfficientNet stages), else the stages themselves
+    (ResNet layers). Modules without parameters (a stem's activation) are left out."""
+    blocks: dict[int, nn.Module] = {}
+    for info in getattr(backbone, "feature_info", None) or []:
+        parent_name, _, _ = info["module"].rpartition(".")
+        parent = backbone.get_submodule(parent_name) if parent_name else None
+        members = list(parent.children()) if isinstance(parent, (nn.Sequential, nn.ModuleList)) else []
+        for module in members or [backbone.get_submodule(info["module"])]:
+            if any(True for _ in module.parameters()):
+                blocks[id(module)] = module
+    return list(blocks.values())
+
+
+def enable_transformers_checkpointing(backbone: nn.Module) -> None:
+    """Give each block of a timm backbone transformers' `GradientCheckpointingLayer` behaviour, in place.
+
+    Each block's class becomes a subclass of its own class and `GradientCheckpointingLayer`: weights, names and
+    forward are unchanged, and `model.activation_checkpointing_enable(...)` then checkpoints the blocks with
+    transformers' own function (`use_reentrant`, `every_n_layers`, `offload`) instead of timm's fixed one.
+    """
+    for block in checkpointable_blocks(backbone):
+        cls = type(block)
+        if not issubclass(cls, GradientCheckpointingLayer):
+            block.__class__ = _CHECKPOINTING_CLASSES.setdefault(
+                cls, type(cls.__name__, (GradientCheckpointingLayer, cls), {"__module__": cls.__module__})
+            )
+
+
+_CHECKPOINTING_CLASSES: dict[type, type] = {}
 
 
 class HeadLinear(nn.Linear):
@@ -198,37 +251,81 @@ class CSKDPreTrainedModel(PreTrainedModel):
     config_class = CSKDConfig
     config: CSKDConfig
     # Every class keeps the timm model under the same attribute, so alignment, scoring and base checkpoints share
-    # their `backbone.*` keys and load into each other.
+    # their `backbone.*` keys and load into each other; `base_model` is a `CSKDModel` over that backbone.
     base_model_prefix = "backbone"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    # Through transformers' `GradientCheckpointingLayer` (see `enable_transformers_checkpointing`); an instance whose
+    # backbone has no block to cut at says so in `post_init`, and enabling it then raises transformers' own error.
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: CSKDConfig):
         super().__init__(config)
         # Never downloads: ImageNet weights come in through `load_backbone_weights` (called by `from_config`).
         self.backbone = create_backbone(config)
+        if config.backbone_type == "timm":
+            enable_transformers_checkpointing(self.backbone)
 
     def post_init(self):
-        self.supports_gradient_checkpointing = hasattr(self.backbone, "set_grad_checkpointing")
         super().post_init()
+        # CLIP's encoder layers are transformers' own; a timm backbone without feature stages has no block to cut at.
+        self.supports_gradient_checkpointing = any(
+            isinstance(module, GradientCheckpointingLayer) for module in self.backbone.modules()
+        )
 
-    def _set_gradient_checkpointing(self, enable: bool = True, *args, **kwargs):
-        self.backbone.set_grad_checkpointing(enable)
+    @property
+    def base_model(self) -> "CSKDModel":
+        """transformers' base model: the backbone as a `CSKDModel` sharing this model's weights (so
+        `model.base_model.save_pretrained(...)` writes a base checkpoint any CSKD class loads)."""
+        if isinstance(self, CSKDModel):
+            return self
+        base = self.__dict__.get("_base_model")  # kept out of the module tree, so its backbone is not counted twice
+        if base is None or base.backbone is not self.backbone:
+            # Built on the meta device from a copy of the config (its `post_init` must not consume this model's
+            # settings), then given this model's backbone and config.
+            with torch.device("meta"):
+                base = CSKDModel(copy.deepcopy(self.config))
+            base.backbone = self.backbone
+            base.config = self.config
+            self.__dict__["_base_model"] = base
+        return base
+
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False):
+        # The backbone's root module holds no tensor of its own, which transformers reads, for remote code, as
+        # "already initialised"; it is where `_init_weights` initialises the whole backbone.
+        super()._initialize_weights(module, is_custom_code=is_custom_code and module is not self.backbone)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        """Initialise only our own layers; the backbone keeps timm's init or the loaded checkpoint.
+        """Initialise our head and projector layers, and whatever of the backbone was not loaded, as timm would.
 
-        transformers runs this over every module, including after `from_pretrained` has filled the weights, so it
-        must not touch backbone parameters (the `init` helpers also skip anything already loaded). It is called per
-        module, and not at all for parameter-less containers, hence the `HeadLinear` marker class.
+        transformers runs this over every module, including after `from_pretrained` has filled the weights; the `init`
+        helpers skip every tensor already loaded, so a loaded backbone stays bit-identical. It is called per module,
+        and not at all for parameter-less containers, hence the `HeadLinear` marker class.
         """
         if isinstance(module, HeadLinear):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             init.zeros_(module.bias)
-        elif hasattr(module, "init_non_persistent_buffers"):
-            # Buffers not in the checkpoint (e.g. relative position indices) are left uninitialised by meta loading.
-            module.init_non_persistent_buffers()
+        elif module is self.backbone and not isinstance(module, PreTrainedModel):
+            self._init_backbone_as_timm()
+
+    def _init_backbone_as_timm(self) -> None:
+        """Copy timm's own initialisation of the architecture into every backbone tensor not loaded from a checkpoint
+        (parameters and buffers alike: BatchNorm statistics, position embeddings, relative position indices).
+
+        A new model draws its backbone here, from the random state of this moment, like every other weight, so a
+        model made with `__init__` and one loaded with all keys missing are equal under the same seed.
+        """
+        tensors = dict(self.backbone.named_parameters()) | dict(self.backbone.named_buffers())
+        pending = {
+            name: tensor for name, tensor in tensors.items() if not getattr(tensor, "_is_hf_initialized", False)
+        }
+        if not pending:
+            return
+        reference = create_backbone(self.config)
+        initialised = dict(reference.named_parameters()) | dict(reference.named_buffers())
+        for name, tensor in pending.items():
+            init.copy_(tensor, initialised[name])
 
     @classmethod
     def _from_config(cls, config: CSKDConfig, **kwargs):
@@ -280,10 +377,34 @@ class CSKDPreTrainedModel(PreTrainedModel):
     def feature_size(self) -> int:
         return backbone_feature_size(self.backbone)
 
-    def pooled_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The backbone's feature map and its pooled, normalised features (timm's own pooling and final norm)."""
-        last_hidden_state = self.backbone.forward_features(pixel_values.to(dtype=self.dtype))
-        return last_hidden_state, self.backbone.forward_head(last_hidden_state, pre_logits=True)
+    def pooled_features(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool | list[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """The backbone's feature map, its pooled features (timm's own pooling and final norm) and, when asked, the
+        output of each stage or block (`output_hidden_states`: True for all, or a list of indices)."""
+        pixel_values = pixel_values.to(dtype=self.dtype)
+        hidden_states = None
+        if output_hidden_states:
+            if not hasattr(self.backbone, "forward_intermediates"):
+                raise ValueError(
+                    f"`output_hidden_states` needs timm's `forward_intermediates`, which {self.config.architecture} "
+                    "does not have"
+                )
+            indices = list(output_hidden_states) if isinstance(output_hidden_states, (list, tuple)) else None
+            last_hidden_state, intermediates = self.backbone.forward_intermediates(pixel_values, indices=indices)
+            hidden_states = tuple(intermediates)
+        else:
+            last_hidden_state = self.backbone.forward_features(pixel_values)
+        return last_hidden_state, self.backbone.forward_head(last_hidden_state, pre_logits=True), hidden_states
+
+    def _output_flags(
+        self, output_hidden_states: bool | list[int] | None, output_attentions: bool | None, return_dict: bool | None
+    ) -> tuple[bool | list[int], bool]:
+        if output_attentions or (output_attentions is None and self.config.output_attentions):
+            raise ValueError("CSKD models do not return attentions (timm backbones do not expose them)")
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        return output_hidden_states, return_dict if return_dict is not None else self.config.return_dict
 
 
 class CSKDModel(CSKDPreTrainedModel):
@@ -294,20 +415,69 @@ class CSKDModel(CSKDPreTrainedModel):
         self.post_init()
 
     def forward(
-        self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | list[int] | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
     ) -> CSKDModelOutput | tuple:
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        last_hidden_state, pooler_output = self.pooled_features(pixel_values)
-        if not return_dict:
-            return (last_hidden_state, pooler_output)
-        return CSKDModelOutput(last_hidden_state=last_hidden_state, pooler_output=pooler_output)
+        r"""
+        output_hidden_states: return the output of every stage or block of the backbone, or of those at these indices.
+        """
+        output_hidden_states, return_dict = self._output_flags(output_hidden_states, output_attentions, return_dict)
+        last_hidden_state, pooler_output, hidden_states = self.pooled_features(pixel_values, output_hidden_states)
+        output = CSKDModelOutput(
+            last_hidden_state=last_hidden_state, pooler_output=pooler_output, hidden_states=hidden_states
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def scoring_loss(
+    labels: torch.Tensor,
+    logits: torch.Tensor,
+    probabilities: torch.Tensor,
+    mean_score: torch.Tensor,
+    config: CSKDConfig,
+) -> torch.Tensor:
+    """The loss of a scoring model against labels in any of the three forms a user of the Auto classes has:
+
+    - vote distributions `(batch, num_bins)`: the mean EMD of eq. 2 (the paper's loss; `problem_type=None`);
+    - bin indices `(batch,)` of an integer dtype, one vote per image: the EMD to that one-hot distribution, which keeps
+      the bins' order (`problem_type="single_label_classification"`, or inferred from the dtype);
+    - mean scores `(batch,)` or `(batch, 1)` in score units: the mean squared error of `mean_score`
+      (`problem_type="regression"`, or inferred from a float dtype).
+    """
+    batch_size, num_bins = probabilities.shape
+    problem_type = config.problem_type
+    if problem_type is None:
+        if labels.shape == probabilities.shape and labels.is_floating_point():
+            problem_type = "distribution"
+        elif labels.dim() == 1 and not labels.is_floating_point():
+            problem_type = "single_label_classification"
+        elif labels.is_floating_point() and labels.reshape(-1).shape == (batch_size,):
+            problem_type = "regression"
+    if problem_type == "distribution":
+        return earth_movers_distance(probabilities, labels.to(probabilities.dtype), r=config.emd_r).mean()
+    if problem_type == "single_label_classification" and labels.shape == (batch_size,):
+        if labels.is_floating_point() or labels.min() < 0 or labels.max() >= num_bins:
+            raise ValueError(f"bin indices must be integers in [0, {num_bins}), got {labels.tolist()}")
+        one_hot = nn.functional.one_hot(labels.long(), num_bins).to(probabilities.dtype)
+        return earth_movers_distance(probabilities, one_hot, r=config.emd_r).mean()
+    if problem_type == "regression" and labels.numel() == batch_size:
+        return nn.functional.mse_loss(mean_score, labels.reshape(-1).to(mean_score.dtype))
+    raise ValueError(
+        f"`labels` of shape {tuple(labels.shape)} and dtype {labels.dtype} do not fit "
+        f"problem_type={config.problem_type!r}: give vote distributions of shape (batch, num_bins) = "
+        f"({batch_size}, {num_bins}), integer bin indices ({batch_size},) or mean scores ({batch_size},)"
+    )
 
 
 class CSKDForAestheticScoring(CSKDPreTrainedModel):
     """Backbone + MLP head predicting the distribution of votes over score bins (NIMA / CSKD teacher and student).
 
     Loading a `CSKDForFeatureAlignment` checkpoint keeps its aligned backbone and initialises a fresh head, which is
-    how phase I feeds phase II.
+    how phase I feeds phase II. `from_pretrained(checkpoint, num_labels=N, ignore_mismatched_sizes=True)` re-heads a
+    model for N bins (`num_labels` is `num_bins`).
     """
 
     def __init__(self, config: CSKDConfig):
@@ -319,39 +489,34 @@ class CSKDForAestheticScoring(CSKDPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool | list[int] | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> AestheticScoringOutput | tuple:
         r"""
-        labels: `(batch, num_bins)` target vote distributions (each row sums to 1); gives the mean EMD loss of eq. 2.
+        labels: vote distributions `(batch, num_bins)` (rows sum to 1), integer bin indices `(batch,)` or mean scores
+            `(batch,)`; see `scoring_loss` for the loss each gives.
+        output_hidden_states: return the output of every stage or block of the backbone, or of those at these indices.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        _, pooler_output = self.pooled_features(pixel_values)
+        output_hidden_states, return_dict = self._output_flags(output_hidden_states, output_attentions, return_dict)
+        _, pooler_output, hidden_states = self.pooled_features(pixel_values, output_hidden_states)
         logits = self.head(pooler_output)
         probabilities = logits.float().softmax(dim=-1)
         bin_scores = torch.tensor(self.config.bin_scores, device=logits.device, dtype=probabilities.dtype)
         mean_score, std_score = distribution_mean_std(probabilities, bin_scores)
-
         loss = None
         if labels is not None:
-            if labels.shape != probabilities.shape:
-                raise ValueError(
-                    f"`labels` must be vote distributions of shape (batch, num_bins) = {tuple(probabilities.shape)}, "
-                    f"got {tuple(labels.shape)}"
-                )
-            loss = earth_movers_distance(probabilities, labels.to(probabilities.dtype), r=self.config.emd_r).mean()
-
-        if not return_dict:
-            output = (logits, probabilities, mean_score, std_score, pooler_output)
-            return ((loss,) + output) if loss is not None else output
-        return AestheticScoringOutput(
+            loss = scoring_loss(labels, logits, probabilities, mean_score, self.config)
+        output = AestheticScoringOutput(
             loss=loss,
             logits=logits,
             probabilities=probabilities,
             mean_score=mean_score,
             std_score=std_score,
             pooler_output=pooler_output,
+            hidden_states=hidden_states,
         )
+        return output if return_dict else output.to_tuple()
 
 
 class CSKDForFeatureAlignment(CSKDPreTrainedModel):
@@ -382,15 +547,17 @@ class CSKDForFeatureAlignment(CSKDPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         teacher_embeds: torch.Tensor | list[torch.Tensor] | None = None,
+        output_hidden_states: bool | list[int] | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> FeatureAlignmentOutput | tuple:
         r"""
         teacher_embeds: `(batch, projection_dim)` target embeddings (CLIP's CLS embedding), for the loss of eq. 1;
             with several teachers, a list of them, one per teacher.
+        output_hidden_states: return the output of every stage or block of the backbone, or of those at these indices.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        _, pooler_output = self.pooled_features(pixel_values)
+        output_hidden_states, return_dict = self._output_flags(output_hidden_states, output_attentions, return_dict)
+        _, pooler_output, hidden_states = self.pooled_features(pixel_values, output_hidden_states)
         projectors = [self.projector] if self.num_teachers == 1 else self.projectors
         per_teacher = [projector(pooler_output) for projector in projectors]
         embeddings = per_teacher[0] if self.num_teachers == 1 else tuple(per_teacher)
@@ -405,11 +572,10 @@ class CSKDForFeatureAlignment(CSKDPreTrainedModel):
                 weight * cosine_alignment_loss(target.to(student.dtype), student).mean()
                 for weight, target, student in zip(weights, targets, per_teacher, strict=True)
             )
-
-        if not return_dict:
-            output = (embeddings, pooler_output)
-            return ((loss,) + output) if loss is not None else output
-        return FeatureAlignmentOutput(loss=loss, embeddings=embeddings, pooler_output=pooler_output)
+        output = FeatureAlignmentOutput(
+            loss=loss, embeddings=embeddings, pooler_output=pooler_output, hidden_states=hidden_states
+        )
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = [
@@ -423,4 +589,5 @@ __all__ = [
     "cosine_alignment_loss",
     "distribution_mean_std",
     "earth_movers_distance",
+    "scoring_loss",
 ]
