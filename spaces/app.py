@@ -1,10 +1,12 @@
 """Gradio Space for CSKD image aesthetics models: score, compare and rank photos in the browser.
 
-    python spaces/app.py [--model DIR_OR_HUB_ID ...] [--reference DATASET] [--port 7860]
+    python spaces/app.py [--model DIR_OR_HUB_ID ...] [--reference DATASET] [--host HOST] [--port PORT]
 
 Models come from `--model` or the `CSKD_MODELS` environment variable (comma-separated Hub ids or folders); by default
-the quickstart's CSKD student and its teacher. The named API endpoints `/score`, `/compare` and `/rank` serve
-`gradio_client` users.
+the quickstart's CSKD student and its teacher. On a Hugging Face Space there is no quickstart output: set
+`CSKD_MODELS` in the Space's settings. The address is gradio's own: `GRADIO_SERVER_NAME` and `GRADIO_SERVER_PORT`
+(which Spaces set), unless `--host`/`--port` are given. The named API endpoints `/score`, `/compare` and `/rank`
+serve `gradio_client` users.
 """
 
 import argparse
@@ -25,6 +27,8 @@ from cskd_hf.scoring import load_scorer
 
 DEFAULT_MODELS = ["outputs/quickstart/models/cskd-student", "outputs/quickstart/models/cfa-teacher-scorer"]
 DEFAULT_REFERENCE = "outputs/quickstart/synthava"
+# Photographs from scikit-image's data (public domain or CC0), shipped with the Space as its examples.
+EXAMPLES = sorted((Path(__file__).parent / "examples").glob("*.jpg"))
 
 
 @dataclass
@@ -102,6 +106,20 @@ def read_upload(path: str | None, limits: Limits, draft_size: int | None = None)
         raise gr.Error(f"{name} cannot be read: {str(error).split(': ', 1)[-1]}") from None
 
 
+class PhotoInput(gr.Image):
+    """An image box that shows the upload and hands the file's path to the app, which reads it itself (limits,
+    draft decoding); a file that is not an image gets the page's plain message instead of gradio's trace."""
+
+    is_template = True  # the browser side is gr.Image's (gradio reads the props from gr.Image's signature)
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            name = Path(payload.orig_name or payload.path or "the file").name
+            raise gr.Error(f"{name} is not an image this page can read.") from None
+
+
 def percentile_reading(score: float, std: float, reference: np.ndarray | None) -> str:
     reading = f"**{score:.2f} ± {std:.2f}**"
     if reference is not None and len(reference):
@@ -135,7 +153,7 @@ def build_demo(
         result = scorers.score(read_upload(path, limits, scorers.draft_size))
         bars = pd.DataFrame({"score": [f"{b:g}" for b in result["bins"]], "probability": result["distribution"]})
         public = {key: result[key] for key in ("score", "std", "distribution")}
-        return percentile_reading(result["score"], result["std"], reference), bars, public, path
+        return percentile_reading(result["score"], result["std"], reference), bars, public
 
     def compare(path):
         image = read_upload(path, limits, scorers.draft_size)
@@ -184,12 +202,15 @@ def build_demo(
             f"votes and its mean. Models: {', '.join(f'`{n}`' for n in scorers.names)}.{warning}"
         )
         with gr.Tab("Score"):
-            # Files, not gr.Image inputs: gr.Image decodes uploads before our code runs, and would answer a broken
-            # file with its own internal error instead of our message.
             with gr.Row():
                 with gr.Column():
-                    image = gr.File(file_types=["image"], label="Photo", elem_id="score-file")
-                    preview = gr.Image(label="Your photo", interactive=False, height=320, elem_id="score-preview")
+                    image = PhotoInput(
+                        type="filepath",
+                        label="Your photo",
+                        sources=["upload", "clipboard"],
+                        height=360,
+                        elem_id="photo",
+                    )
                 with gr.Column():
                     reading = gr.Markdown(elem_id="score-reading")
                     bars = gr.BarPlot(
@@ -202,11 +223,11 @@ def build_demo(
                     )
                     details = gr.JSON(label="Result", visible=False)
             score_button = gr.Button("Score", variant="primary", elem_id="score-button")
-            score_button.click(score, inputs=image, outputs=[reading, bars, details, preview], api_name="score")
+            score_button.click(score, inputs=image, outputs=[reading, bars, details], api_name="score")
             if examples:
                 gr.Examples(examples=[[str(path)] for path in examples], inputs=image, label="Examples")
         with gr.Tab("Compare"):
-            compare_image = gr.File(file_types=["image"], label="Photo")
+            compare_image = PhotoInput(type="filepath", label="Photo", sources=["upload", "clipboard"], height=320)
             compare_button = gr.Button("Compare models", variant="primary")
             comparison = gr.Dataframe(label="Every model on this photo")
             compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare")
@@ -225,16 +246,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="model folder or Hub id (repeatable); env CSKD_MODELS")
     parser.add_argument("--reference", default=os.environ.get("CSKD_REFERENCE", DEFAULT_REFERENCE))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    # Left unset, gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (127.0.0.1:7860 when those are unset too).
+    parser.add_argument("--host", default=None, help="address to serve on (default: gradio's, from the environment)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: gradio's, from the environment)")
     args = parser.parse_args()
     models = args.model or [m for m in os.environ.get("CSKD_MODELS", "").split(",") if m] or DEFAULT_MODELS
     missing = [m for m in models if m.startswith("outputs/") and not Path(m).exists()]
     if missing:
-        raise SystemExit(f"{', '.join(missing)} not found: run `make quickstart` first, or pass --model")
+        raise SystemExit(
+            f"{', '.join(missing)} not found: run `make quickstart` first, pass --model, or set CSKD_MODELS to Hub ids"
+        )
     limits = Limits()
-    examples = sorted(Path("outputs/quickstart/test-images").glob("*.jpg"))[:6]
-    demo = build_demo(models, load_reference(args.reference), limits, examples)
+    demo = build_demo(models, load_reference(args.reference), limits, EXAMPLES)
     # show_error: API clients get the same plain message (gr.Error) that the page shows.
     demo.launch(
         server_name=args.host, server_port=args.port, max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True

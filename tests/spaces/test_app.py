@@ -4,6 +4,7 @@ import importlib.util
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ gradio_client = pytest.importorskip("gradio_client", reason="the Space needs the
 def load_app():
     spec = importlib.util.spec_from_file_location("space_app", REPO / "spaces" / "app.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # gradio looks up the module of the app's component classes
     spec.loader.exec_module(module)
     return module
 
@@ -38,7 +40,9 @@ def models(tiny_scorer_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(models):
     app = load_app()
-    demo = app.build_demo(models, reference=None, limits=app.Limits(max_files=4, max_pixels=2_000_000))
+    demo = app.build_demo(
+        models, reference=None, limits=app.Limits(max_files=4, max_pixels=2_000_000), examples=app.EXAMPLES
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -58,7 +62,7 @@ def pipeline_scores(model_dir, paths):
 
 def test_score_endpoint_matches_the_pipeline(client, models, sample_dir):
     photo = sample_dir / "astronaut.jpg"
-    reading, bars, result, preview = client.predict(gradio_client.handle_file(str(photo)), api_name="/score")
+    reading, bars, result = client.predict(gradio_client.handle_file(str(photo)), api_name="/score")
     expected = pipeline("image-aesthetics", model=models[0])(str(photo))
     assert result["score"] == pytest.approx(expected["score"], abs=1e-5)
     assert result["distribution"] == pytest.approx(expected["distribution"], abs=1e-5)
@@ -119,13 +123,13 @@ def test_the_page_in_a_real_browser(server, models, sample_dir):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server)
         page.get_by_text("synthetic dataset").first.wait_for(timeout=60_000)  # the warning is on the page
-        page.locator("#score-file input[type=file]").set_input_files(str(photo))
-        page.get_by_text(photo.name).first.wait_for(timeout=60_000)  # uploaded
+        page.get_by_text("Examples").first.wait_for(timeout=30_000)  # the Space's own example photos
+        page.locator("#photo input[type=file]").set_input_files(str(photo))
+        page.locator("#photo img").first.wait_for(timeout=60_000)  # the upload shows in the one image box
         page.locator("#score-button").click()
         reading = page.locator("#score-reading")
         reading.get_by_text("±").wait_for(timeout=60_000)
         assert f"{expected['score']:.2f} ± {expected['std']:.2f}" in reading.inner_text()
-        page.locator("#score-preview img").wait_for(timeout=30_000)
         page.locator("#score-plot canvas, #score-plot svg").first.wait_for(timeout=30_000)
         page.wait_for_timeout(500)  # let the chart finish drawing for the screenshot
         page.screenshot(path=str(ARTIFACTS / "space-score.png"), full_page=True)
@@ -134,3 +138,64 @@ def test_the_page_in_a_real_browser(server, models, sample_dir):
         page.screenshot(path=str(ARTIFACTS / "space-rank.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "space-score.png").stat().st_size > 20_000
+
+
+def test_examples_travel_with_the_space():
+    app = load_app()
+    assert [path.name for path in app.EXAMPLES] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+    assert all(path.parent == REPO / "spaces" / "examples" for path in app.EXAMPLES)
+
+
+def put_in_hub_cache(model_dir, repo_id, cache_dir) -> None:
+    """Lay a model folder out as huggingface_hub's cache holds a downloaded repository, so that an offline
+    `from_pretrained(repo_id)` finds it as a Space finds a Hub model it has already fetched."""
+    commit = "0" * 40
+    repo = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(model_dir, repo / "snapshots" / commit)
+
+
+def test_serves_hub_ids_from_cskd_models_on_gradios_port(tiny_scorer_dir, tmp_path):
+    """As on a Space: no quickstart output, models named by Hub id in CSKD_MODELS, address from gradio's variables."""
+    import subprocess
+    import time
+    import urllib.request
+
+    put_in_hub_cache(tiny_scorer_dir, "cskd-test/tiny-scorer", tmp_path / "hub")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "CSKD_MODELS": "cskd-test/tiny-scorer",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+    }
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "spaces" / "app.py")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            server.kill()
+            pytest.fail(f"the Space did not serve on GRADIO_SERVER_PORT={port}:\n{server.communicate()[0][-3000:]}")
+        assert "CSKD image aesthetics" in page
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        photo = REPO / "spaces" / "examples" / "coffee.jpg"
+        _, _, result = client.predict(gradio_client.handle_file(str(photo)), api_name="/score")
+        expected = pipeline("image-aesthetics", model=str(tiny_scorer_dir))(str(photo))
+        assert result["score"] == pytest.approx(expected["score"], abs=1e-5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
