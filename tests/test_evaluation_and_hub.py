@@ -145,3 +145,18 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
         "onnx/model.onnx",
         "preprocessor_config.json",
     ]
+
+
+def test_model_index_holds_the_measured_metrics_at_full_precision(tiny_scorer_dir, tmp_path):
+    config = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir).config
+    metrics = {"n": 10, "mse": 0.123456789, "srcc": 0.7012345678, "plcc": 0.69999, "accuracy": 0.8125, "ier": {}}
+    dataset = tmp_path / "data" / "synthava"
+    dataset.mkdir(parents=True)
+    card = model_card(config, "T", "S", {"dataset": str(dataset)}, metrics, dataset_name=str(dataset), split="test")
+    save_card(card, tmp_path)
+    loaded = ModelCard.load(tmp_path / "README.md")
+    assert {r.metric_type: r.metric_value for r in loaded.data.eval_results} == {
+        key: metrics[key] for key in ("srcc", "plcc", "mse", "accuracy")
+    }
+    assert {r.dataset_name for r in loaded.data.eval_results} == {"synthava"}  # the folder's name, not its path
+    assert str(tmp_path) not in loaded.content

@@ -8,6 +8,7 @@ as small stand-ins, each saying what it replaces; nothing of transformers' code 
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -105,11 +106,12 @@ def fetch_suites() -> Path:
     if all((package / name).exists() for name in SUITES):
         return root
     with tempfile.TemporaryDirectory() as download:
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             "--no-build-isolation", "--dest", download, f"transformers=={transformers.__version__}"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"]
+        command += ["--dest", download, f"transformers=={transformers.__version__}"]
+        # pip reads the sdist's metadata with setuptools: the environment's own if it has one, else an isolated one.
+        result = subprocess.run([*command, "--no-build-isolation"], capture_output=True, text=True)
+        if result.returncode != 0:
+            result = subprocess.run(command, capture_output=True, text=True)
         archives = list(Path(download).glob("transformers-*.tar.gz"))
         if not archives:
             raise RuntimeError(f"could not download the transformers sdist: {result.stderr.strip()[-2000:]}")
@@ -134,8 +136,6 @@ def fetch_suites() -> Path:
         (path.parent / "__init__.py").write_text("")
         path.write_text(source)
     if package.exists():
-        import shutil
-
         shutil.rmtree(package)
     partial.rename(package)
     return root

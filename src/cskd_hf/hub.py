@@ -39,6 +39,22 @@ METRIC_NAMES = {"srcc": "SRCC", "plcc": "PLCC", "mse": "MSE", "accuracy": "Binar
 EXTRA_FILES = ("README.md", "metrics.json", "results.md", "results.json")
 
 
+def public_name(value):
+    """A value fit for a card on the Hub: a local path (or a `loader:path` source) becomes its last part, so that no
+    folder of the machine that trained the model is published; anything else is returned as it is."""
+    if isinstance(value, (list, tuple)):
+        return [public_name(item) for item in value]
+    if not isinstance(value, (str, os.PathLike)):
+        return value
+    text = str(value)
+    prefix, _, rest = (
+        text.rpartition(":") if ":" in text and not text.startswith(("http://", "https://")) else ("", "", text)
+    )
+    if os.path.isabs(rest) or (os.sep in rest and Path(rest).exists()):
+        return f"{prefix}:{Path(rest).name}" if prefix else Path(rest).name
+    return value
+
+
 def model_card(
     config,
     title: str,
@@ -53,7 +69,10 @@ def model_card(
     license: str = "apache-2.0",
 ) -> ModelCard:
     """A complete model card: YAML metadata (with a `model-index` of the measured metrics), usage, training, results,
-    plots, limitations and citations."""
+    plots, limitations and citations. Local paths among the names and hyper-parameters are shortened to their last
+    part (`public_name`)."""
+    dataset_name, dataset_id = public_name(dataset_name), public_name(dataset_id)
+    hyperparameters = {key: public_name(value) for key, value in (hyperparameters or {}).items()}
     eval_results = None
     if metrics and dataset_name:
         eval_results = [
@@ -65,14 +84,24 @@ def model_card(
                 dataset_split=split,
                 metric_type=key,
                 metric_name=name,
-                metric_value=round(float(metrics[key]), 4),
+                metric_value=float(metrics[key]),
             )
             for key, name in METRIC_NAMES.items()
             if isinstance(metrics.get(key), (int, float))
         ]
-    tags = ["image-aesthetics", "cskd", "timm", config.architecture] + (["synthetic"] if synthetic else [])
-    # A timm Hub id (architecture.tag) is the base model only when its ImageNet weights were loaded.
-    base_model = f"timm/{config.architecture}" if config.backbone_pretrained and "." in config.architecture else None
+    if config.backbone_type == "clip":
+        backbone = f"the image tower of CLIP `{config.architecture}`"
+        tags = ["image-aesthetics", "cskd", "clip"]
+        # A Hub id names the CLIP the tower came from; a local folder's name names nothing on the Hub.
+        base_model = config.architecture if "/" in config.architecture else None
+    else:
+        backbone = f"a timm `{config.architecture}` backbone"
+        tags = ["image-aesthetics", "cskd", "timm", config.architecture]
+        # A timm Hub id (architecture.tag) is the base model only when its ImageNet weights were loaded.
+        base_model = (
+            f"timm/{config.architecture}" if config.backbone_pretrained and "." in config.architecture else None
+        )
+    tags += ["synthetic"] if synthetic else []
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -101,7 +130,7 @@ def model_card(
 
 {warning}{summary}
 
-An image aesthetics model: a timm `{config.architecture}` backbone at {config.image_size} px with a head that
+An image aesthetics model: {backbone} at {config.image_size} px with a head that
 predicts the distribution of human votes over {config.num_bins} score bins ({config.bin_scores[0]:g} to
 {config.bin_scores[-1]:g}); the aesthetic score is the distribution's mean.
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForImageClassification
 
@@ -160,6 +161,14 @@ def test_skd_loss_decreases_on_the_toy_problem(toy_world, toy_teacher, tmp_path)
     assert state["skipped_images"] >= 1  # the corrupt file in the unlabeled folder, skipped and counted
     assert state["history"][-1]["validation/srcc"] > 0.5
 
+    # The card's model-index, read by huggingface_hub's own parser, holds exactly the validation metrics of an epoch.
+    card = ModelCard.load(tmp_path / "skd" / "README.md")
+    reported = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert reported.keys() == {"srcc", "plcc", "mse", "accuracy"}
+    assert any(all(entry.get(f"validation/{k}") == v for k, v in reported.items()) for entry in state["history"])
+    for published in ("README.md", "config.json"):  # nothing of this machine's folders goes to the Hub
+        assert str(tmp_path) not in (tmp_path / "skd" / published).read_text()
+
 
 def rank_states_single(checkpoint):
     import json
@@ -202,6 +211,9 @@ def test_direct_clip_fine_tuning_trains_the_clip_tower(toy_world, tmp_path):
     tuned_tower = tuned.backbone.state_dict()
     assert original.keys() == tuned_tower.keys()
     assert not torch.equal(original["visual_projection.weight"], tuned_tower["visual_projection.weight"])
+    card = ModelCard.load(tmp_path / "clip-ft" / "README.md")
+    assert "clip" in card.data.tags and str(toy_world["clip"]) not in card.content
+    assert f"the image tower of CLIP `{toy_world['clip'].name}`" in card.text
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(toy_world, tmp_path, monkeypatch):
