@@ -192,7 +192,7 @@ def train(args: CFAArguments) -> dict:
                     )
                     progress.set_postfix(loss=f"{loss.item():.4f}")
                 if state.global_step % args.checkpointing_steps == 0:
-                    last_checkpoint = save_checkpoint(accelerator, state, model)
+                    last_checkpoint = save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
                 if args.max_train_steps and state.global_step >= args.max_train_steps:
                     break
         mean_loss = mean_over_processes(accelerator, epoch_loss, epoch_batches)
@@ -203,7 +203,7 @@ def train(args: CFAArguments) -> dict:
             break
         state.epoch, state.stream_read = epoch + 1, 0
     progress.close()
-    save_checkpoint(accelerator, state, model)
+    save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
 
     title = "CSKD feature-aligned backbone (CFA, phase I)"
     summary = (

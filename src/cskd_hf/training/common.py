@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,6 +24,9 @@ from ..metrics import aesthetic_metrics
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state_rank{rank}.json"
+# Written last, by the main process, once every process has saved its part: a checkpoint without it is one that a kill
+# interrupted, and `latest` passes over it.
+COMPLETE_FILE = "checkpoint_complete.json"
 
 
 @dataclass(kw_only=True)
@@ -57,6 +61,8 @@ class CommonArguments:
             raise ValueError("batch_size, gradient_accumulation_steps and num_epochs must be at least 1")
         if self.checkpointing_steps < 1:
             raise ValueError("checkpointing_steps must be at least 1")
+        if self.checkpoints_total_limit < 1:
+            raise ValueError("checkpoints_total_limit must be at least 1 (the checkpoint a resume starts from)")
 
 
 @dataclass
@@ -107,7 +113,9 @@ def make_accelerator(args: CommonArguments) -> Accelerator:
             project_dir=args.output_dir,
             logging_dir=os.path.join(args.output_dir, "logs"),
             automatic_checkpoint_naming=True,
-            total_limit=args.checkpoints_total_limit,
+            # Not Accelerate's limit: it deletes the oldest checkpoint before writing the next, so a kill during that
+            # write could leave none. `save_checkpoint` prunes once the new one is complete.
+            total_limit=None,
         ),
         # The shuffling of a prepared DataLoader then depends only on the seed and the epoch: resumable.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -197,26 +205,66 @@ def optimization_step(accelerator, model, optimizer, loss_of, args, state: Train
     return result
 
 
-def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.nn.Module) -> str:
+def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.nn.Module, keep: int) -> str:
+    """Save Accelerate's state and ours, mark the checkpoint complete, then keep only the newest `keep` complete ones.
+
+    A process killed anywhere in here leaves either a complete checkpoint or one without its mark, which `resume`
+    skips; the previous complete checkpoint is deleted only after the new one is marked.
+    """
     path = accelerator.save_state()
     state.weights_fingerprint = weights_fingerprint(accelerator.unwrap_model(model))
     state.save(path, accelerator.process_index)
     accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        marker = Path(path, COMPLETE_FILE)
+        partial = marker.with_suffix(".partial")
+        partial.write_text(json.dumps({"global_step": state.global_step, "processes": accelerator.num_processes}))
+        os.replace(partial, marker)  # atomic: the mark is there whole or not at all
+        complete = [folder for folder in checkpoint_folders(Path(path).parent) if is_complete(folder)]
+        for folder in complete[: max(len(complete) - keep, 0)]:
+            shutil.rmtree(folder)
+    accelerator.wait_for_everyone()
     return path
 
 
+def checkpoint_folders(folder: Path) -> list[Path]:
+    """The `checkpoint_<n>` folders under `folder`, oldest first."""
+    return sorted(folder.glob("checkpoint_*"), key=_checkpoint_number) if folder.is_dir() else []
+
+
+def is_complete(checkpoint: Path) -> bool:
+    return (checkpoint / COMPLETE_FILE).is_file()
+
+
 def resume(accelerator: Accelerator, args: CommonArguments) -> tuple[TrainerState, str | None]:
-    """Restore Accelerate's state and ours from `args.resume_from_checkpoint`; a fresh state without one."""
+    """Restore Accelerate's state and ours from `args.resume_from_checkpoint`; a fresh state without one.
+
+    `latest` is the newest complete checkpoint. Incomplete ones (a kill while saving) are named in the log and moved
+    aside to `incomplete_checkpoint_<n>`, so that the resumed run can write its own `checkpoint_<n>` there.
+    """
     if not args.resume_from_checkpoint:
         return TrainerState(), None
     path = args.resume_from_checkpoint
     if path == "latest":
-        folder = Path(args.output_dir, "checkpoints")
-        candidates = sorted(folder.glob("checkpoint_*"), key=_checkpoint_number) if folder.is_dir() else []
-        if not candidates:
-            logger.warning(f"no checkpoint in {folder}: starting from scratch")
+        folders = checkpoint_folders(Path(args.output_dir, "checkpoints"))
+        complete = [folder for folder in folders if is_complete(folder)]
+        incomplete = [folder for folder in folders if not is_complete(folder)]
+        if incomplete:
+            logger.warning(
+                f"skipping {', '.join(folder.name for folder in incomplete)}: not marked complete (a run killed while "
+                f"saving); moved aside as incomplete_<name>"
+            )
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            for folder in incomplete:
+                folder.rename(folder.with_name(f"incomplete_{folder.name}"))
+        accelerator.wait_for_everyone()
+        if not complete:
+            logger.warning(f"no complete checkpoint in {Path(args.output_dir, 'checkpoints')}: starting from scratch")
             return TrainerState(), None
-        path = str(candidates[-1])
+        path = str(complete[-1])
+    elif not is_complete(Path(path)):
+        raise ValueError(f"{path} is not a complete checkpoint (no {COMPLETE_FILE}: the run was killed while saving)")
     accelerator.load_state(path)
     # Later checkpoints continue the numbering instead of colliding with the one we resumed from.
     accelerator.project_configuration.iteration = _checkpoint_number(Path(path)) + 1

@@ -155,7 +155,7 @@ def train_on_labeled(
                     accelerator.log(logs, step=state.global_step)
                     progress.set_postfix(loss=f"{loss.item():.4f}")
                 if state.global_step % args.checkpointing_steps == 0:
-                    last_checkpoint = save_checkpoint(accelerator, state, model)
+                    last_checkpoint = save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
                 if args.max_train_steps and state.global_step >= args.max_train_steps:
                     break
         else:
@@ -174,7 +174,7 @@ def train_on_labeled(
         if args.max_train_steps and state.global_step >= args.max_train_steps:
             break
     progress.close()
-    save_checkpoint(accelerator, state, model)
+    save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
     return state
 
 

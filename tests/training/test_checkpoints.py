@@ -1,0 +1,74 @@
+"""A kill while a checkpoint is being written never leaves a checkpoint that `latest` picks and then cannot load."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from transformers import AutoModelForImageClassification
+
+from cskd_hf.training import supervised
+from cskd_hf.training.common import COMPLETE_FILE, weights_fingerprint
+from tests.training.conftest import QUICK
+
+# Fine-tuning whose process kills itself (SIGKILL, as the OOM killer or a preemption would) inside the N-th save:
+# after Accelerate has written the model, optimizer and RNG states, before the trainer state and the mark.
+KILLED_WHILE_SAVING = """
+import os, signal
+from cskd_hf.training import common, supervised
+
+saves, original = 0, common.TrainerState.save
+
+
+def save_then_die(self, folder, rank):
+    global saves
+    saves += 1
+    if saves == int(os.environ["KILL_AT_SAVE"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(self, folder, rank)
+
+
+common.TrainerState.save = save_then_die
+supervised.main()
+"""
+
+
+def finetune_args(toy_world, out, *extra):
+    return [
+        "--dataset", str(toy_world["labeled"]), "--output_dir", str(out), "--num_epochs", "2", "--batch_size", "8",
+        "--num_workers", "0", "--head_dropout", "0.1", "--checkpointing_steps", "2", "--checkpoints_total_limit", "1",
+        *QUICK, *extra,
+    ]  # fmt: skip
+
+
+def test_kill_while_saving_resumes_from_the_last_complete_checkpoint(toy_world, tmp_path, caplog):
+    uninterrupted = tmp_path / "uninterrupted"
+    supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, uninterrupted)))
+    expected = weights_fingerprint(AutoModelForImageClassification.from_pretrained(uninterrupted))
+
+    out = tmp_path / "killed"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_SAVING, *finetune_args(toy_world, out)],
+        env={**os.environ, "KILL_AT_SAVE": "3"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    checkpoints = out / "checkpoints"
+    # With a limit of one checkpoint, Accelerate would have deleted checkpoint_1 before writing checkpoint_2.
+    assert (checkpoints / "checkpoint_1" / COMPLETE_FILE).exists()
+    assert json.loads((checkpoints / "checkpoint_1" / COMPLETE_FILE).read_text())["global_step"] == 4
+    assert (checkpoints / "checkpoint_2" / "model.safetensors").exists()  # written before the kill...
+    assert not (checkpoints / "checkpoint_2" / COMPLETE_FILE).exists()  # ...but never marked complete
+
+    with caplog.at_level(logging.WARNING, logger="cskd_hf"):
+        supervised.train(
+            supervised.parse_arguments(
+                supervised.FinetuneArguments, finetune_args(toy_world, out, "--resume_from_checkpoint", "latest")
+            )
+        )
+    assert "skipping checkpoint_2" in caplog.text
+    assert (checkpoints / "incomplete_checkpoint_2").is_dir()  # kept for inspection, out of `latest`'s way
+    assert weights_fingerprint(AutoModelForImageClassification.from_pretrained(out)) == expected
+    complete = [folder.name for folder in checkpoints.glob("checkpoint_*") if (folder / COMPLETE_FILE).exists()]
+    assert len(complete) == 1  # --checkpoints_total_limit, counted in complete checkpoints
