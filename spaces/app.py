@@ -111,6 +111,8 @@ class PhotoInput(gr.Image):
     draft decoding); a file that is not an image gets the page's plain message instead of gradio's trace."""
 
     is_template = True  # the browser side is gr.Image's (gradio reads the props from gr.Image's signature)
+    # Built with `type="filepath", image_mode=None`: gradio then only opens the file's header and passes the upload
+    # on as it is, so the app's own limits apply before any decoding and scores equal `cskd score`'s.
 
     def preprocess(self, payload):
         try:
@@ -227,7 +229,9 @@ def build_demo(
             if examples:
                 gr.Examples(examples=[[str(path)] for path in examples], inputs=image, label="Examples")
         with gr.Tab("Compare"):
-            compare_image = PhotoInput(type="filepath", label="Photo", sources=["upload", "clipboard"], height=320)
+            compare_image = PhotoInput(
+                type="filepath", image_mode=None, label="Photo", sources=["upload", "clipboard"], height=320
+            )
             compare_button = gr.Button("Compare models", variant="primary")
             comparison = gr.Dataframe(label="Every model on this photo")
             compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare")

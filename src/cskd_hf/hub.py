@@ -72,6 +72,7 @@ def model_card(
     plots, limitations and citations. Local paths among the names and hyper-parameters are shortened to their last
     part (`public_name`)."""
     dataset_name, dataset_id = public_name(dataset_name), public_name(dataset_id)
+    architecture = public_name(config.architecture)  # configs saved before 0.1 named a local CLIP by its path
     hyperparameters = {key: public_name(value) for key, value in (hyperparameters or {}).items()}
     eval_results = None
     if metrics and dataset_name:
@@ -90,17 +91,15 @@ def model_card(
             if isinstance(metrics.get(key), (int, float))
         ]
     if config.backbone_type == "clip":
-        backbone = f"the image tower of CLIP `{config.architecture}`"
+        backbone = f"the image tower of CLIP `{architecture}`"
         tags = ["image-aesthetics", "cskd", "clip"]
         # A Hub id names the CLIP the tower came from; a local folder's name names nothing on the Hub.
-        base_model = config.architecture if "/" in config.architecture else None
+        base_model = architecture if "/" in architecture else None
     else:
-        backbone = f"a timm `{config.architecture}` backbone"
-        tags = ["image-aesthetics", "cskd", "timm", config.architecture]
+        backbone = f"a timm `{architecture}` backbone"
+        tags = ["image-aesthetics", "cskd", "timm", architecture]
         # A timm Hub id (architecture.tag) is the base model only when its ImageNet weights were loaded.
-        base_model = (
-            f"timm/{config.architecture}" if config.backbone_pretrained and "." in config.architecture else None
-        )
+        base_model = f"timm/{architecture}" if config.backbone_pretrained and "." in architecture else None
     tags += ["synthetic"] if synthetic else []
     card_data = ModelCardData(
         library_name="transformers",

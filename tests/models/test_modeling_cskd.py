@@ -1,3 +1,4 @@
+import copy
 import subprocess
 import sys
 import textwrap
@@ -284,6 +285,11 @@ def test_num_labels_rebins_the_config_and_reheads_a_checkpoint(tmp_path):
     with torch.no_grad():
         assert reheaded(pixels()).probabilities.shape == (2, 5)
 
+    para = CSKDForAestheticScoring(tiny_config(num_bins=9, bin_scores=[1 + 0.5 * i for i in range(9)]))
+    para.save_pretrained(tmp_path / "para")
+    same = CSKDForAestheticScoring.from_pretrained(tmp_path / "para", num_labels=9)
+    assert same.config.bin_scores == para.config.bin_scores  # the same number of bins keeps their scores
+
 
 def test_labels_as_bin_indices_or_mean_scores():
     model = CSKDForAestheticScoring(tiny_config(head_dropout=0.0)).eval()
@@ -304,10 +310,12 @@ def test_labels_as_bin_indices_or_mean_scores():
 def test_base_model_is_a_cskd_model_sharing_the_backbone(tmp_path):
     model = CSKDForAestheticScoring(tiny_config())
     base = model.base_model
-    assert isinstance(base, CSKDModel) and base.backbone is model.backbone and base.config is model.config
+    assert isinstance(base, CSKDModel) and base.backbone is model.backbone
+    assert base.config.to_dict() == model.config.to_dict()
     assert model.base_model is base  # built once
     assert model.state_dict().keys() == CSKDForAestheticScoring(tiny_config()).state_dict().keys()
     base.save_pretrained(tmp_path)
+    assert model.config.architectures != ["CSKDModel"]  # saving the base model leaves the head's config alone
     loaded = CSKDModel.from_pretrained(tmp_path)
     assert same_tensors(loaded.backbone.state_dict(), model.backbone.state_dict())
     _, info = CSKDForAestheticScoring.from_pretrained(tmp_path, output_loading_info=True)
@@ -330,3 +338,19 @@ def test_activation_checkpointing_gives_the_same_gradients(architecture):
         torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, msg=name)
     model.activation_checkpointing_disable()
     assert not model.is_activation_checkpointing
+    # The blocks' classes are made at run time; the model still pickles and copies (torch.save, spawned workers).
+    import pickle
+
+    for copied in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert same_tensors(copied.state_dict(), model.state_dict())
+        copied.activation_checkpointing_enable()
+        assert copied.is_activation_checkpointing
+
+
+def test_vit_hidden_states_are_the_computed_tokens_and_get_gradients():
+    model = CSKDModel(tiny_config("test_vit"))
+    out = model(pixels(), output_hidden_states=True)
+    assert [h.shape for h in out.hidden_states] == [(2, 17, 64)] * 6  # a class token and 4x4 patches, per block
+    out.hidden_states[0].retain_grad()
+    out.pooler_output.pow(2).sum().backward()  # (a plain sum of a LayerNorm output is constant)
+    assert out.hidden_states[0].grad is not None and out.hidden_states[0].grad.abs().sum() > 0

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..data.batching import evaluation_loader
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
+from ..training.common import weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def cached_embeddings(model, image_processor, dataset, split: str, cache_dir: st
         return embed_split(model, image_processor, dataset, **kwargs)
     fingerprint = hashlib.sha256(
         json.dumps(
-            [model.config.architecture, image_processor.to_dict(), dataset._fingerprint, len(dataset)],
+            [weights_fingerprint(model), image_processor.to_dict(), dataset._fingerprint, len(dataset)],
             sort_keys=True,
             default=str,
         ).encode()

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
+from ..hub import public_name
 from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
 from ..teachers.classifier import load_teacher, teacher_embedding_size
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
@@ -208,7 +209,8 @@ def train(args: CFAArguments) -> dict:
     title = "CSKD feature-aligned backbone (CFA, phase I)"
     summary = (
         f"`{accelerator.unwrap_model(model).config.architecture}` aligned to "
-        f"{' + '.join(f'`{spec}`' for spec in args.teacher)} ({args.teacher_target} embedding) on {args.unlabeled}"
+        f"{' + '.join(f'`{spec}`' for spec in public_name(args.teacher))} ({args.teacher_target} embedding) on "
+        f"{public_name(args.unlabeled)}"
         + (" from cached teacher embeddings." if caches else ".")
         + " Load it with `CSKDForAestheticScoring.from_pretrained` to train a scorer on its backbone."
     )

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from ..data.batching import UnlabeledBatches
 from ..data.labeled import bin_scores_of
 from ..data.unlabeled import load_unlabeled
+from ..hub import public_name
 from ..losses import skd_loss
 from ..teachers.scorer import ScorerTeacher
 from .common import (
@@ -141,9 +142,10 @@ def train(args: SKDArguments):
 
     kind = "SKD (CSKD student)" if batches is not None else "supervised KD"
     summary = (
-        f"Distilled from the teacher `{args.teacher}` on `{args.dataset}` ({len(train_data)} labeled images)"
-        + (f" and the unlabeled sources {args.unlabeled} (mu={args.mu})" if batches is not None else "")
-        + f", beta={args.beta}, from `{args.model or args.architecture}`."
+        f"Distilled from the teacher `{public_name(args.teacher)}` on `{public_name(args.dataset)}` "
+        f"({len(train_data)} labeled images)"
+        + (f" and the unlabeled sources {public_name(args.unlabeled)} (mu={args.mu})" if batches is not None else "")
+        + f", beta={args.beta}, from `{public_name(args.model or args.architecture)}`."
     )
     title = f"CSKD aesthetic scorer ({kind})"
     return fit_scorer(

@@ -13,6 +13,7 @@ from accelerate.utils import set_seed
 
 from ..data.labeled import bin_scores_of
 from ..data.prepare import load_labeled
+from ..hub import public_name
 from ..models.cskd import CSKDImageProcessor
 from .common import (
     CommonArguments,
@@ -98,7 +99,10 @@ def train(args: FinetuneArguments):
     bin_scores = bin_scores_of(train_data)
     model, image_processor = scorer_from(args, bin_scores)
     start = args.model or args.clip_backbone or args.architecture
-    summary = f"Fine-tuned with the EMD loss on `{args.dataset}` ({len(train_data)} images), from `{start}`."
+    summary = (
+        f"Fine-tuned with the EMD loss on `{public_name(args.dataset)}` ({len(train_data)} images), "
+        f"from `{public_name(start)}`."
+    )
 
     def compute_loss(model, batch, state):
         return model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss, {}

@@ -216,8 +216,9 @@ class CSKDConfig(PretrainedConfig):
         config_dict = dict(config_dict)
         own_fields = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in own_fields}
-        if kwargs.get("num_labels") is not None:  # transformers' re-head recipe: `num_labels=N` means N bins
-            overrides.setdefault("num_bins", kwargs.pop("num_labels"))
+        num_labels = kwargs.pop("num_labels", None)
+        if num_labels is not None and num_labels != config_dict.get("num_bins"):
+            overrides.setdefault("num_bins", num_labels)  # transformers' re-head recipe: `num_labels=N` means N bins
         if {"num_bins", "bin_scores"} & overrides.keys():
             config_dict.pop("id2label", None)
             config_dict.pop("label2id", None)

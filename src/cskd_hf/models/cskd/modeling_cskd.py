@@ -79,8 +79,9 @@ class CSKDModelOutput(ModelOutput):
     Args:
         last_hidden_state: the backbone's `forward_features` output (feature map or token sequence).
         pooler_output: `(batch, feature_size)` pooled features, as timm's `forward_head(..., pre_logits=True)`.
-        hidden_states: with `output_hidden_states`, the output of each stage or block of the backbone, as timm's
-            `forward_intermediates` gives them (feature maps `(batch, channels, height, width)`).
+        hidden_states: with `output_hidden_states`, the output of each feature stage of the backbone (timm's
+            `feature_info` modules) as computed: feature maps `(batch, channels, height, width)` for CNNs, token
+            sequences `(batch, tokens, width)` for ViT blocks.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -181,6 +182,26 @@ def backbone_feature_size(backbone: nn.Module) -> int:
     return getattr(backbone, "head_hidden_size", None) or backbone.num_features
 
 
+def stage_outputs(backbone: nn.Module, pixel_values: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """`forward_features`, and the output of each of the backbone's feature stages (timm's `feature_info` modules:
+    ResNet stages, ViT blocks as `(batch, tokens, width)`), as computed: tensors on the path to the output, so that
+    they get gradients (timm's `forward_intermediates` returns reshaped copies of some)."""
+    names = [info["module"] for info in getattr(backbone, "feature_info", None) or []]
+    if not names:
+        raise ValueError(f"`output_hidden_states` needs timm's `feature_info`, which {type(backbone).__name__} lacks")
+    outputs: list[torch.Tensor] = []
+    hooks = [
+        backbone.get_submodule(name).register_forward_hook(lambda module, args, output: outputs.append(output))
+        for name in names
+    ]
+    try:
+        last_hidden_state = backbone.forward_features(pixel_values)
+    finally:  # not left in place: activation checkpointing re-runs the blocks during backward
+        for hook in hooks:
+            hook.remove()
+    return last_hidden_state, outputs
+
+
 def checkpointable_blocks(backbone: nn.Module) -> list[nn.Module]:
     """The repeated blocks of a timm backbone, where activation checkpointing cuts the graph: the members of the
     container holding each feature stage (ViT blocks, MobileNet/EfficientNet stages), else the stages themselves
@@ -204,11 +225,26 @@ def enable_transformers_checkpointing(backbone: nn.Module) -> None:
     transformers' own function (`use_reentrant`, `every_n_layers`, `offload`) instead of timm's fixed one.
     """
     for block in checkpointable_blocks(backbone):
-        cls = type(block)
-        if not issubclass(cls, GradientCheckpointingLayer):
-            block.__class__ = _CHECKPOINTING_CLASSES.setdefault(
-                cls, type(cls.__name__, (GradientCheckpointingLayer, cls), {"__module__": cls.__module__})
-            )
+        if not isinstance(block, GradientCheckpointingLayer):
+            block.__class__ = checkpointing_class(type(block))
+
+
+def checkpointing_class(cls: type) -> type:
+    """`cls` with transformers' checkpointing behaviour (which wraps its `forward`): one class per timm class."""
+    if cls not in _CHECKPOINTING_CLASSES:
+        namespace = {"__module__": cls.__module__, "__reduce_ex__": _reduce_checkpointing_block}
+        _CHECKPOINTING_CLASSES[cls] = type(cls.__name__, (GradientCheckpointingLayer, cls), namespace)
+    return _CHECKPOINTING_CLASSES[cls]
+
+
+def _reduce_checkpointing_block(self, protocol):
+    # A class made at run time cannot be found by name: pickle the block as its timm class plus the behaviour.
+    reduced = nn.Module.__reduce_ex__(self, protocol)
+    return (new_checkpointing_block, (type(self).__mro__[2],), *reduced[2:])
+
+
+def new_checkpointing_block(cls: type) -> nn.Module:
+    return object.__new__(checkpointing_class(cls))
 
 
 _CHECKPOINTING_CLASSES: dict[type, type] = {}
@@ -281,12 +317,11 @@ class CSKDPreTrainedModel(PreTrainedModel):
             return self
         base = self.__dict__.get("_base_model")  # kept out of the module tree, so its backbone is not counted twice
         if base is None or base.backbone is not self.backbone:
-            # Built on the meta device from a copy of the config (its `post_init` must not consume this model's
-            # settings), then given this model's backbone and config.
+            # Built on the meta device, then given this model's backbone; its config is a copy, so that neither its
+            # `post_init` nor its `save_pretrained` (which records `architectures`) changes this model's.
             with torch.device("meta"):
                 base = CSKDModel(copy.deepcopy(self.config))
             base.backbone = self.backbone
-            base.config = self.config
             self.__dict__["_base_model"] = base
         return base
 
@@ -384,17 +419,15 @@ class CSKDPreTrainedModel(PreTrainedModel):
         output of each stage or block (`output_hidden_states`: True for all, or a list of indices)."""
         pixel_values = pixel_values.to(dtype=self.dtype)
         hidden_states = None
-        if output_hidden_states:
-            if not hasattr(self.backbone, "forward_intermediates"):
-                raise ValueError(
-                    f"`output_hidden_states` needs timm's `forward_intermediates`, which {self.config.architecture} "
-                    "does not have"
-                )
-            indices = list(output_hidden_states) if isinstance(output_hidden_states, (list, tuple)) else None
-            last_hidden_state, intermediates = self.backbone.forward_intermediates(pixel_values, indices=indices)
-            hidden_states = tuple(intermediates)
-        else:
+        if not output_hidden_states:
             last_hidden_state = self.backbone.forward_features(pixel_values)
+        elif isinstance(self.backbone, ClipVisionBackbone):
+            last_hidden_state, hidden_states = self.backbone.forward_intermediates(pixel_values)
+        else:
+            last_hidden_state, hidden_states = stage_outputs(self.backbone, pixel_values)
+        if isinstance(output_hidden_states, (list, tuple)):
+            hidden_states = [hidden_states[index] for index in output_hidden_states]
+        hidden_states = tuple(hidden_states) if hidden_states is not None else None
         return last_hidden_state, self.backbone.forward_head(last_hidden_state, pre_logits=True), hidden_states
 
     def _output_flags(
