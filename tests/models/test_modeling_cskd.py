@@ -354,3 +354,12 @@ def test_vit_hidden_states_are_the_computed_tokens_and_get_gradients():
     out.hidden_states[0].retain_grad()
     out.pooler_output.pow(2).sum().backward()  # (a plain sum of a LayerNorm output is constant)
     assert out.hidden_states[0].grad is not None and out.hidden_states[0].grad.abs().sum() > 0
+
+
+def test_clip_tower_hidden_states_are_its_encoder_layers(random_clip_dir):
+    model = CSKDForAestheticScoring.from_config(CSKDConfig.for_clip(str(random_clip_dir))).eval()
+    with torch.no_grad():
+        out = model(pixels(size=32), output_hidden_states=True)
+    layers = model.backbone.config.num_hidden_layers
+    assert len(out.hidden_states) == layers and out.hidden_states[-1].shape[0] == 2
+    assert model.supports_gradient_checkpointing  # CLIP's encoder layers are transformers' own

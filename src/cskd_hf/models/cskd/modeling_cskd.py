@@ -152,15 +152,10 @@ class ClipVisionBackbone(CLIPVisionModelWithProjection):
     def forward_head(self, last_hidden_state: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
         return self.visual_projection(self.vision_model.post_layernorm(last_hidden_state[:, 0]))
 
-    def forward_intermediates(
-        self, pixel_values: torch.Tensor, indices: list[int] | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """timm's interface: the last hidden state and the output of each encoder layer (`(batch, tokens, width)`)."""
+    def forward_intermediates(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last hidden state and the output of each encoder layer (`(batch, tokens, width)`)."""
         outputs = self.vision_model(pixel_values=pixel_values, output_hidden_states=True)
-        layers = list(outputs.hidden_states[1:])  # [0] is the embeddings
-        if indices is not None:
-            layers = [layers[i] for i in indices]
-        return outputs.last_hidden_state, layers
+        return outputs.last_hidden_state, list(outputs.hidden_states[1:])  # [0] is the embeddings
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         if enable:
@@ -466,11 +461,7 @@ class CSKDModel(CSKDPreTrainedModel):
 
 
 def scoring_loss(
-    labels: torch.Tensor,
-    logits: torch.Tensor,
-    probabilities: torch.Tensor,
-    mean_score: torch.Tensor,
-    config: CSKDConfig,
+    labels: torch.Tensor, probabilities: torch.Tensor, mean_score: torch.Tensor, config: CSKDConfig
 ) -> torch.Tensor:
     """The loss of a scoring model against labels in any of the three forms a user of the Auto classes has:
 
@@ -539,7 +530,7 @@ class CSKDForAestheticScoring(CSKDPreTrainedModel):
         mean_score, std_score = distribution_mean_std(probabilities, bin_scores)
         loss = None
         if labels is not None:
-            loss = scoring_loss(labels, logits, probabilities, mean_score, self.config)
+            loss = scoring_loss(labels, probabilities, mean_score, self.config)
         output = AestheticScoringOutput(
             loss=loss,
             logits=logits,
