@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Generate SynthAVA, pretrain a tiny CLIP on its captions and timm backbones on its content classes (the "
             "stand-ins for OpenAI's CLIP and ImageNet weights), then run CFA, the teacher fine-tune and the students "
             "(NIMA*, CFA, KD, CSKD) with the project's trainers, evaluate them on the test split and write "
-            "results.md, results.json, ier.png and the model folders. About 13 minutes on 2 cores; --smoke: 2. "
+            "results.md, results.json, ier.png and the model folders. About 13-24 minutes on 2 cores; --smoke: 2-3. "
             "SynthAVA is synthetic: the numbers say nothing about real photographs."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

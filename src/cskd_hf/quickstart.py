@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class QuickstartPlan:
-    """Sizes and epochs of each stage; `FULL` takes 13 minutes on 2 idle cores (budget: 15), `SMOKE` under 2."""
+    """Sizes and epochs of each stage; `FULL` takes 13-24 minutes on 2 idle cores (machines
+    of one kind differ by up to 2x; budget: 15 on the faster), `SMOKE` 2-3."""
 
     splits: dict[str, int]
     image_size: int = 64
