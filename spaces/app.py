@@ -111,8 +111,6 @@ class PhotoInput(gr.Image):
     draft decoding); a file that is not an image gets the page's plain message instead of gradio's trace."""
 
     is_template = True  # the browser side is gr.Image's (gradio reads the props from gr.Image's signature)
-    # Built with `type="filepath", image_mode=None`: gradio then only opens the file's header and passes the upload
-    # on as it is, so the app's own limits apply before any decoding and scores equal `cskd score`'s.
 
     def preprocess(self, payload):
         try:
@@ -120,6 +118,12 @@ class PhotoInput(gr.Image):
         except (OSError, ValueError, Image.DecompressionBombError):
             name = Path(payload.orig_name or payload.path or "the file").name
             raise gr.Error(f"{name} is not an image this page can read.") from None
+
+
+def photo_input(**kwargs) -> PhotoInput:
+    """The app's image box. With `type="filepath", image_mode=None` gradio only opens the file's header and passes
+    the upload on as it is, so the app's own limits apply before any decoding and scores equal `cskd score`'s."""
+    return PhotoInput(type="filepath", image_mode=None, sources=["upload", "clipboard"], **kwargs)
 
 
 def percentile_reading(score: float, std: float, reference: np.ndarray | None) -> str:
@@ -206,13 +210,7 @@ def build_demo(
         with gr.Tab("Score"):
             with gr.Row():
                 with gr.Column():
-                    image = PhotoInput(
-                        type="filepath",
-                        label="Your photo",
-                        sources=["upload", "clipboard"],
-                        height=360,
-                        elem_id="photo",
-                    )
+                    image = photo_input(label="Your photo", height=360, elem_id="photo")
                 with gr.Column():
                     reading = gr.Markdown(elem_id="score-reading")
                     bars = gr.BarPlot(
@@ -229,9 +227,7 @@ def build_demo(
             if examples:
                 gr.Examples(examples=[[str(path)] for path in examples], inputs=image, label="Examples")
         with gr.Tab("Compare"):
-            compare_image = PhotoInput(
-                type="filepath", image_mode=None, label="Photo", sources=["upload", "clipboard"], height=320
-            )
+            compare_image = photo_input(label="Photo", height=320)
             compare_button = gr.Button("Compare models", variant="primary")
             comparison = gr.Dataframe(label="Every model on this photo")
             compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare")

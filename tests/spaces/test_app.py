@@ -69,6 +69,13 @@ def test_score_endpoint_matches_the_pipeline(client, models, sample_dir):
     assert f"{expected['score']:.2f} ± {expected['std']:.2f}" in reading
 
 
+def test_score_endpoint_reads_the_upload_as_it_is(client, models, sample_dir):
+    """A grey JPEG reaches the app undecoded: gradio would otherwise convert it to RGB and re-encode it first."""
+    photo = sample_dir / "coins.jpg"
+    _, _, result = client.predict(gradio_client.handle_file(str(photo)), api_name="/score")
+    assert result["score"] == pytest.approx(pipeline_scores(models[0], [photo])[0], abs=1e-5)
+
+
 def test_rank_orders_as_the_scores_do(client, models, sample_dir):
     photos = sorted(sample_dir.glob("*.jpg"))[:4]
     gallery, csv_path, ranking, skipped = client.predict(
