@@ -1,4 +1,5 @@
 import hashlib
+import os
 import tarfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from cskd_hf import CSKDImageProcessor
 from cskd_hf.data.ava import load_ava
-from cskd_hf.data.batching import LabeledImages, UnlabeledBatches, collate_labeled
+from cskd_hf.data.batching import LabeledImages, UnlabeledBatches, collate_labeled, worker_processes
 from cskd_hf.data.prepare import write_parquet
 from cskd_hf.data.unlabeled import UnlabeledSource, load_unlabeled
 from tests.data.benchmark_files import write_ava
@@ -94,13 +95,27 @@ def test_batches_skip_and_count_the_corrupt_image_with_any_number_of_workers(cor
     runs = []
     for workers in (0, 2):
         batches.set_epoch(0)
-        runs.append(list(DataLoader(batches, batch_size=None, num_workers=workers)))
+        runs.append(list(DataLoader(batches, batch_size=None, **worker_processes(batches, workers))))
     for run in runs:
         assert sum(batch["num_read"] for batch in run) == NUM_FOLDER_IMAGES + 1 + NUM_PARQUET_IMAGES
         assert sum(batch["num_skipped"] for batch in run) == 1
         assert sum(len(batch["pixel_values"]) for batch in run) == NUM_FOLDER_IMAGES + NUM_PARQUET_IMAGES
     for a, b in zip(*runs):  # the same batches, augmentations included, whatever the worker count
         assert torch.equal(a["pixel_values"], b["pixel_values"])
+
+
+class ParentOfWorker(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        yield os.getppid()
+
+
+def test_training_workers_are_not_forked_from_the_training_process():
+    # A worker forked from a process whose threads are exiting can hang in CPython's after-fork code.
+    dataset = ParentOfWorker()
+    assert list(DataLoader(dataset, batch_size=None, num_workers=1)) == [os.getpid()]  # torch's default: fork
+    parents = list(DataLoader(dataset, batch_size=None, **worker_processes(dataset, 1)))
+    assert len(parents) == 1 and parents[0] != os.getpid()
+    assert worker_processes(dataset, 0) == {"num_workers": 0}
 
 
 def test_resume_continues_exactly_where_the_stream_stopped(corpus):

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.batching import UnlabeledBatches
+from ..data.batching import UnlabeledBatches, worker_processes
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def build_teacher_cache(
         raise ValueError("the teacher cache embeds the un-augmented view: build it from batches with train=False")
     batches.set_epoch(0)
     keys, embeddings = [], []
-    loader = DataLoader(batches, batch_size=None, num_workers=num_workers)
+    loader = DataLoader(batches, batch_size=None, **worker_processes(batches, num_workers))
     for batch in tqdm(loader, desc="teacher cache", disable=not accelerator.is_local_main_process):
         if batch["pixel_values"] is None:
             continue

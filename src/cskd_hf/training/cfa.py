@@ -21,7 +21,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.batching import UnlabeledBatches
+from ..data.batching import UnlabeledBatches, worker_processes
 from ..hub import public_name
 from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
 from ..teachers.classifier import load_teacher, teacher_embedding_size
@@ -158,7 +158,10 @@ def train(args: CFAArguments) -> dict:
         set_learning_rate(optimizer, learning_rate_at(args, epoch))
         batches.resume_from(epoch, state.stream_read)
         generator = torch.Generator().manual_seed(args.seed)  # keeps iterator creation off the global RNG
-        iterator = iter(DataLoader(batches, batch_size=None, num_workers=args.num_workers, generator=generator))
+        loader = DataLoader(
+            batches, batch_size=None, generator=generator, **worker_processes(batches, args.num_workers)
+        )
+        iterator = iter(loader)
         epoch_loss, epoch_batches = 0.0, 0
         while True:
             batch = next(iterator, None)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from ..data.batching import LabeledImages, collate_labeled
+from ..data.batching import LabeledImages, collate_labeled, worker_processes
 from ..metrics import aesthetic_metrics
 
 logger = logging.getLogger(__name__)
@@ -279,13 +279,14 @@ def _checkpoint_number(path: Path) -> int:
 
 
 def labeled_loader(dataset, image_processor, args: CommonArguments, train: bool, batch_size: int) -> DataLoader:
+    images = LabeledImages(dataset, image_processor, train=train, seed=args.seed)
     return DataLoader(
-        LabeledImages(dataset, image_processor, train=train, seed=args.seed),
+        images,
         batch_size=batch_size,
         shuffle=train,
         drop_last=train,
-        num_workers=args.num_workers,
         collate_fn=collate_labeled,
+        **worker_processes(images, args.num_workers),
         # Its own generator: creating an iterator (e.g. after resuming mid-epoch) must not draw from the global RNG,
         # which dropout uses, or a resumed run would diverge from an uninterrupted one.
         generator=torch.Generator().manual_seed(args.seed),

@@ -15,7 +15,7 @@ import torch
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..data.batching import UnlabeledBatches
+from ..data.batching import UnlabeledBatches, worker_processes
 from ..data.labeled import bin_scores_of
 from ..data.unlabeled import load_unlabeled
 from ..hub import public_name
@@ -87,7 +87,9 @@ class UnlabeledFeed:
         # Its own generator: creating the iterator must not draw from the global RNG (dropout's), or a resumed run
         # would diverge from an uninterrupted one.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.batches, batch_size=None, num_workers=self.num_workers, generator=generator)
+        return DataLoader(
+            self.batches, batch_size=None, generator=generator, **worker_processes(self.batches, self.num_workers)
+        )
 
     def next(self) -> dict:
         for _ in range(2):
