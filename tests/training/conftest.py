@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,22 +79,30 @@ def two_process_config(tmp_path_factory):
 
 
 def launch(config: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    """`accelerate launch` one of scripts/ on 2 processes; asserts that it succeeded."""
+    result = launch_script(config, REPO / "scripts" / script, *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def launch_script(config: Path, script: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`accelerate launch` a script in a session of its own: its `pid` is the session id of everything it started."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [
-        ACCELERATE,
-        "launch",
-        "--config_file",
-        str(config),
-        "--main_process_port",
-        str(port),
-        str(REPO / "scripts" / script),
-        *args,
-    ]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-4000:]
+    command = [ACCELERATE, "launch", "--config_file", str(config), "--main_process_port", str(port), str(script)]
+    command += args
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # no worker left behind to hang the suite
+            raise
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    result.session_id = process.pid
     return result
 
 

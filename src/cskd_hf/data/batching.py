@@ -5,9 +5,14 @@ of an image depends only on (seed, epoch, position), never on which DataLoader w
 before. An image that cannot be decoded is skipped and counted in the batch (`num_skipped`), never fatal.
 """
 
+import functools
 import hashlib
 import logging
 import multiprocessing
+import os
+import select
+import threading
+import time
 
 import numpy as np
 import torch
@@ -184,14 +189,47 @@ def worker_processes(dataset, num_workers: int) -> dict:
     may still be exiting, and a worker forked at that moment can hang forever inside CPython's after-fork code (seen
     here in about 1 run in 50 of a 2-process CFA run: the worker blocked in `PyOS_AfterFork_Child` on the
     interpreter's thread-list lock, its rank waiting for a batch, the other rank in a collective). A fork server is
-    single-threaded, so its children inherit no held lock. It imports the dataset's module once, so a worker still
-    starts in milliseconds instead of importing torch again.
+    single-threaded, so its children inherit no held lock. It imports the main script and the dataset's module once,
+    so a worker starts in milliseconds instead of importing torch again. As with any start method but fork, a script
+    must start training under `if __name__ == "__main__":` (the fork server imports it).
     """
     if num_workers == 0:
         return {"num_workers": 0}
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([type(dataset).__module__])  # no effect once this process's server runs
-    return {"num_workers": num_workers, "multiprocessing_context": context}
+    context.set_forkserver_preload(["__main__", type(dataset).__module__])  # no effect once the server runs
+    return {
+        "num_workers": num_workers,
+        "multiprocessing_context": context,
+        "worker_init_fn": functools.partial(end_with_process, os.getpid()),
+    }
+
+
+def end_with_process(pid: int, worker_id: int) -> None:
+    """A DataLoader `worker_init_fn`: the worker exits as soon as process `pid` (the one training) ends.
+
+    Torch's workers stop when their parent dies, and a fork server's workers have the server as parent, which lives as
+    long as any of its workers: without this, the workers of a killed rank (SIGKILL, the OOM killer) lived on.
+    """
+    threading.Thread(target=_exit_when_ended, args=(pid,), name="end_with_training_process", daemon=True).start()
+
+
+def _exit_when_ended(pid: int) -> None:
+    try:
+        ended = os.pidfd_open(pid)  # readable once the process has ended
+    except (AttributeError, OSError):  # not Linux, or the process is already gone: look every second
+        while _is_running(pid):
+            time.sleep(1)
+    else:
+        select.select([ended], [], [])
+    os._exit(1)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def image_key(encoded: dict) -> str:
@@ -205,6 +243,7 @@ __all__ = [
     "UnlabeledBatches",
     "collate_labeled",
     "decode_or_skip",
+    "end_with_process",
     "evaluation_loader",
     "example_seed",
     "image_key",

@@ -1,0 +1,70 @@
+"""One process of a 2-process run dies: the whole run ends promptly, says so, and resumes from its last checkpoint."""
+
+import subprocess
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from cskd_hf.training.common import COMPLETE_FILE
+from tests.helpers import same_tensors
+from tests.training.conftest import REPO, launch, launch_script
+from tests.training.test_trainers import cfa_args
+
+# CFA whose rank 1 is killed (SIGKILL, as the OOM killer or a lost node would) inside its N-th checkpoint save, while
+# rank 0 goes on to the barrier that ends the save. It writes the moment of its death first.
+RANK_1_DIES = """
+import os, signal, sys, time
+from cskd_hf.training import cfa, common
+
+saves, original = 0, common.TrainerState.save
+
+
+def save_or_die(self, folder, rank):
+    global saves
+    saves += 1
+    if rank == 1 and saves == int(os.environ["RANK_1_DIES_AT_SAVE"]):
+        with open(os.environ["DEATH_TIME_FILE"], "w") as file:
+            file.write(repr(time.time()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(self, folder, rank)
+
+
+if __name__ == "__main__":  # DataLoader workers import this script
+    common.TrainerState.save = save_or_die
+    cfa.main()
+"""
+
+
+def survivors(session_id: int) -> list[str]:
+    listing = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(session_id)], capture_output=True, text=True)
+    return listing.stdout.splitlines()
+
+
+@pytest.mark.distributed
+def test_a_killed_rank_ends_the_run_and_latest_resumes_it(toy_world, two_process_config, tmp_path):
+    options = ["--num_epochs", "2", "--num_workers", "1", "--checkpointing_steps", "1"]
+    launch(two_process_config, "cfa.py", *cfa_args(toy_world, tmp_path / "uninterrupted", *options))
+
+    out = tmp_path / "killed"
+    script = tmp_path / "cfa_rank_1_dies.py"
+    script.write_text(RANK_1_DIES)
+    death = tmp_path / "death_time"
+    env = {"RANK_1_DIES_AT_SAVE": "2", "DEATH_TIME_FILE": str(death), "PYTHONPATH": str(REPO)}
+    killed = launch_script(two_process_config, script, *cfa_args(toy_world, out, *options), env=env)
+    ended = time.time()
+
+    assert killed.returncode != 0
+    assert "rank" in killed.stderr and "SIGKILL" in killed.stderr, killed.stderr[-3000:]  # torchrun names the rank
+    died = float(death.read_text())
+    print(f"the run ended {ended - died:.1f} s after rank 1 died")  # for the README (pytest -s)
+    assert ended - died < 60  # rank 0 is not left waiting in the barrier
+    assert survivors(killed.session_id) == []  # nor any DataLoader worker or fork server
+    checkpoints = out / "checkpoints"
+    assert (checkpoints / "checkpoint_0" / COMPLETE_FILE).exists()
+    assert not (checkpoints / "checkpoint_1" / COMPLETE_FILE).exists()
+
+    launch(two_process_config, "cfa.py", *cfa_args(toy_world, out, *options, "--resume_from_checkpoint", "latest"))
+    uninterrupted = load_file(str(tmp_path / "uninterrupted" / "model.safetensors"))
+    assert same_tensors(uninterrupted, load_file(str(out / "model.safetensors")))
+    assert (checkpoints / "incomplete_checkpoint_1").is_dir()
