@@ -11,8 +11,8 @@ from tests.helpers import same_tensors
 from tests.training.conftest import REPO, launch, launch_script
 from tests.training.test_trainers import cfa_args
 
-# CFA whose rank 1 is killed (SIGKILL, as the OOM killer or a lost node would) inside its N-th checkpoint save, while
-# rank 0 goes on to the barrier that ends the save. It writes the moment of its death first.
+# CFA whose rank 1 is killed (SIGKILL, as the OOM killer would; SIGSTOP: it hangs) inside its N-th checkpoint save,
+# while rank 0 goes on to the barrier that ends the save. It writes the moment first.
 RANK_1_DIES = """
 import os, signal, sys, time
 from cskd_hf.training import cfa, common
@@ -26,7 +26,7 @@ def save_or_die(self, folder, rank):
     if rank == 1 and saves == int(os.environ["RANK_1_DIES_AT_SAVE"]):
         with open(os.environ["DEATH_TIME_FILE"], "w") as file:
             file.write(repr(time.time()))
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, os.environ.get("RANK_1_SIGNAL", "SIGKILL")))
     original(self, folder, rank)
 
 
@@ -68,3 +68,29 @@ def test_a_killed_rank_ends_the_run_and_latest_resumes_it(toy_world, two_process
     uninterrupted = load_file(str(tmp_path / "uninterrupted" / "model.safetensors"))
     assert same_tensors(uninterrupted, load_file(str(out / "model.safetensors")))
     assert (checkpoints / "incomplete_checkpoint_1").is_dir()
+
+
+@pytest.mark.distributed
+def test_a_hung_rank_fails_the_others_after_ddp_timeout(toy_world, two_process_config, tmp_path):
+    """What a multi-node run sees of a lost node: the processes left wait in a collective, up to `--ddp_timeout`."""
+    out = tmp_path / "hung"
+    script = tmp_path / "cfa_rank_1_hangs.py"
+    script.write_text(RANK_1_DIES)
+    death = tmp_path / "hang_time"
+    env = {
+        "RANK_1_DIES_AT_SAVE": "2",
+        "RANK_1_SIGNAL": "SIGSTOP",
+        "DEATH_TIME_FILE": str(death),
+        "PYTHONPATH": str(REPO),
+    }
+    options = ["--num_epochs", "2", "--num_workers", "1", "--checkpointing_steps", "1", "--ddp_timeout", "5"]
+    hung = launch_script(two_process_config, script, *cfa_args(toy_world, out, *options), env=env)
+    ended = time.time()
+
+    assert hung.returncode != 0
+    assert "Timed out waiting 5000ms" in hung.stderr, hung.stderr[-3000:]  # rank 0's barrier, after --ddp_timeout
+    hung_at = float(death.read_text())
+    print(f"the run ended {ended - hung_at:.1f} s after rank 1 hung")  # for the README (pytest -s)
+    assert ended - hung_at < 120
+    assert survivors(hung.session_id) == []
+    assert (out / "checkpoints" / "checkpoint_0" / COMPLETE_FILE).exists()

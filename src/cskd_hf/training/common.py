@@ -9,11 +9,12 @@ import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import ProjectConfiguration
+from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
@@ -55,6 +56,9 @@ class CommonArguments:
     )
     report_to: str = field(default="tensorboard", metadata={"help": "an Accelerate tracker, or `none`"})
     logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
+    ddp_timeout: int = field(
+        default=1800, metadata={"help": "seconds a process waits for the others in a collective before failing"}
+    )
 
     def __post_init__(self):
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1 or self.num_epochs < 1:
@@ -119,6 +123,8 @@ def make_accelerator(args: CommonArguments) -> Accelerator:
         ),
         # The shuffling of a prepared DataLoader then depends only on the seed and the epoch: resumable.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        # A process that hangs, or one on another node that died, fails the others' next collective after this long.
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=args.ddp_timeout))],
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("cskd_hf").setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
