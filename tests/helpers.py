@@ -1,5 +1,7 @@
 """Small builders shared by the tests."""
 
+from pathlib import Path
+
 import torch
 
 from cskd_hf import CSKDConfig
@@ -66,3 +68,19 @@ AWKWARD_FILES = {
     "text": "text.jpg",
 }
 UNREADABLE = ("truncated", "empty", "text")
+
+
+class PicklePayload:
+    """Unpickling this creates `marker`: what a hostile `.pth`, `.bin` or `.pkl` could do with any code it likes."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def write_hostile_pickle(path, marker):
+    """A torch file that runs code when unpickled: `torch.load(path, weights_only=False)` creates `marker`."""
+    torch.save({"state_dict": PicklePayload(marker)}, path)
+    return path

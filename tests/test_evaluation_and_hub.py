@@ -111,6 +111,13 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
     (folder / "checkpoints" / "optimizer.bin").write_bytes(b"not for the hub")
     (folder / "onnx").mkdir()
     (folder / "onnx" / "model.onnx").write_bytes(b"an exported graph")
+    (folder / "onnx" / "model.onnx.data").write_bytes(b"its external weights")
+    # What else a training folder holds, or a user leaves in it: none of it may reach the Hub.
+    for secret in (".env", "token", ".huggingface/token", "onnx/token", "logs/events.out.tfevents.1", "train.log"):
+        (folder / secret).parent.mkdir(parents=True, exist_ok=True)
+        (folder / secret).write_text("hf_notforthehub")
+    (folder / "best").mkdir()
+    (folder / "best" / "model.safetensors").write_bytes(b"another copy of weights")
 
     calls = {}
 
@@ -143,6 +150,7 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
         "model.safetensors",
         "modeling_cskd.py",
         "onnx/model.onnx",
+        "onnx/model.onnx.data",
         "preprocessor_config.json",
     ]
 

@@ -37,6 +37,7 @@ SYNTHETIC_WARNING = (
 METRIC_NAMES = {"srcc": "SRCC", "plcc": "PLCC", "mse": "MSE", "accuracy": "Binary accuracy"}
 # Files of a model folder that go to the Hub besides what `save_pretrained` writes.
 EXTRA_FILES = ("README.md", "metrics.json", "results.md", "results.json")
+ONNX_FILES = ("*.onnx", "*.onnx.data")
 
 
 def public_name(value):
@@ -211,8 +212,12 @@ def push_to_hub(
         for path in model_dir.iterdir():
             if path.is_file() and (path.name in EXTRA_FILES or path.suffix == ".png"):
                 shutil.copy2(path, staging)
-        if (model_dir / "onnx").is_dir():  # graphs from `cskd export`, for `cskd score --backend onnxruntime`
-            shutil.copytree(model_dir / "onnx", Path(staging) / "onnx")
+        # Graphs from `cskd export` (and their external weights), for `cskd score --backend onnxruntime`: by name,
+        # so that nothing else a user keeps in the folder (a token, a log) goes with them.
+        for pattern in ONNX_FILES:
+            for path in sorted((model_dir / "onnx").glob(pattern)):
+                (Path(staging) / "onnx").mkdir(exist_ok=True)
+                shutil.copy2(path, Path(staging) / "onnx")
         if not (Path(staging) / "README.md").exists():
             title = f"CSKD aesthetics model ({model.config.architecture})"
             save_card(model_card(model.config, title, "A CSKD image aesthetics model."), staging)

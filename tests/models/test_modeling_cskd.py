@@ -1,4 +1,5 @@
 import copy
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ from cskd_hf import (
     CSKDModel,
 )
 from cskd_hf.losses import earth_movers_distance
-from tests.helpers import TINY_IMAGE_SIZE, same_tensors, tiny_config
+from tests.helpers import TINY_IMAGE_SIZE, same_tensors, tiny_config, write_hostile_pickle
 
 # CNN, ViT, ConvNeXt, a model whose pooled size differs from num_features, and one with non-persistent buffers.
 TINY_ARCHITECTURES = ["test_resnet", "test_vit", "test_convnext", "test_mambaout", "test_vit_relpos"]
@@ -163,6 +164,22 @@ def test_from_config_loads_a_local_backbone_checkpoint_and_plain_init_does_not(t
     expected = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
     assert same_tensors(loaded.backbone.state_dict(), expected)
     assert not torch.equal(CSKDForAestheticScoring(config).backbone.conv1[0].weight, source.conv1[0].weight)
+
+
+def test_no_pickle_runs_from_a_backbone_checkpoint_or_a_model_folder(tmp_path, tiny_scorer_dir):
+    marker = tmp_path / "code-ran"
+    hostile = write_hostile_pickle(tmp_path / "backbone.pth", marker)
+    with pytest.raises(RuntimeError, match="weights_only=True blocked"):  # timm's words
+        CSKDForAestheticScoring.from_config(tiny_config(backbone_checkpoint_path=str(hostile)))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_scorer_dir / "config.json").read_text())
+    write_hostile_pickle(folder / "pytorch_model.bin", marker)  # the old weights format, without safetensors
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        CSKDForAestheticScoring.from_pretrained(folder)
+    assert not marker.exists()
+    torch.load(hostile, weights_only=False)  # the payload is live: what a pickle-loading path would have done
+    assert marker.exists()
 
 
 def test_from_pretrained_never_fetches_backbone_weights(tmp_path, monkeypatch):

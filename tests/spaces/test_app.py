@@ -206,3 +206,43 @@ def test_serves_hub_ids_from_cskd_models_on_gradios_port(tiny_scorer_dir, tmp_pa
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_serves_no_file_outside_its_own(server, models, sample_dir, tmp_path):
+    """Gradio serves files by path (`/gradio_api/file=PATH`): an upload comes back, nothing else of the machine's."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    def get(route: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"{server}{route}", timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    photo = sorted(Path(sample_dir).glob("*.jpg"))[0]
+    boundary = "cskd-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{photo.name}"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + photo.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    upload = urllib.request.Request(
+        f"{server}gradio_api/upload", data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    with urllib.request.urlopen(upload, timeout=10) as response:
+        uploaded = json.loads(response.read())[0]
+    assert get(f"gradio_api/file={uploaded}") == (200, photo.read_bytes())  # the route serves what is allowed
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the page")
+    escapes = [secret, Path(models[0]) / "config.json", REPO / "README.md", REPO / "spaces" / "app.py"]
+    escapes.append(f"{Path(uploaded).parent}/{os.path.relpath(secret, Path(uploaded).parent)}")  # ../../..
+    for path in escapes:
+        status, answer = get(f"gradio_api/file={path}")
+        assert status in (403, 404), f"{path} answered {status}"
+        assert Path(path).read_bytes()[:64] not in answer

@@ -3,14 +3,17 @@
 import json
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
 
+import pytest
 from transformers import AutoModelForImageClassification
 
 from cskd_hf.training import supervised
 from cskd_hf.training.common import COMPLETE_FILE, weights_fingerprint
+from tests.helpers import write_hostile_pickle
 from tests.training.conftest import QUICK
 
 # Fine-tuning whose process kills itself (SIGKILL, as the OOM killer or a preemption would) inside the N-th save:
@@ -72,3 +75,15 @@ def test_kill_while_saving_resumes_from_the_last_complete_checkpoint(toy_world, 
     assert weights_fingerprint(AutoModelForImageClassification.from_pretrained(out)) == expected
     complete = [folder.name for folder in checkpoints.glob("checkpoint_*") if (folder / COMPLETE_FILE).exists()]
     assert len(complete) == 1  # --checkpoints_total_limit, counted in complete checkpoints
+
+
+def test_resuming_runs_no_pickle_from_a_checkpoint(toy_world, tmp_path):
+    out = tmp_path / "run"
+    supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, out)))
+    checkpoint = max((out / "checkpoints").glob("checkpoint_*"))
+    marker = tmp_path / "code-ran"
+    resumed = finetune_args(toy_world, tmp_path / "resumed", "--resume_from_checkpoint", str(checkpoint))
+    write_hostile_pickle(checkpoint / "optimizer.bin", marker)  # Accelerate's pickled part of a checkpoint
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, resumed))
+    assert not marker.exists()
