@@ -99,6 +99,19 @@ def test_exit_code_is_nonzero_only_when_nothing_could_be_scored(photo_folder, ti
     assert "missing.jpg: no such file or folder" in capsys.readouterr().err
 
 
+def test_an_unwritable_output_fails_before_scoring(photo_folder, tiny_scorer_dir, tmp_path, capsys, monkeypatch):
+    import cskd_hf.scoring
+
+    scored = []
+    monkeypatch.setattr(cskd_hf.scoring, "score_files", lambda *args, **kwargs: scored.append(args) or iter(()))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    output = blocker / "scores.csv"
+    assert main(["score", str(photo_folder), "--model", str(tiny_scorer_dir), "-o", str(output)]) == 2
+    assert str(output) in capsys.readouterr().err
+    assert scored == []
+
+
 def test_help_is_useful_on_its_own():
     top = subprocess.run([CSKD, "--help"], capture_output=True, text=True, timeout=120)
     assert top.returncode == 0 and "score" in top.stdout and "examples:" in top.stdout

@@ -1,5 +1,6 @@
 """A kill while a checkpoint is being written never leaves a checkpoint that `latest` picks and then cannot load."""
 
+import errno
 import json
 import logging
 import os
@@ -7,11 +8,13 @@ import pickle
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+from accelerate import Accelerator
 from transformers import AutoModelForImageClassification
 
-from cskd_hf.training import supervised
+from cskd_hf.training import common, supervised
 from cskd_hf.training.common import COMPLETE_FILE, weights_fingerprint
 from tests.helpers import write_hostile_pickle
 from tests.training.conftest import QUICK
@@ -87,3 +90,45 @@ def test_resuming_runs_no_pickle_from_a_checkpoint(toy_world, tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, resumed))
     assert not marker.exists()
+
+
+def test_an_unwritable_or_full_output_dir_fails_before_training(toy_world, tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    with (
+        caplog.at_level(logging.INFO, logger="cskd_hf"),
+        pytest.raises(OSError, match="--output_dir .* cannot be written"),
+    ):
+        supervised.train(
+            supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, blocker / "out"))
+        )
+    monkeypatch.setattr(common.shutil, "disk_usage", lambda path: SimpleNamespace(free=2**20))
+    with caplog.at_level(logging.INFO, logger="cskd_hf"), pytest.raises(OSError, match="1 MiB free; two checkpoints"):
+        supervised.train(
+            supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, tmp_path / "full"))
+        )
+    assert "epoch 0" not in caplog.text  # nothing was trained
+
+
+def test_a_full_disk_at_a_save_keeps_the_last_complete_checkpoint(toy_world, tmp_path, monkeypatch):
+    save_state, saves = Accelerator.save_state, []
+
+    def save_then_fill_the_disk(self, *args, **kwargs):
+        path = save_state(self, *args, **kwargs)
+        saves.append(path)
+        if len(saves) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return path
+
+    monkeypatch.setattr(Accelerator, "save_state", save_then_fill_the_disk)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="at step 4 .*No space left on device.*last complete one is checkpoint_0"):
+        supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, out)))
+    monkeypatch.undo()
+    supervised.train(
+        supervised.parse_arguments(
+            supervised.FinetuneArguments, finetune_args(toy_world, out, "--resume_from_checkpoint", "latest")
+        )
+    )
+    assert (out / "checkpoints" / "incomplete_checkpoint_1").is_dir()
+    assert AutoModelForImageClassification.from_pretrained(out).config.num_bins == 10

@@ -28,6 +28,7 @@ from ..teachers.classifier import load_teacher, teacher_embedding_size
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import (
     CommonArguments,
+    check_room_for_checkpoints,
     init_trackers,
     learning_rate_at,
     make_accelerator,
@@ -147,6 +148,7 @@ def train(args: CFAArguments) -> dict:
 
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
+    check_room_for_checkpoints(args.output_dir, model)
     state, last_checkpoint = resume(accelerator, args)
     init_trackers(accelerator, "cfa", args)
     batches = stream_batches(train=args.train_augmentation, drop_last=True)

@@ -1,5 +1,6 @@
 """What every trainer shares: arguments, the Accelerator, learning-rate steps, checkpoints, validation."""
 
+import errno
 import hashlib
 import json
 import logging
@@ -109,6 +110,7 @@ def parse_arguments(arguments_class, argv: list[str] | None = None):
 
 
 def make_accelerator(args: CommonArguments) -> Accelerator:
+    check_writable(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
@@ -129,6 +131,30 @@ def make_accelerator(args: CommonArguments) -> Accelerator:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("cskd_hf").setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
     return accelerator
+
+
+def check_writable(output_dir: str) -> None:
+    """Fail before any work if `output_dir` cannot be created or written (a file in its path, read-only, full)."""
+    probe = Path(output_dir, f".write_check_{os.getpid()}")
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as error:
+        raise OSError(error.errno, f"--output_dir {output_dir} cannot be written: {error.strerror}") from error
+
+
+def check_room_for_checkpoints(output_dir: str, model: torch.nn.Module) -> None:
+    """Fail before training if `output_dir`'s disk cannot hold two checkpoints (the last one and the one written)."""
+    weights = sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values())
+    needed = 2 * 3 * weights  # a checkpoint: the weights and Adam's two moments
+    free = shutil.disk_usage(output_dir).free
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"--output_dir {output_dir} has {free / 2**20:.0f} MiB free; two checkpoints of this model need "
+            f"{needed / 2**20:.0f} MiB",
+        )
 
 
 def init_trackers(accelerator: Accelerator, project_name: str, args) -> None:
@@ -217,9 +243,17 @@ def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.
     A process killed anywhere in here leaves either a complete checkpoint or one without its mark, which `resume`
     skips; the previous complete checkpoint is deleted only after the new one is marked.
     """
-    path = accelerator.save_state()
-    state.weights_fingerprint = weights_fingerprint(accelerator.unwrap_model(model))
-    state.save(path, accelerator.process_index)
+    try:
+        path = accelerator.save_state()
+        state.weights_fingerprint = weights_fingerprint(accelerator.unwrap_model(model))
+        state.save(path, accelerator.process_index)
+    except OSError as error:  # a full disk: this checkpoint stays unmarked, the last complete one is kept
+        folder = Path(accelerator.project_dir, "checkpoints")
+        complete = [checkpoint.name for checkpoint in checkpoint_folders(folder) if is_complete(checkpoint)]
+        last = f"the last complete one is {complete[-1]}" if complete else "there is no complete one"
+        raise OSError(
+            error.errno, f"could not save a checkpoint in {folder} at step {state.global_step} ({error}); {last}"
+        ) from error
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         marker = Path(path, COMPLETE_FILE)

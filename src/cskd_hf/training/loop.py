@@ -16,6 +16,7 @@ from .common import (
     CommonArguments,
     TrainerState,
     all_processes,
+    check_room_for_checkpoints,
     evaluate_scorer,
     init_trackers,
     labeled_loader,
@@ -202,6 +203,7 @@ def fit_scorer(
     model, optimizer, train_loader, validation_loader = accelerator.prepare(
         model, optimizer, train_loader, validation_loader
     )
+    check_room_for_checkpoints(args.output_dir, model)
     state, last_checkpoint = resume(accelerator, args)
     init_trackers(accelerator, project_name, args)
     threshold = threshold_for(accelerator.unwrap_model(model).config.bin_scores)
