@@ -4,6 +4,7 @@
 challenge id. The mean score is sum(rating * count) / sum(count).
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from .labeled import (
     to_dataset_dict,
 )
 
+logger = logging.getLogger(__name__)
+
 AVA_BIN_SCORES = [float(score) for score in range(1, 11)]
 # The CSKD paper's random split: 237,623 training images of the 242,538 it used.
 PAPER_TRAIN_FRACTION = 237_623 / 242_538
@@ -27,32 +30,47 @@ OFFICIAL_TEST_LIST = ("aesthetics_image_lists/generic_test.jpgl", "generic_test.
 
 
 def read_ava_txt(path: str | os.PathLike, image_dir: str | os.PathLike) -> list[LabeledImage]:
-    """Parse `AVA.txt`; a malformed row raises a `ValueError` naming the file and line."""
-    images = []
-    with open(path, encoding="utf-8") as rows:
-        for line_number, line in enumerate(rows, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) < 12:
-                raise ValueError(f"{path}:{line_number}: expected at least 12 columns, got {len(fields)}")
-            try:
-                votes = np.array([int(count) for count in fields[2:12]], dtype=np.float64)
-            except ValueError as error:
-                raise ValueError(f"{path}:{line_number}: vote counts must be integers ({error})") from error
-            total = votes.sum()
-            if total <= 0:
-                continue  # no votes, no label
-            image_id = fields[1]
-            images.append(
-                LabeledImage(
-                    image_path=str(Path(image_dir) / f"{image_id}.jpg"),
-                    image_id=image_id,
-                    votes=votes,
-                    mean_score=float(votes @ np.asarray(AVA_BIN_SCORES) / total),
-                    num_votes=int(total),
+    """Parse `AVA.txt`; a malformed row (too few columns, a count that is not a whole number >= 0, an image id seen
+    before) raises a `ValueError` naming the file and line. Rows without a vote are left out, with a warning."""
+    images, first_line_of, unvoted = [], {}, []
+    try:
+        with open(path, encoding="utf-8") as rows:
+            for line_number, line in enumerate(rows, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) < 12:
+                    raise ValueError(f"{path}:{line_number}: expected at least 12 columns, got {len(fields)}")
+                try:
+                    votes = np.array([int(count) for count in fields[2:12]], dtype=np.float64)
+                except ValueError as error:
+                    raise ValueError(f"{path}:{line_number}: vote counts must be integers ({error})") from error
+                if (votes < 0).any():
+                    raise ValueError(f"{path}:{line_number}: negative vote count in {fields[2:12]}")
+                image_id = fields[1]
+                if image_id in first_line_of:
+                    raise ValueError(
+                        f"{path}:{line_number}: image {image_id} already listed on line {first_line_of[image_id]}"
+                    )
+                first_line_of[image_id] = line_number
+                total = votes.sum()
+                if total == 0:
+                    unvoted.append(line_number)  # no votes, no label
+                    continue
+                images.append(
+                    LabeledImage(
+                        image_path=str(Path(image_dir) / f"{image_id}.jpg"),
+                        image_id=image_id,
+                        votes=votes,
+                        mean_score=float(votes @ np.asarray(AVA_BIN_SCORES) / total),
+                        num_votes=int(total),
+                    )
                 )
-            )
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error})") from error
+    if unvoted:
+        shown = ", ".join(map(str, unvoted[:5])) + (", ..." if len(unvoted) > 5 else "")
+        logger.warning(f"{path}: {len(unvoted)} rows without a vote left out (lines {shown})")
     return images
 
 
