@@ -1,5 +1,6 @@
 """What every trainer shares: arguments, the Accelerator, learning-rate steps, checkpoints, validation."""
 
+import argparse
 import errno
 import hashlib
 import json
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import torch
+import yaml
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
 from torch.utils.data import DataLoader
@@ -97,16 +99,41 @@ class NonFiniteLossError(RuntimeError):
 
 
 def parse_arguments(arguments_class, argv: list[str] | None = None):
-    """Flags, or a single YAML / JSON file holding the same options (`HfArgumentParser`)."""
-    parser = HfArgumentParser(arguments_class)
+    """Flags, or a single YAML / JSON file holding the same options (`HfArgumentParser`).
+
+    A file's options go through the same parser as flags, so a value of the wrong type or an unknown key is an error
+    naming the file and the option (`null` keeps an option's default).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        (args,) = parser.parse_yaml_file(argv[0])
-    elif len(argv) == 1 and argv[0].endswith(".json"):
-        (args,) = parser.parse_json_file(argv[0])
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
+        parser = HfArgumentParser(arguments_class, exit_on_error=False)
+        try:
+            (args,) = parser.parse_args_into_dataclasses(args=options_file_as_flags(argv[0], arguments_class))
+        except argparse.ArgumentError as error:
+            raise ValueError(f"{argv[0]}: {error}") from error
+        return args
+    (args,) = HfArgumentParser(arguments_class).parse_args_into_dataclasses(args=argv)
     return args
+
+
+def options_file_as_flags(path: str, arguments_class) -> list[str]:
+    """The options of a YAML / JSON file as command-line flags; unknown keys raise a `ValueError` naming them."""
+    with open(path, encoding="utf-8") as file:
+        options = json.load(file) if path.endswith(".json") else yaml.safe_load(file)
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: expected a mapping of option names to values, got {type(options).__name__}")
+    unknown = sorted(set(options) - {f.name for f in fields(arguments_class)})
+    if unknown:
+        raise ValueError(f"{path}: unknown option(s) {', '.join(map(str, unknown))} for {arguments_class.__name__}")
+    flags = []
+    for name, value in options.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(item, (dict, list)) for item in values):
+            raise ValueError(f"{path}: option {name} must be a value or a list of values, got {value!r}")
+        flags += [f"--{name}", *map(str, values)]
+    return flags
 
 
 def make_accelerator(args: CommonArguments) -> Accelerator:

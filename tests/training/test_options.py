@@ -1,0 +1,45 @@
+"""Run options as flags or as a YAML / JSON file: the same parser, and a bad file is named with the bad option."""
+
+import json
+
+import pytest
+
+from cskd_hf.training import skd, supervised
+
+FLAGS = ["--dataset", "ava:/data/AVA", "--output_dir", "out", "--batch_size", "16", "--lr_decay_epochs", "5", "9"]
+REQUIRED = "dataset: ava:/data/AVA\noutput_dir: out\n"
+OPTIONS = {"dataset": "ava:/data/AVA", "output_dir": "out", "batch_size": 16, "lr_decay_epochs": [5, 9]}
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_file_gives_what_the_same_flags_give(tmp_path, suffix):
+    path = tmp_path / f"run{suffix}"
+    path.write_text(json.dumps({**OPTIONS, "mixed_precision": None}))  # JSON is YAML too
+    from_file = supervised.parse_arguments(supervised.FinetuneArguments, [str(path)])
+    assert from_file == supervised.parse_arguments(supervised.FinetuneArguments, FLAGS)
+    assert from_file.batch_size == 16 and from_file.lr_decay_epochs == [5, 9]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (REQUIRED + "batch_size: eight", "argument --batch_size/--batch-size: invalid int value: 'eight'"),
+        (REQUIRED + "learning_rate: fast", "invalid float value: 'fast'"),
+        (REQUIRED + "batch_sise: 8", "unknown option(s) batch_sise for FinetuneArguments"),
+        (REQUIRED + "mu: 15", "unknown option(s) mu for FinetuneArguments"),  # SKD's option, not fine-tuning's
+        ("- batch_size\n- 8", "expected a mapping of option names to values, got list"),
+        (REQUIRED + "batch_size: {value: 8}", "option batch_size must be a value or a list of values"),
+    ],
+)
+def test_a_bad_file_is_named_with_the_option(tmp_path, content, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=f"{path}: .*" + message.replace("(", r"\(").replace(")", r"\)")):
+        supervised.parse_arguments(supervised.FinetuneArguments, [str(path)])
+
+
+def test_skd_options_from_a_file(tmp_path):
+    path = tmp_path / "skd.yaml"
+    path.write_text("dataset: ava:/data/AVA\noutput_dir: out\nteacher: t\nunlabeled: [a, b]\nmu: 15\nbeta: 15.0\n")
+    args = skd.parse_arguments(skd.SKDArguments, [str(path)])
+    assert (args.unlabeled, args.mu, args.beta) == (["a", "b"], 15, 15.0)
