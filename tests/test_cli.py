@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,42 @@ def test_an_unwritable_output_fails_before_scoring(photo_folder, tiny_scorer_dir
     assert main(["score", str(photo_folder), "--model", str(tiny_scorer_dir), "-o", str(output)]) == 2
     assert str(output) in capsys.readouterr().err
     assert scored == []
+
+
+def damage(model_dir, tmp_path, name: str, edit) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(model_dir, folder)
+    edit(folder)
+    return folder
+
+
+def cut_weights_short(folder):
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def rebin_config_only(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config.update(num_bins=5, bin_scores=[1.0, 2.0, 3.0, 4.0, 5.0])
+    config.pop("id2label"), config.pop("label2id")
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("no-weights", lambda folder: (folder / "model.safetensors").unlink(), "no file named model.safetensors"),
+        ("cut-short", cut_weights_short, "a weights file is damaged"),
+        ("empty-weights", lambda folder: (folder / "model.safetensors").write_bytes(b""), "a weights file is damaged"),
+        ("bad-config", lambda folder: (folder / "config.json").write_text("{not json"), "not a valid JSON file"),
+        ("bins-disagree", rebin_config_only, "weights of other shapes than config.json says"),
+    ],
+)
+def test_a_damaged_model_folder_is_named(photo_folder, tiny_scorer_dir, tmp_path, capsys, name, edit, message):
+    folder = damage(tiny_scorer_dir, tmp_path, name, edit)
+    assert main(["score", str(photo_folder), "--model", str(folder), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and name in error, error[-2000:]
 
 
 def test_help_is_useful_on_its_own():

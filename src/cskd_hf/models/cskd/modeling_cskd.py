@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import timm
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, PreTrainedModel
 from transformers import initialization as init
@@ -296,6 +297,22 @@ class CSKDPreTrainedModel(PreTrainedModel):
         self.backbone = create_backbone(config)
         if config.backbone_type == "timm":
             enable_transformers_checkpointing(self.backbone)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as error:  # safetensors' own message names neither the folder nor the file
+            raise OSError(
+                f"{pretrained_model_name_or_path}: a weights file is damaged (cut short, or not safetensors): {error}"
+            ) from error
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: weights of other shapes than config.json says (e.g. its bins and "
+                f"the head's), listed in the report above; {error}"
+            ) from error
 
     def post_init(self):
         super().post_init()
