@@ -1,3 +1,6 @@
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -43,6 +46,35 @@ def test_unreadable_files_raise_naming_file_and_reason(awkward, kind, reason):
     with pytest.raises(ImageReadError, match=reason) as error:
         open_image(awkward[kind])
     assert str(awkward[kind]) in str(error.value)
+
+
+def png_claiming_size(path, width: int, height: int):
+    """A tiny PNG whose header claims `width` x `height` (a decompression bomb's trick): no memory to build it."""
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    header = struct.pack(">II", width, height) + data[24:29]  # IHDR: size, then depth, colour type, methods
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_decompression_bomb_is_refused_without_decoding_it(tmp_path):
+    bomb = png_claiming_size(tmp_path / "bomb.png", 60_000, 60_000)  # 3.6 gigapixels, 69 bytes
+    with pytest.raises(ImageReadError, match="decompression bomb") as error:
+        open_image(bomb)
+    assert str(bomb) in str(error.value)
+
+
+def test_extreme_sizes_and_animations_give_rgb(tmp_path):
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(tmp_path / "dot.png")
+    Image.new("RGB", (30_000, 2), (10, 200, 10)).save(tmp_path / "strip.png")  # a 30,000-pixel side
+    frames = [Image.new("RGB", (16, 12), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert open_image(tmp_path / "dot.png").getpixel((0, 0)) == (200, 10, 10)
+    assert open_image(tmp_path / "strip.png").size == (30_000, 2)
+    animated = open_image(tmp_path / "animated.gif")
+    assert (animated.mode, animated.size, animated.getpixel((0, 0))) == ("RGB", (16, 12), (255, 0, 0))  # frame 1
 
 
 def test_missing_file_is_named(tmp_path):
