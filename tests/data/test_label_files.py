@@ -90,3 +90,52 @@ def test_a_file_that_is_not_text_is_named(tmp_path):
     path.write_bytes(b"1 953619 0 1 5 17 38 36 15 6 5 1 1 22 1396\n\xff\xfe\x00binary")
     with pytest.raises(ValueError, match=r"AVA\.txt: not UTF-8 text"):
         read_ava_txt(path, "images")
+
+
+LEVELS = [f"aestheticScore_{1 + 0.5 * i:.1f}" for i in range(9)]
+PARA_HEADER = ",".join(["imageName", "sessionId", *LEVELS])
+
+
+@pytest.mark.parametrize(
+    ("reader", "content", "message"),
+    [
+        ("aadb_scores", "a.jpg 0.5\nb.jpg 1.5\n", r"scores\.txt:2: score 1\.5 is outside \[0, 1\]"),
+        ("aadb_scores", "a.jpg 0.5\nb.jpg\n", r"scores\.txt:2: expected '<file> <score>'"),
+        ("aadb_scores", "a.jpg 0.5\nb.jpg nan\n", r"scores\.txt:2: score nan is outside"),
+        ("aadb_scores", "a.jpg 0.5\nb.jpg 0.2\na.jpg 0.7\n", r"scores\.txt:3: a\.jpg already listed on line 1"),
+        ("aadb_ratings", "ImageFile,Answer.overallScore\na.jpg,4\nb.jpg,x\n", r"ratings\.csv:3: .*not a rating"),
+        ("aadb_ratings", "ImageFile,Answer.overallScore\na.jpg,9\n", r"ratings\.csv: rating 9 .* is not 1\.\.5"),
+        ("aadb_ratings", "ImageFile,Score\na.jpg,4\n", r"ratings\.csv: needs .*Answer\.overallScore"),
+        ("para_giaa", "imageName,sessionId\na.jpg,s1\n", r"giaa\.csv: missing columns aestheticScore_1\.0"),
+        ("para_giaa", f"{PARA_HEADER}\na.jpg,s1,{','.join(['1'] * 8)},x\n", r"giaa\.csv:2: .*must be numbers"),
+        ("para_giaa", f"{PARA_HEADER}\na.jpg,s1,{','.join(['1'] * 8)},-3\n", r"giaa\.csv:2: .*finite and >= 0"),
+        (
+            "para_giaa",
+            f"{PARA_HEADER}\na.jpg,s1,{','.join(['0'] * 9)}\n",
+            r"giaa\.csv:2: the score distribution is empty",
+        ),
+        (
+            "para_giaa",
+            f"{PARA_HEADER}\na.jpg,s1,{','.join(['1'] * 9)}\na.jpg,s1,{','.join(['2'] * 9)}\n",
+            r"giaa\.csv:3: s1/a\.jpg already listed on line 2",
+        ),
+        (
+            "para_per_user",
+            "imageName,sessionId,aestheticScore\na.jpg,s1,3.5\nb.jpg,s1,3.2\n",
+            r"user\.csv:3: .*by 0\.5",
+        ),
+    ],
+)
+def test_aadb_and_para_files_name_the_bad_line(tmp_path, reader, content, message):
+    from cskd_hf.data import aadb, para
+
+    read, name = {
+        "aadb_scores": (aadb.read_score_file, "scores.txt"),
+        "aadb_ratings": (aadb.read_rating_histograms, "ratings.csv"),
+        "para_giaa": (lambda path: para.read_giaa_file(path, "images"), "giaa.csv"),
+        "para_per_user": (lambda path: para.read_per_user_file(path, "images"), "user.csv"),
+    }[reader]
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        read(path)

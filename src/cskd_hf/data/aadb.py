@@ -33,7 +33,7 @@ DEFAULT_SCALAR_STD = 0.2
 
 
 def read_score_file(path: str | os.PathLike) -> list[tuple[str, float]]:
-    rows = []
+    rows, first_line_of = [], {}
     with open(path, encoding="utf-8") as lines:
         for line_number, line in enumerate(lines, start=1):
             fields = line.split()
@@ -45,6 +45,9 @@ def read_score_file(path: str | os.PathLike) -> list[tuple[str, float]]:
                 raise ValueError(f"{path}:{line_number}: expected '<file> <score>', got {line.strip()!r}") from error
             if not 0.0 <= score <= 1.0:
                 raise ValueError(f"{path}:{line_number}: score {score} is outside [0, 1]")
+            if name in first_line_of:
+                raise ValueError(f"{path}:{line_number}: {name} already listed on line {first_line_of[name]}")
+            first_line_of[name] = line_number
             rows.append((name, score))
     return rows
 
@@ -65,7 +68,10 @@ def read_rating_histograms(path: str | os.PathLike) -> dict[str, np.ndarray]:
             for column in rating_columns:
                 value = (row[column] or "").strip()
                 if value:
-                    rating = int(round(float(value)))
+                    try:
+                        rating = int(round(float(value)))
+                    except ValueError as error:  # "x", or a NaN or infinity that cannot be rounded
+                        raise ValueError(f"{path}:{reader.line_num}: {column} is not a rating ({error})") from error
                     if not 1 <= rating <= 5:
                         raise ValueError(f"{path}: rating {value} in {column} for {row[name_column]} is not 1..5")
                     histograms[Path(row[name_column]).name][rating - 1] += 1

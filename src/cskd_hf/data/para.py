@@ -27,7 +27,7 @@ def _image_key(row: dict) -> tuple[str, str]:
 
 
 def read_giaa_file(path: str | os.PathLike, image_dir: str | os.PathLike) -> list[LabeledImage]:
-    images = []
+    images, first_line_of = [], {}
     with open(path, encoding="utf-8", newline="") as file:
         reader = csv.DictReader(file)
         missing = [c for c in ["imageName", "sessionId", *LEVEL_COLUMNS] if c not in (reader.fieldnames or [])]
@@ -38,9 +38,18 @@ def read_giaa_file(path: str | os.PathLike, image_dir: str | os.PathLike) -> lis
                 votes = np.array([float(row[column]) for column in LEVEL_COLUMNS])
             except ValueError as error:
                 raise ValueError(f"{path}:{line_number}: aestheticScore_* must be numbers ({error})") from error
+            if not np.isfinite(votes).all() or (votes < 0).any():
+                raise ValueError(
+                    f"{path}:{line_number}: aestheticScore_* must be finite and >= 0, got {votes.tolist()}"
+                )
             if votes.sum() <= 0:
                 raise ValueError(f"{path}:{line_number}: the score distribution is empty")
             session, name = _image_key(row)
+            if (session, name) in first_line_of:
+                raise ValueError(
+                    f"{path}:{line_number}: {session}/{name} already listed on line {first_line_of[session, name]}"
+                )
+            first_line_of[session, name] = line_number
             mean = float(row["aestheticScore_mean"]) if row.get("aestheticScore_mean") else None
             images.append(
                 LabeledImage(
