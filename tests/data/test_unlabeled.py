@@ -112,7 +112,7 @@ class ParentOfWorker(torch.utils.data.IterableDataset):
 def test_training_workers_are_not_forked_from_the_training_process():
     # A worker forked from a process whose threads are exiting can hang in CPython's after-fork code.
     dataset = ParentOfWorker()
-    assert list(DataLoader(dataset, batch_size=None, num_workers=1)) == [os.getpid()]  # torch's default: fork
+    assert list(DataLoader(dataset, batch_size=None, num_workers=1, multiprocessing_context="fork")) == [os.getpid()]
     parents = list(DataLoader(dataset, batch_size=None, **worker_processes(dataset, 1)))
     assert len(parents) == 1 and parents[0] != os.getpid()
     assert worker_processes(dataset, 0) == {"num_workers": 0}

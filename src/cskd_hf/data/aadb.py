@@ -70,10 +70,12 @@ def read_rating_histograms(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 if value:
                     try:
                         rating = int(round(float(value)))
-                    except ValueError as error:  # "x", or a NaN or infinity that cannot be rounded
+                    except (ValueError, OverflowError) as error:  # "x", NaN, infinity
                         raise ValueError(f"{path}:{reader.line_num}: {column} is not a rating ({error})") from error
                     if not 1 <= rating <= 5:
-                        raise ValueError(f"{path}: rating {value} in {column} for {row[name_column]} is not 1..5")
+                        raise ValueError(
+                            f"{path}:{reader.line_num}: rating {value} in {column} for {row[name_column]} is not 1..5"
+                        )
                     histograms[Path(row[name_column]).name][rating - 1] += 1
     return dict(histograms)
 

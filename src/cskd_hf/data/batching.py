@@ -5,15 +5,17 @@ of an image depends only on (seed, epoch, position), never on which DataLoader w
 before. An image that cannot be decoded is skipped and counted in the batch (`num_skipped`), never fatal.
 """
 
-import functools
 import hashlib
 import logging
 import multiprocessing
 import os
 import select
+import sys
 import threading
 import time
+from dataclasses import dataclass
 
+import datasets
 import numpy as np
 import torch
 from datasets import Dataset, IterableDataset
@@ -189,28 +191,41 @@ def worker_processes(dataset, num_workers: int) -> dict:
     may still be exiting, and a worker forked at that moment can hang forever inside CPython's after-fork code (seen
     here in about 1 run in 50 of a 2-process CFA run: the worker blocked in `PyOS_AfterFork_Child` on the
     interpreter's thread-list lock, its rank waiting for a batch, the other rank in a collective). A fork server is
-    single-threaded, so its children inherit no held lock. It imports the main script and the dataset's module once,
-    so a worker starts in milliseconds instead of importing torch again. As with any start method but fork, a script
-    must start training under `if __name__ == "__main__":` (the fork server imports it).
+    single-threaded, so its children inherit no held lock. The server imports this process's `cskd_hf` modules once
+    (and with them torch, datasets, accelerate), so that a worker, which runs the main script again as any non-fork
+    worker does, finds them imported. A script must therefore start training under `if __name__ == "__main__":`.
     """
     if num_workers == 0:
         return {"num_workers": 0}
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", type(dataset).__module__])  # no effect once the server runs
-    return {
-        "num_workers": num_workers,
-        "multiprocessing_context": context,
-        "worker_init_fn": functools.partial(end_with_process, os.getpid()),
-    }
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] == "cskd_hf")
+    context.set_forkserver_preload([type(dataset).__module__, *loaded])  # no effect once the server runs
+    settings = WorkerSettings(
+        training_pid=os.getpid(),
+        log_level=logging.getLogger("cskd_hf").getEffectiveLevel(),
+        datasets_thread_shutdown_sleep=datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN,
+    )
+    return {"num_workers": num_workers, "multiprocessing_context": context, "worker_init_fn": settings.apply}
 
 
-def end_with_process(pid: int, worker_id: int) -> None:
-    """A DataLoader `worker_init_fn`: the worker exits as soon as process `pid` (the one training) ends.
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a fresh worker must take over from the training process (a forked one inherited it)."""
 
-    Torch's workers stop when their parent dies, and a fork server's workers have the server as parent, which lives as
-    long as any of its workers: without this, the workers of a killed rank (SIGKILL, the OOM killer) lived on.
-    """
-    threading.Thread(target=_exit_when_ended, args=(pid,), name="end_with_training_process", daemon=True).start()
+    training_pid: int
+    log_level: int
+    datasets_thread_shutdown_sleep: float  # the quickstart lowers `datasets`' 5 s pause after each stream pass
+
+    def apply(self, worker_id: int) -> None:
+        """The DataLoader's `worker_init_fn`. The worker also exits as soon as the training process ends: torch's
+        workers stop when their parent dies, but a fork server's workers have the server as parent, which lives as
+        long as any of its workers (without this, the workers of a killed rank lived on)."""
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("cskd_hf").setLevel(self.log_level)
+        datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN = self.datasets_thread_shutdown_sleep
+        threading.Thread(
+            target=_exit_when_ended, args=(self.training_pid,), name="end_with_training_process", daemon=True
+        ).start()
 
 
 def _exit_when_ended(pid: int) -> None:
@@ -241,9 +256,9 @@ def image_key(encoded: dict) -> str:
 __all__ = [
     "LabeledImages",
     "UnlabeledBatches",
+    "WorkerSettings",
     "collate_labeled",
     "decode_or_skip",
-    "end_with_process",
     "evaluation_loader",
     "example_seed",
     "image_key",

@@ -113,6 +113,7 @@ def train(args: CFAArguments) -> dict:
     accelerator = make_accelerator(args)
     set_seed(args.seed)
     model = alignment_model(args, [teacher_embedding_size(spec, args.teacher_target) for spec in args.teacher])
+    check_room_for_checkpoints(args.output_dir, model)  # before the teacher cache, which can take hours
     image_processor = CSKDImageProcessor.from_model_config(model.config)
     mean, std, dtype = image_processor.image_mean, image_processor.image_std, teacher_dtype(accelerator)
     teachers = [load_teacher(spec, args.teacher_target, mean, std, dtype) for spec in args.teacher]
@@ -148,7 +149,6 @@ def train(args: CFAArguments) -> dict:
 
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
-    check_room_for_checkpoints(args.output_dir, model)
     state, last_checkpoint = resume(accelerator, args)
     init_trackers(accelerator, "cfa", args)
     batches = stream_batches(train=args.train_augmentation, drop_last=True)

@@ -1,6 +1,7 @@
 """What every trainer shares: arguments, the Accelerator, learning-rate steps, checkpoints, validation."""
 
 import argparse
+import dataclasses
 import errno
 import hashlib
 import json
@@ -10,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 import yaml
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
+from safetensors import SafetensorError
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
@@ -68,6 +71,8 @@ class CommonArguments:
             raise ValueError("batch_size, gradient_accumulation_steps and num_epochs must be at least 1")
         if self.checkpointing_steps < 1:
             raise ValueError("checkpointing_steps must be at least 1")
+        if self.ddp_timeout < 1:
+            raise ValueError("ddp_timeout must be at least 1 second")
         if self.checkpoints_total_limit < 1:
             raise ValueError("checkpoints_total_limit must be at least 1 (the checkpoint a resume starts from)")
 
@@ -101,39 +106,57 @@ class NonFiniteLossError(RuntimeError):
 def parse_arguments(arguments_class, argv: list[str] | None = None):
     """Flags, or a single YAML / JSON file holding the same options (`HfArgumentParser`).
 
-    A file's options go through the same parser as flags, so a value of the wrong type or an unknown key is an error
-    naming the file and the option (`null` keeps an option's default).
+    A file's values go through the same parser as flags, so a value of the wrong type, an unknown key or a missing
+    required one is a `ValueError` naming the file. `null`, an empty list and `true`/`false` for an option that is not
+    a flag are set as written, as `HfArgumentParser.parse_yaml_file` does.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
+        flags, as_written = options_file_as_flags(argv[0], arguments_class)
         parser = HfArgumentParser(arguments_class, exit_on_error=False)
         try:
-            (args,) = parser.parse_args_into_dataclasses(args=options_file_as_flags(argv[0], arguments_class))
+            (args,) = parser.parse_args_into_dataclasses(args=flags)
         except argparse.ArgumentError as error:
             raise ValueError(f"{argv[0]}: {error}") from error
-        return args
+        return dataclasses.replace(args, **as_written) if as_written else args
     (args,) = HfArgumentParser(arguments_class).parse_args_into_dataclasses(args=argv)
     return args
 
 
-def options_file_as_flags(path: str, arguments_class) -> list[str]:
-    """The options of a YAML / JSON file as command-line flags; unknown keys raise a `ValueError` naming them."""
+def options_file_as_flags(path: str, arguments_class) -> tuple[list[str], dict]:
+    """A YAML / JSON file's options as command-line flags, plus the values no flag can carry (see `parse_arguments`).
+
+    Unknown or missing required keys raise a `ValueError` naming them and the file.
+    """
     with open(path, encoding="utf-8") as file:
         options = json.load(file) if path.endswith(".json") else yaml.safe_load(file)
     if not isinstance(options, dict):
         raise ValueError(f"{path}: expected a mapping of option names to values, got {type(options).__name__}")
-    unknown = sorted(set(options) - {f.name for f in fields(arguments_class)})
+    known = {f.name: f for f in dataclasses.fields(arguments_class)}
+    unknown = sorted(str(name) for name in options if name not in known)
     if unknown:
-        raise ValueError(f"{path}: unknown option(s) {', '.join(map(str, unknown))} for {arguments_class.__name__}")
-    flags = []
+        raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)} for {arguments_class.__name__}")
+    required = [name for name, f in known.items() if _is_required(f) and name not in options]
+    if required:
+        raise ValueError(f"{path}: missing required option(s) {', '.join(required)}")
+    flags, as_written = [], {}
     for name, value in options.items():
-        if value is None:
-            continue
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(item, (dict, list)) for item in values):
+        is_flag = known[name].type in (bool, "bool")
+        if value is None or value == [] or (isinstance(value, bool) and not is_flag):
+            as_written[name] = value
+        elif isinstance(value, list):
+            if any(isinstance(item, (dict, list)) for item in value):
+                raise ValueError(f"{path}: option {name} must be a value or a list of values, got {value!r}")
+            flags += [f"--{name}", *map(str, value)]
+        elif isinstance(value, dict):
             raise ValueError(f"{path}: option {name} must be a value or a list of values, got {value!r}")
-        flags += [f"--{name}", *map(str, values)]
-    return flags
+        else:
+            flags.append(f"--{name}={value}")  # one token, so that a negative number is not read as an option
+    return flags, as_written
+
+
+def _is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def make_accelerator(args: CommonArguments) -> Accelerator:
@@ -162,24 +185,28 @@ def make_accelerator(args: CommonArguments) -> Accelerator:
 
 def check_writable(output_dir: str) -> None:
     """Fail before any work if `output_dir` cannot be created or written (a file in its path, read-only, full)."""
-    probe = Path(output_dir, f".write_check_{os.getpid()}")
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"\0" * 4096)
-        probe.unlink()
+        descriptor, probe = tempfile.mkstemp(dir=output_dir, prefix=".write_check_")
+        try:
+            os.write(descriptor, b"\0" * 4096)
+        finally:
+            os.close(descriptor)
+            os.unlink(probe)
     except OSError as error:
         raise OSError(error.errno, f"--output_dir {output_dir} cannot be written: {error.strerror}") from error
 
 
 def check_room_for_checkpoints(output_dir: str, model: torch.nn.Module) -> None:
-    """Fail before training if `output_dir`'s disk cannot hold two checkpoints (the last one and the one written)."""
+    """Fail before training if `output_dir`'s disk cannot hold a checkpoint and the final model."""
     weights = sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values())
-    needed = 2 * 3 * weights  # a checkpoint: the weights and Adam's two moments
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    needed = 2 * weights + 2 * trainable  # a checkpoint (weights and Adam's two moments), then the final weights
     free = shutil.disk_usage(output_dir).free
     if free < needed:
         raise OSError(
             errno.ENOSPC,
-            f"--output_dir {output_dir} has {free / 2**20:.0f} MiB free; two checkpoints of this model need "
+            f"--output_dir {output_dir} has {free / 2**20:.0f} MiB free; a checkpoint and the final model need "
             f"{needed / 2**20:.0f} MiB",
         )
 
@@ -274,13 +301,14 @@ def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.
         path = accelerator.save_state()
         state.weights_fingerprint = weights_fingerprint(accelerator.unwrap_model(model))
         state.save(path, accelerator.process_index)
-    except OSError as error:  # a full disk: this checkpoint stays unmarked, the last complete one is kept
+    except (OSError, RuntimeError, SafetensorError) as error:
+        # A full disk: OSError from our own files, RuntimeError from torch.save, SafetensorError from the weights.
+        # This checkpoint stays unmarked and the last complete one is kept.
         folder = Path(accelerator.project_dir, "checkpoints")
         complete = [checkpoint.name for checkpoint in checkpoint_folders(folder) if is_complete(checkpoint)]
         last = f"the last complete one is {complete[-1]}" if complete else "there is no complete one"
-        raise OSError(
-            error.errno, f"could not save a checkpoint in {folder} at step {state.global_step} ({error}); {last}"
-        ) from error
+        message = f"could not save a checkpoint in {folder} at step {state.global_step} ({error}); {last}"
+        raise (OSError(error.errno, message) if isinstance(error, OSError) else OSError(message)) from error
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         marker = Path(path, COMPLETE_FILE)

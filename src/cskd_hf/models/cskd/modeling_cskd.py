@@ -311,7 +311,7 @@ class CSKDPreTrainedModel(PreTrainedModel):
                 raise
             raise ValueError(
                 f"{pretrained_model_name_or_path}: weights of other shapes than config.json says (e.g. its bins and "
-                f"the head's), listed in the report above; {error}"
+                f"the head's); {error}"
             ) from error
 
     def post_init(self):
