@@ -160,10 +160,9 @@ def train(args: CFAArguments) -> dict:
         set_learning_rate(optimizer, learning_rate_at(args, epoch))
         batches.resume_from(epoch, state.stream_read)
         generator = torch.Generator().manual_seed(args.seed)  # keeps iterator creation off the global RNG
-        loader = DataLoader(
-            batches, batch_size=None, generator=generator, **worker_processes(batches, args.num_workers)
+        iterator = iter(
+            DataLoader(batches, batch_size=None, generator=generator, **worker_processes(batches, args.num_workers))
         )
-        iterator = iter(loader)
         epoch_loss, epoch_batches = 0.0, 0
         while True:
             batch = next(iterator, None)

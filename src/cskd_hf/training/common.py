@@ -144,12 +144,12 @@ def options_file_as_flags(path: str, arguments_class) -> tuple[list[str], dict]:
         is_flag = known[name].type in (bool, "bool")
         if value is None or value == [] or (isinstance(value, bool) and not is_flag):
             as_written[name] = value
-        elif isinstance(value, list):
-            if any(isinstance(item, (dict, list)) for item in value):
-                raise ValueError(f"{path}: option {name} must be a value or a list of values, got {value!r}")
-            flags += [f"--{name}", *map(str, value)]
-        elif isinstance(value, dict):
+            continue
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(item, (dict, list)) for item in values):
             raise ValueError(f"{path}: option {name} must be a value or a list of values, got {value!r}")
+        if isinstance(value, list):
+            flags += [f"--{name}", *map(str, values)]
         else:
             flags.append(f"--{name}={value}")  # one token, so that a negative number is not read as an option
     return flags, as_written
@@ -305,8 +305,8 @@ def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.
         # A full disk: OSError from our own files, RuntimeError from torch.save, SafetensorError from the weights.
         # This checkpoint stays unmarked and the last complete one is kept.
         folder = Path(accelerator.project_dir, "checkpoints")
-        complete = [checkpoint.name for checkpoint in checkpoint_folders(folder) if is_complete(checkpoint)]
-        last = f"the last complete one is {complete[-1]}" if complete else "there is no complete one"
+        complete = complete_checkpoints(folder)
+        last = f"the last complete one is {complete[-1].name}" if complete else "there is no complete one"
         message = f"could not save a checkpoint in {folder} at step {state.global_step} ({error}); {last}"
         raise (OSError(error.errno, message) if isinstance(error, OSError) else OSError(message)) from error
     accelerator.wait_for_everyone()
@@ -315,7 +315,7 @@ def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.
         partial = marker.with_suffix(".partial")
         partial.write_text(json.dumps({"global_step": state.global_step, "processes": accelerator.num_processes}))
         os.replace(partial, marker)  # atomic: the mark is there whole or not at all
-        complete = [folder for folder in checkpoint_folders(Path(path).parent) if is_complete(folder)]
+        complete = complete_checkpoints(Path(path).parent)
         for folder in complete[: max(len(complete) - keep, 0)]:
             shutil.rmtree(folder)
     accelerator.wait_for_everyone()
@@ -325,6 +325,11 @@ def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.
 def checkpoint_folders(folder: Path) -> list[Path]:
     """The `checkpoint_<n>` folders under `folder`, oldest first."""
     return sorted(folder.glob("checkpoint_*"), key=_checkpoint_number) if folder.is_dir() else []
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints under `folder` marked complete, oldest first."""
+    return [checkpoint for checkpoint in checkpoint_folders(folder) if is_complete(checkpoint)]
 
 
 def is_complete(checkpoint: Path) -> bool:
