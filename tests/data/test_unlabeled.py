@@ -120,7 +120,7 @@ def test_training_workers_are_not_forked_from_the_training_process():
 
 def test_resume_continues_exactly_where_the_stream_stopped(corpus):
     processor = CSKDImageProcessor(image_size=16)
-    batches = UnlabeledBatches(load_unlabeled([corpus["folder"]], seed=2), processor, batch_size=3)
+    batches = UnlabeledBatches(load_unlabeled([corpus["folder"]], seed=2), processor, batch_size=5)
     batches.set_epoch(1)
     uninterrupted = list(DataLoader(batches, batch_size=None, num_workers=2))
     stopped_after = 3
@@ -130,8 +130,14 @@ def test_resume_continues_exactly_where_the_stream_stopped(corpus):
     assert len(resumed) == len(uninterrupted) - stopped_after
     for a, b in zip(resumed, uninterrupted[stopped_after:]):
         assert torch.equal(a["pixel_values"], b["pixel_values"])
-    with pytest.raises(ValueError, match="whole number"):
-        batches.resume_from(epoch=1, num_read=4)
+    # A checkpoint taken right after the stream's short last chunk resumes at the end of the epoch.
+    total = sum(batch["num_read"] for batch in uninterrupted)
+    assert total % 5, "the corpus should end in a short chunk"
+    batches.resume_from(epoch=1, num_read=total)
+    assert list(DataLoader(batches, batch_size=None, num_workers=2)) == []
+    with pytest.raises(ValueError, match="after 4 items of a stream read to its end, but .* chunk 0 holds 5"):
+        batches.resume_from(epoch=1, num_read=4)  # not the end of this stream
+        list(DataLoader(batches, batch_size=None, num_workers=0))
 
 
 def test_labeled_images_give_labels_and_skip_unreadable_files(tmp_path):

@@ -171,6 +171,28 @@ def test_skd_loss_decreases_on_the_toy_problem(toy_world, toy_teacher, tmp_path)
         assert not any(str(path) in text for path in (tmp_path, toy_world["labeled"], toy_teacher))
 
 
+def test_skd_resumes_from_a_checkpoint_taken_just_after_the_streams_short_last_chunk(toy_world, toy_teacher, tmp_path):
+    # 33 unlabeled files in chunks of mu * batch_size = 8: the 5th step reads the short last chunk of 1, and the
+    # checkpoint after it holds stream_read = 33, which once failed to resume ("must be a whole number of chunks").
+    def skd_args(out, *extra):
+        return [
+            "--dataset", str(toy_world["labeled"]), "--teacher", str(toy_teacher), "--unlabeled",
+            str(toy_world["unlabeled"]), "--mu", "2", "--batch_size", "4", "--num_epochs", "1", "--num_workers", "0",
+            "--head_dropout", "0.1", "--shuffle_buffer", "16", "--checkpointing_steps", "5", "--output_dir", str(out),
+            *QUICK, *extra,
+        ]  # fmt: skip
+
+    skd.train(skd.parse_arguments(skd.SKDArguments, skd_args(tmp_path / "uninterrupted")))
+    after_short_chunk = tmp_path / "uninterrupted" / "checkpoints" / "checkpoint_0"
+    assert rank_states_single(after_short_chunk)["stream_read"] == 33
+    resumed = skd_args(tmp_path / "resumed", "--resume_from_checkpoint", str(after_short_chunk))
+    skd.train(skd.parse_arguments(skd.SKDArguments, resumed))
+    assert same_tensors(
+        load_file(str(tmp_path / "uninterrupted" / "model.safetensors")),
+        load_file(str(tmp_path / "resumed" / "model.safetensors")),
+    )
+
+
 def rank_states_single(checkpoint):
     import json
 

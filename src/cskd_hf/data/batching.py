@@ -144,18 +144,23 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
         self.seed = seed
         self.epoch = 0
         self.start_chunk = 0
+        self.short_last_chunk = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Start a pass over the stream (reshuffled for the epoch) from its beginning."""
         self.epoch = epoch
         self.start_chunk = 0
+        self.short_last_chunk = 0
 
     def resume_from(self, epoch: int, num_read: int) -> None:
-        """Continue epoch `epoch` after the first `num_read` stream items (the sum of `num_read` of the batches)."""
-        if num_read % self.batch_size:
-            raise ValueError(f"num_read ({num_read}) must be a whole number of chunks of {self.batch_size}")
+        """Continue epoch `epoch` after the first `num_read` stream items (the sum of `num_read` of the batches).
+
+        Only the stream's last chunk can be short, so a `num_read` that is not a whole number of chunks says that the
+        epoch's stream was read to its end (a checkpoint taken right after that chunk); iterating checks it.
+        """
         self.epoch = epoch
-        self.start_chunk = num_read // self.batch_size
+        self.start_chunk = -(-num_read // self.batch_size)
+        self.short_last_chunk = num_read % self.batch_size
 
     def __iter__(self):
         worker = get_worker_info()
@@ -164,6 +169,15 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
         # `IterableDataset.iter` reads the whole stream in every worker (iterating the stream itself inside a worker
         # would give each worker only some shards, and batch order would then depend on the worker count).
         for chunk_index, chunk in enumerate(self.stream.iter(batch_size=self.batch_size)):
+            if self.short_last_chunk and (
+                chunk_index >= self.start_chunk
+                or (chunk_index == self.start_chunk - 1 and len(chunk["image"]) != self.short_last_chunk)
+            ):
+                read = (self.start_chunk - 1) * self.batch_size + self.short_last_chunk
+                raise ValueError(
+                    f"resuming after {read} items of a stream read to its end, but this stream's chunk {chunk_index} "
+                    f"holds {len(chunk['image'])}: the stream is not the one the checkpoint was taken on"
+                )
             # Workers take turns from the first chunk to read, which the DataLoader asks worker 0 for.
             if chunk_index < self.start_chunk or (chunk_index - self.start_chunk) % num_workers != worker_id:
                 continue
