@@ -26,6 +26,46 @@ def test_prompt_files_text_and_json(tmp_path):
         load_prompts(tmp_path / "bad.txt")
 
 
+HOSTILE_PROMPT_FILES = {
+    "latin1.txt": ("good | bad\nsch\xf6n | h\xe4sslich\n".encode("latin-1"), r"latin1\.txt: not UTF-8 text"),
+    "empty.txt": (b"# nothing but a comment\n\n", r"empty\.txt: needs at least one pair"),
+    "three.txt": (b"good | bad | ugly\n", r"three\.txt:1: expected 'positive prompt \| negative prompt'"),
+    "one-sided.txt": (b"good | bad\n  | bad\n", r"one-sided\.txt:2: expected"),
+    "broken.json": (b'[["good", "bad"],\n ["nice"', r"broken\.json:2: not JSON"),
+    "object.json": (
+        b'{"good": "bad"}',
+        r"object\.json: expected a JSON list of \[positive, negative\] pairs, got dict",
+    ),
+    "word.json": (b'["good", "bad"]', r"word\.json: entry 0 should be a pair of non-empty strings, got 'good'"),
+    "numbers.json": (b'[["good", "bad"], [1, 2]]', r"numbers\.json: entry 1 should be a pair"),
+    "blank.json": (b'[["good", " "]]', r"blank\.json: entry 0 should be a pair"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_PROMPT_FILES)
+def test_hostile_prompt_files_get_an_error_naming_the_file_and_line(tmp_path, name):
+    content, message = HOSTILE_PROMPT_FILES[name]
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_prompts(tmp_path / name)
+
+
+def test_a_prompt_longer_than_clip_reads_is_refused_by_cskd_zeroshot(random_clip_dir, tmp_path, sample_dir, capsys):
+    from cskd_hf.teachers.tiny_clip import MAX_LENGTH
+
+    positive, negative = ZERO_SHOT_PROMPTS[0]
+    rambling = " ".join([positive] * MAX_LENGTH)  # words the tokenizer knows, far more tokens than CLIP reads
+    prompts = write_prompts([(positive, negative), (rambling, negative)], tmp_path / "long.txt")
+    output = tmp_path / "scores.csv"
+    command = ["zeroshot", str(sample_dir), "--clip", str(random_clip_dir), "--prompts", str(prompts)]
+    assert main([*command, "--output", str(output)]) == 2
+    assert f"prompts longer than the {MAX_LENGTH} tokens CLIP's text tower reads" in capsys.readouterr().err
+    assert not output.exists()  # refused before any image was scored
+    (tmp_path / "broken.json").write_text('[["good", "bad"]')
+    assert main([*command[:-1], str(tmp_path / "broken.json"), "--output", str(output)]) == 2
+    assert "broken.json:1: not JSON" in capsys.readouterr().err
+
+
 def test_score_map_fits_the_scale_and_never_changes_the_ranking():
     rng = np.random.default_rng(0)
     zero_shot = rng.uniform(0.3, 0.7, 200)

@@ -39,21 +39,36 @@ DEFAULT_PROMPTS = [
 
 def load_prompts(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Prompt pairs from a file: a JSON list of `[positive, negative]`, or text lines `positive | negative`
-    (blank lines and `#` comments ignored)."""
+    (blank lines and `#` comments ignored). A malformed file raises a `ValueError` naming the file and the line or
+    entry."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}): prompt files are UTF-8") from None
     if path.suffix == ".json":
-        pairs = [tuple(pair) for pair in json.loads(text)]
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
+        if not isinstance(entries, list):
+            raise ValueError(f"{path}: expected a JSON list of [positive, negative] pairs, got {type(entries).__name__}")
+        pairs = []
+        for number, pair in enumerate(entries):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) and p.strip() for p in pair)):
+                raise ValueError(f"{path}: entry {number} should be a pair of non-empty strings, got {pair!r}")
+            pairs.append((pair[0].strip(), pair[1].strip()))
     else:
         pairs = []
         for number, line in enumerate(text.splitlines(), start=1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
-            if line.count("|") != 1:
+            parts = [part.strip() for part in line.split("|")]
+            if len(parts) != 2 or not all(parts):
                 raise ValueError(f"{path}:{number}: expected 'positive prompt | negative prompt', got {line!r}")
-            pairs.append(tuple(part.strip() for part in line.split("|")))
-    if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
+            pairs.append((parts[0], parts[1]))
+    if not pairs:
         raise ValueError(f"{path}: needs at least one pair of non-empty prompts")
     return pairs
 
@@ -106,6 +121,10 @@ class ZeroShotScorer:
         with torch.inference_mode():
             texts = [prompt for pair in self.prompts for prompt in pair]
             tokens = self.tokenizer(texts, padding=True, return_tensors="pt").to(device)
+            longest = self.model.config.text_config.max_position_embeddings
+            too_long = [text for text, mask in zip(texts, tokens["attention_mask"]) if int(mask.sum()) > longest]
+            if too_long:
+                raise ValueError(f"prompts longer than the {longest} tokens CLIP's text tower reads: {too_long}")
             if unknown is not None and unknown != self.tokenizer.eos_token_id:
                 unknown_words = (tokens["input_ids"] == unknown).any(dim=1)
                 if unknown_words.any():
