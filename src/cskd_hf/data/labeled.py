@@ -50,6 +50,36 @@ def labeled_features(num_bins: int) -> Features:
     )
 
 
+def check_labeled_features(features: Features, where: str) -> None:
+    """Raise a `ValueError` naming `where` (a file or dataset) unless its columns are a labeled dataset's: an image,
+    a vote distribution and the bins' scores of the same length, and a mean score (`labeled_features`)."""
+    expected = "columns image, distribution, mean_score, bin_scores, as `cskd data prepare` writes them"
+    missing = [name for name in ("image", "distribution", "mean_score", "bin_scores") if name not in features]
+    if missing:
+        raise ValueError(
+            f"{where}: no column {', '.join(missing)} among {list(features)}; a labeled dataset has {expected}"
+        )
+    image = features["image"]
+    if not (isinstance(image, ImageFeature) or (isinstance(image, dict) and {"bytes", "path"} <= image.keys())):
+        raise ValueError(f"{where}: column image holds {image}, not images")
+    lengths = []
+    for name in ("distribution", "bin_scores"):
+        column = features[name]
+        if not (isinstance(column, List) and _is_number(column.feature)):
+            raise ValueError(f"{where}: column {name} holds {column}, not a list of numbers per image")
+        lengths.append(column.length)
+    if -1 not in lengths and lengths[0] != lengths[1]:
+        raise ValueError(f"{where}: {lengths[0]} values in distribution but {lengths[1]} bins in bin_scores")
+    if not _is_number(features["mean_score"]):
+        raise ValueError(f"{where}: column mean_score holds {features['mean_score']}, not numbers")
+
+
+def _is_number(feature) -> bool:
+    return isinstance(feature, Value) and (
+        feature.dtype.startswith(("float", "int", "uint")) or feature.dtype == "double"
+    )
+
+
 def bin_scores_of(dataset) -> list[float]:
     """The score value of each bin of a labeled dataset (map-style or streaming), to configure a model with."""
     if isinstance(dataset, DatasetDict):

@@ -9,13 +9,15 @@ import math
 import os
 from pathlib import Path
 
-from datasets import DatasetDict, load_dataset
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import DatasetDict, Features, load_dataset
 from datasets.table import embed_table_storage
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .aadb import load_aadb
 from .ava import load_ava
-from .labeled import bin_scores_of
+from .labeled import bin_scores_of, check_labeled_features
 from .para import load_para
 
 LOADERS = {"ava": load_ava, "aadb": load_aadb, "para": load_para}
@@ -120,9 +122,21 @@ def load_labeled(spec: str | os.PathLike, **loader_kwargs) -> DatasetDict:
         # the same name and layout.
         data_files: dict[str, list[str]] = {}
         for shard in shards:
+            check_labeled_features(parquet_features(shard), str(shard))
             data_files.setdefault(shard.name.split("-")[0], []).append(str(shard.resolve()))
         return load_dataset("parquet", data_files=data_files)
-    return load_dataset(str(spec))
+    dataset_dict = load_dataset(str(spec))
+    for split, dataset in dataset_dict.items():
+        check_labeled_features(dataset.features, f"{spec} (split {split})")
+    return dataset_dict
 
 
-__all__ = ["LOADERS", "dataset_card", "load_labeled", "prepare", "write_parquet"]
+def parquet_features(path: Path) -> Features:
+    """A Parquet file's columns as `datasets` features, from its footer; a `ValueError` naming an unreadable file."""
+    try:
+        return Features.from_arrow_schema(pq.read_schema(path))
+    except (pa.ArrowException, OSError) as error:
+        raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
+
+
+__all__ = ["LOADERS", "dataset_card", "load_labeled", "parquet_features", "prepare", "write_parquet"]

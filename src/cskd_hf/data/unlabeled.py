@@ -11,16 +11,18 @@ Images stay encoded (`Image(decode=False)`) in the stream: they are decoded wher
 by `cskd_hf.data.batching`), so an undecodable image is skipped and counted there instead of stopping the stream.
 """
 
+import glob
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, Features, IterableDataset, interleave_datasets, load_dataset
+from datasets import Dataset, Features, IterableDataset, Value, interleave_datasets, load_dataset
 from datasets import Image as ImageFeature
 from datasets.distributed import split_dataset_by_node
 
 from .images import find_images
+from .prepare import parquet_features
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,9 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
         table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature(decode=False)}))
         return table.to_iterable_dataset(num_shards=min(FOLDER_SHARDS, len(paths)))
     if source.kind == "parquet":
+        # Each local file's schema first: a file without images gets an error naming it, not a failure mid-stream.
+        for path in sorted(glob.glob(source.location)):
+            _image_column(parquet_features(Path(path)), path)
         stream = load_dataset("parquet", data_files=source.location, split="train", streaming=True)
     elif source.kind == "webdataset":
         stream = load_dataset("webdataset", data_files=source.location, split="train", streaming=True)
@@ -78,7 +83,7 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
         stream = load_dataset(source.location, split=source.split, streaming=True)
     else:
         raise ValueError(f"unknown source kind {source.kind!r}; choose from {SOURCE_KINDS}")
-    column = _image_column(stream, source)
+    column = _image_column(stream.features or {}, f"{source.kind}:{source.location}")
     return (
         stream.select_columns([column])
         .rename_columns({column: "image"} if column != "image" else {})
@@ -86,15 +91,21 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
     )
 
 
-def _image_column(stream: IterableDataset, source: UnlabeledSource) -> str:
-    features = stream.features or {}
+def _image_column(features: Features, where: str) -> str:
+    """The column of encoded images: one of type `Image`, else the first of the usual names that holds bytes, a path
+    or `{bytes, path}`."""
     for name, feature in features.items():
         if isinstance(feature, ImageFeature):
             return name
     for name in ("image", "img", *WEBDATASET_IMAGE_KEYS):
         if name in features:
-            return name
-    raise ValueError(f"{source.kind}:{source.location}: no image column among {list(features)}")
+            feature = features[name]
+            if isinstance(feature, Value) and feature.dtype in ("binary", "large_binary", "string", "large_string"):
+                return name
+            if isinstance(feature, dict) and {"bytes", "path"} <= feature.keys():
+                return name
+            raise ValueError(f"{where}: column {name} holds {feature}, not encoded images (bytes or a path)")
+    raise ValueError(f"{where}: no image column among {list(features)}")
 
 
 def load_unlabeled(
