@@ -19,6 +19,19 @@ def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
+def survivors(session_id: int) -> list[str]:
+    """The live processes of a session (zombies waiting for PID 1 to reap them do not count)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, pgrp, session
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            alive.append(stat.parent.name)
+    return alive
+
+
 def write_awkward_images(out_dir, photo) -> dict:
     """Write `photo` (an RGB uint8 array) in the forms real photo folders contain, good and bad.
 

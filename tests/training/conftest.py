@@ -85,14 +85,21 @@ def launch(config: Path, script: str, *args: str) -> subprocess.CompletedProcess
     return result
 
 
-def launch_script(config: Path, script: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`accelerate launch` a script in a session of its own: its `pid` is the session id of everything it started."""
+def launch_command(config: Path, script: Path, *args: str) -> list[str]:
+    """The `accelerate launch` command line for a script, on a free port; run it with `LAUNCH_ENV`."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [ACCELERATE, "launch", "--config_file", str(config), "--main_process_port", str(port), str(script)]
-    command += args
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    return [ACCELERATE, "launch", "--config_file", str(config), "--main_process_port", str(port), str(script), *args]
+
+
+LAUNCH_ENV = {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+
+
+def launch_script(config: Path, script: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`accelerate launch` a script in a session of its own: its `pid` is the session id of everything it started."""
+    command = launch_command(config, script, *args)
+    env = {**os.environ, **LAUNCH_ENV, **(env or {})}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, start_new_session=True
     ) as process:

@@ -1,13 +1,12 @@
 """One process of a 2-process run dies: the whole run ends promptly, says so, and resumes from its last checkpoint."""
 
 import time
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
 from cskd_hf.training.common import COMPLETE_FILE
-from tests.helpers import same_tensors
+from tests.helpers import same_tensors, survivors
 from tests.training.conftest import REPO, launch, launch_script
 from tests.training.test_trainers import cfa_args
 
@@ -34,19 +33,6 @@ if __name__ == "__main__":  # DataLoader workers import this script
     common.TrainerState.save = save_or_die
     cfa.main()
 """
-
-
-def survivors(session_id: int) -> list[str]:
-    """The live processes of a session (zombies waiting for PID 1 to reap them do not count)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, pgrp, session
-        except OSError:  # ended meanwhile
-            continue
-        if int(fields[3]) == session_id and fields[0] != "Z":
-            alive.append(stat.parent.name)
-    return alive
 
 
 @pytest.mark.distributed
