@@ -38,6 +38,16 @@ class Limits:
     max_upload_mb: float = float(os.environ.get("CSKD_MAX_UPLOAD_MB", 20))
     max_pixels: int = int(os.environ.get("CSKD_MAX_PIXELS", 40_000_000))
     max_files: int = int(os.environ.get("CSKD_MAX_FILES", 32))
+    # Requests computed at once, over all endpoints. One: a forward pass already uses every core (torch's threads);
+    # with 20 clients on 2 cores, two at once gave 9.5 images/s and a 2.8 s p95 to score, one 10.6 and 2.4 s
+    # (benchmarks/space_load.py).
+    concurrency: int = int(os.environ.get("CSKD_CONCURRENCY", 1))
+    # Requests waiting beyond those; more are refused at once ("queue is full") instead of piling up in memory.
+    max_queue: int = int(os.environ.get("CSKD_MAX_QUEUE", 64))
+
+    def launch_options(self) -> dict:
+        """`demo.launch` arguments that enforce these limits (the upload size is checked by gradio as it receives)."""
+        return {"max_file_size": f"{self.max_upload_mb:g}mb", "show_error": True}
 
 
 class Scorers:
@@ -202,6 +212,8 @@ def build_demo(
         if scorers.synthetic
         else ""
     )
+    # Every endpoint runs the models, so they share one concurrency limit (gradio's default is one per endpoint).
+    one_queue = {"concurrency_limit": limits.concurrency, "concurrency_id": "models"}
     with gr.Blocks(title="CSKD image aesthetics") as demo:
         gr.Markdown(
             "# CSKD image aesthetics\nPredicts how people would rate a photo's aesthetics: the distribution of their "
@@ -223,14 +235,14 @@ def build_demo(
                     )
                     details = gr.JSON(label="Result", visible=False)
             score_button = gr.Button("Score", variant="primary", elem_id="score-button")
-            score_button.click(score, inputs=image, outputs=[reading, bars, details], api_name="score")
+            score_button.click(score, inputs=image, outputs=[reading, bars, details], api_name="score", **one_queue)
             if examples:
                 gr.Examples(examples=[[str(path)] for path in examples], inputs=image, label="Examples")
         with gr.Tab("Compare"):
             compare_image = photo_input(label="Photo", height=320)
             compare_button = gr.Button("Compare models", variant="primary")
             comparison = gr.Dataframe(label="Every model on this photo")
-            compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare")
+            compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare", **one_queue)
         with gr.Tab("Rank"):
             files = gr.File(file_count="multiple", file_types=["image"], label=f"Up to {limits.max_files} photos")
             rank_button = gr.Button("Rank", variant="primary")
@@ -238,8 +250,10 @@ def build_demo(
             download = gr.File(label="Ranking (CSV)")
             ranking = gr.JSON(label="Ranking", visible=False)
             skipped = gr.Markdown()
-            rank_button.click(rank, inputs=files, outputs=[gallery, download, ranking, skipped], api_name="rank")
-    return demo
+            rank_button.click(
+                rank, inputs=files, outputs=[gallery, download, ranking, skipped], api_name="rank", **one_queue
+            )
+    return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
 
 
 def main():
@@ -258,10 +272,8 @@ def main():
         )
     limits = Limits()
     demo = build_demo(models, load_reference(args.reference), limits, EXAMPLES)
-    # show_error: API clients get the same plain message (gr.Error) that the page shows.
-    demo.launch(
-        server_name=args.host, server_port=args.port, max_file_size=f"{limits.max_upload_mb:g}mb", show_error=True
-    )
+    # show_error (in the limits' options): API clients get the same plain message (gr.Error) that the page shows.
+    demo.launch(server_name=args.host, server_port=args.port, **limits.launch_options())
 
 
 if __name__ == "__main__":

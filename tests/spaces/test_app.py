@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
 
@@ -40,13 +41,14 @@ def models(tiny_scorer_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(models):
     app = load_app()
-    demo = app.build_demo(
-        models, reference=None, limits=app.Limits(max_files=4, max_pixels=2_000_000), examples=app.EXAMPLES
-    )
+    limits = app.Limits(max_files=4, max_pixels=2_000_000, max_upload_mb=1)
+    demo = app.build_demo(models, reference=None, limits=limits, examples=app.EXAMPLES)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=True)
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **limits.launch_options()
+    )
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -101,6 +103,59 @@ def test_bad_inputs_get_a_clear_message(client, sample_dir, tmp_path):
     Image.new("L", (2000, 1500)).save(huge)
     with pytest.raises(Exception, match="2000x1500 pixels"):
         client.predict(gradio_client.handle_file(str(huge)), api_name="/score")
+
+
+def test_queue_and_concurrency_limits_are_the_spaces_own(models, monkeypatch):
+    monkeypatch.setenv("CSKD_CONCURRENCY", "2")
+    monkeypatch.setenv("CSKD_MAX_QUEUE", "5")
+    app = load_app()  # the limits read the environment, as on a deployed Space
+    demo = app.build_demo(models[:1])
+    assert (demo._queue.default_concurrency_limit, demo._queue.max_size) == (2, 5)
+    assert app.Limits().launch_options()["max_file_size"] == "20mb"
+
+
+def test_limits_hold_under_concurrent_clients(server, models, sample_dir, tmp_path):
+    """Eight clients at once, a quarter of them hostile: each photo gets its own score (no mix-up between requests),
+    each hostile call the app's message. benchmarks/space_load.py measures 20 clients for a minute."""
+    import threading
+
+    from PIL import Image
+
+    photos = sorted(sample_dir.glob("*.jpg"))[:6]
+    expected = dict(zip(photos, pipeline_scores(models[0], photos)))
+    oversized = tmp_path / "oversized.png"  # about 1.2 MB of noise, over the server's 1 MB
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (640, 640, 3), dtype=np.uint8)).save(oversized)
+    huge = tmp_path / "huge.png"
+    Image.new("L", (2000, 1500)).save(huge)
+    hostile = {
+        "oversized": (lambda c: c.predict(gradio_client.handle_file(str(oversized)), api_name="/score"), "maximum"),
+        "pixels": (lambda c: c.predict(gradio_client.handle_file(str(huge)), api_name="/score"), "2000x1500 pixels"),
+    }
+    outcomes, barrier = {}, threading.Barrier(len(photos) + len(hostile))
+
+    def call(key, request):
+        client = gradio_client.Client(server, verbose=False)
+        barrier.wait()  # all requests reach the queue together
+        try:
+            outcomes[key] = request(client)
+        except Exception as error:
+            outcomes[key] = error
+
+    threads = [
+        threading.Thread(
+            target=call,
+            args=(photo, lambda c, p=photo: c.predict(gradio_client.handle_file(str(p)), api_name="/score")),
+        )
+        for photo in photos
+    ] + [threading.Thread(target=call, args=(kind, request)) for kind, (request, _) in hostile.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    for photo in photos:
+        assert outcomes[photo][2]["score"] == pytest.approx(expected[photo], abs=1e-5)
+    for kind, (_, message) in hostile.items():
+        assert isinstance(outcomes[kind], Exception) and message in str(outcomes[kind]), outcomes[kind]
 
 
 def test_compare_shows_every_model_with_its_latency(client):
