@@ -65,9 +65,11 @@ class Scorers:
         return list(self.models)
 
     @property
-    def draft_size(self) -> int:
-        """Large JPEGs decode at a reduced size still covering every model's resize, as `cskd score` decodes."""
-        return max(processor.resize_size for _, processor in self.models.values())
+    def draft_size(self) -> int | None:
+        """Large JPEGs decode at a reduced size still covering every model's resize, as `cskd score` decodes (in full
+        when a model's processor says so: converted predictors decode as their originals do)."""
+        sizes = [processor.draft_size() for _, processor in self.models.values()]
+        return None if None in sizes else max(sizes)
 
     def score(self, image: Image.Image, name: str | None = None) -> dict:
         model, processor = self.models[name or self.names[0]]

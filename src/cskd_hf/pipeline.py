@@ -47,7 +47,7 @@ class ImageAestheticsPipeline(Pipeline):
 
     def preprocess(self, image: Any, timeout: float | None = None, draft: bool = True) -> dict[str, torch.Tensor]:
         if isinstance(image, (str, os.PathLike)) and not str(image).startswith(("http://", "https://")):
-            image = open_image(image, draft_size=self.image_processor.resize_size if draft else None)
+            image = open_image(image, draft_size=self.image_processor.draft_size(draft))
         elif isinstance(image, Image.Image):
             image = to_rgb(image)
         else:

@@ -47,7 +47,7 @@ class ImageFileDataset(Dataset):
     def __init__(self, paths: Sequence[str | os.PathLike], image_processor: CSKDImageProcessor, draft: bool = True):
         self.paths = [str(path) for path in paths]
         self.resize_and_crop = image_processor.resize_and_crop(train=False)
-        self.draft_size = image_processor.resize_size if draft else None
+        self.draft_size = image_processor.draft_size(draft)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -47,6 +47,27 @@ def test_from_model_config_uses_the_backbones_timm_normalisation():
     assert vit.image_mean == pytest.approx([0.5, 0.5, 0.5]) and vit.image_size == 160
 
 
+def test_the_preprocessing_of_converted_predictors():
+    """Shorter side resized (aspect kept) on float pixels, as pyiqa does, or by PIL, as OpenAI's CLIP does."""
+    from torchvision.transforms import v2
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8))
+    common = {"image_size": 32, "resize_size": 40, "image_mean": [0.0] * 3, "image_std": [1.0] * 3}
+    as_pyiqa = CSKDImageProcessor(
+        resize_mode="shortest_edge", resize_input="float", interpolation="bilinear", **common
+    )
+    floats = v2.functional.to_dtype(v2.functional.pil_to_tensor(image), torch.float32, scale=True)
+    resized = v2.functional.resize(floats, 40, antialias=True)  # 40 x 60: the aspect ratio kept
+    assert resized.shape[-2:] == (40, 60)
+    torch.testing.assert_close(as_pyiqa(image)["pixel_values"][0], v2.functional.center_crop(resized, 32))
+
+    as_clip = CSKDImageProcessor(resize_mode="shortest_edge", resize_input="pil", draft_decoding=False, **common)
+    by_pil = image.resize((60, 40), Image.Resampling.BICUBIC).crop((14, 4, 46, 36))
+    expected = torch.from_numpy(np.asarray(by_pil)).permute(2, 0, 1).float() / 255
+    torch.testing.assert_close(as_clip(image)["pixel_values"][0], expected)
+    assert as_clip.draft_size() is None and CSKDImageProcessor(**common).draft_size() == 40
+
+
 def test_saved_as_preprocessor_config_and_reloaded(tmp_path):
     processor = CSKDImageProcessor(image_size=96, interpolation="bilinear", image_mean=[0.1, 0.2, 0.3])
     processor.save_pretrained(tmp_path)
@@ -63,6 +84,8 @@ def test_saved_as_preprocessor_config_and_reloaded(tmp_path):
         ({"image_size": 64, "resize_size": 32}, "resize_size"),
         ({"interpolation": "lanczos"}, "interpolation"),
         ({"image_mean": [0.5]}, "image_mean"),
+        ({"resize_mode": "longest_edge"}, "resize_mode"),
+        ({"resize_input": "float16"}, "resize_input"),
     ],
 )
 def test_bad_values_raise(kwargs, field):

@@ -23,6 +23,9 @@ from .configuration_cskd import CSKDConfig
 # The paper resizes to 256x256 and crops 224x224; other input sizes keep that ratio.
 RESIZE_TO_CROP_RATIO = 256 / 224
 
+RESIZE_MODES = ("square", "shortest_edge")
+RESIZE_INPUTS = ("uint8", "float", "pil")
+
 INTERPOLATIONS = {
     "nearest": v2.InterpolationMode.NEAREST,
     "bilinear": v2.InterpolationMode.BILINEAR,
@@ -34,6 +37,8 @@ class CSKDImageProcessor(BaseImageProcessor):
     r"""
     Resizes to a `resize_size` square (the paper's 256x256, aspect ratio not kept), then crops `image_size`: a centre
     crop for evaluation, a random crop and a horizontal flip (p=0.5) for training; scales to [0, 1] and normalises.
+    Converted predictors keep their own code's preprocessing: the shorter side resized (`resize_mode`), on float
+    pixels for pyiqa's models and by PIL for CLIP's own (`resize_input`).
 
     Args:
         image_size: side of the model input (224 in the paper).
@@ -43,6 +48,14 @@ class CSKDImageProcessor(BaseImageProcessor):
         image_std: per-channel std, from the backbone's timm pretrained config.
         interpolation: `"bicubic"`, `"bilinear"` or `"nearest"`.
         do_convert_rgb: convert every image to RGB (grey replicated, alpha dropped) before the transform.
+        resize_mode: `"square"` (both sides to `resize_size`) or `"shortest_edge"` (the shorter side to
+            `resize_size`, the aspect ratio kept, as CLIP and pyiqa resize).
+        resize_input: what is resized: `"uint8"` pixels (the default: a quarter of the bytes of floats in input
+            pipelines), `"float"` pixels in [0, 1] (as pyiqa resizes tensors) or a PIL image with PIL's own resize
+            and crop (as OpenAI's CLIP preprocessing does, which the LAION predictor uses).
+        draft_decoding: let large JPEGs decode at a reduced size that still covers `resize_size` (`cskd score`, the
+            pipeline and the Space do, see `draft_size`); converted predictors turn it off, as their originals
+            decode every image in full.
     """
 
     model_input_names = ["pixel_values"]
@@ -55,6 +68,9 @@ class CSKDImageProcessor(BaseImageProcessor):
         image_std: list[float] | None = None,
         interpolation: str = "bicubic",
         do_convert_rgb: bool = True,
+        resize_mode: str = "square",
+        resize_input: str = "uint8",
+        draft_decoding: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -71,8 +87,15 @@ class CSKDImageProcessor(BaseImageProcessor):
         self.image_std = list(image_std if image_std is not None else IMAGENET_DEFAULT_STD)
         if len(self.image_mean) != 3 or len(self.image_std) != 3:
             raise ValueError("`image_mean` and `image_std` need one value per RGB channel")
+        if resize_mode not in RESIZE_MODES:
+            raise ValueError(f"`resize_mode` must be one of {RESIZE_MODES}, got {resize_mode!r}")
+        if resize_input not in RESIZE_INPUTS:
+            raise ValueError(f"`resize_input` must be one of {RESIZE_INPUTS}, got {resize_input!r}")
         self.interpolation = interpolation
         self.do_convert_rgb = do_convert_rgb
+        self.resize_mode = resize_mode
+        self.resize_input = resize_input
+        self.draft_decoding = draft_decoding
 
     @classmethod
     def from_model_config(cls, config: CSKDConfig, **kwargs) -> "CSKDImageProcessor":
@@ -89,12 +112,18 @@ class CSKDImageProcessor(BaseImageProcessor):
                 defaults["interpolation"] = pretrained_cfg.interpolation
         return cls(**{**defaults, **kwargs})
 
+    def draft_size(self, draft: bool = True) -> int | None:
+        """The smallest size a JPEG may be decoded at for this processor (`open_image`'s `draft_size`), or None for
+        a full decode: when `draft` is asked for and `draft_decoding` allows it."""
+        return self.resize_size if draft and self.draft_decoding else None
+
     def transform(self, train: bool = False) -> v2.Compose:
         """The torchvision transform from an RGB PIL image to a normalised `(3, image_size, image_size)` tensor."""
         return v2.Compose([self.resize_and_crop(train), self.to_pixel_values])
 
     def resize_and_crop(self, train: bool = False) -> v2.Compose:
-        """The geometric part of `transform`: an RGB PIL image to a `uint8` `(3, image_size, image_size)` tensor.
+        """The geometric part of `transform`: an RGB PIL image (or a `uint8` tensor) to a `uint8`
+        `(3, image_size, image_size)` tensor (float in [0, 1] when `resize_input="float"`).
 
         Fast input pipelines run this in DataLoader workers (a quarter of the bytes of float pixels to send back) and
         `to_pixel_values` on the batch; the result is identical to `transform`, which resizes in `uint8` too.
@@ -105,18 +134,18 @@ class CSKDImageProcessor(BaseImageProcessor):
             if train
             else [v2.CenterCrop(self.image_size)]
         )
-        return v2.Compose(
-            [
-                v2.ToImage(),
-                v2.Resize((self.resize_size, self.resize_size), interpolation=interpolation, antialias=True),
-                *crop,
-            ]
-        )
+        size = self.resize_size if self.resize_mode == "shortest_edge" else (self.resize_size, self.resize_size)
+        resize = v2.Resize(size, interpolation=interpolation, antialias=True)
+        if self.resize_input == "pil":
+            return v2.Compose([_to_pil, resize, *crop, v2.ToImage()])
+        as_float = [v2.ToDtype(torch.float32, scale=True)] if self.resize_input == "float" else []
+        return v2.Compose([v2.ToImage(), *as_float, resize, *crop])
 
     def to_pixel_values(
         self, images: torch.Tensor, image_mean: list[float] | None = None, image_std: list[float] | None = None
     ) -> torch.Tensor:
-        """Scale `uint8` images (one or a batch, channels first) to [0, 1] and normalise them: the model's input."""
+        """Scale `uint8` images (one or a batch, channels first) to [0, 1] (float ones are already) and normalise
+        them: the model's input."""
         pixel_values = v2.functional.to_dtype(images, torch.float32, scale=True)
         mean = self.image_mean if image_mean is None else image_mean
         std = self.image_std if image_std is None else image_std
@@ -160,6 +189,10 @@ class CSKDImageProcessor(BaseImageProcessor):
         )
         pixel_values = torch.stack([self.to_pixel_values(crop, mean, std) for crop in crops])
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
+
+
+def _to_pil(image) -> Image.Image:
+    return image if isinstance(image, Image.Image) else v2.functional.to_pil_image(image)
 
 
 def to_channels_first(
