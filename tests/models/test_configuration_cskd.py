@@ -31,6 +31,8 @@ def test_para_bins_and_labels():
         ({"projection_dim": -1}, "projection_dim"),
         ({"emd_r": 0}, "emd_r"),
         ({"architecture": ""}, "architecture"),
+        ({"score_head": "ordinal"}, "score_head"),
+        ({"scalar_spread": 0}, "scalar_spread"),
     ],
 )
 def test_bad_values_raise_naming_the_field(kwargs, field):

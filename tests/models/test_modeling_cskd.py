@@ -380,3 +380,25 @@ def test_clip_tower_hidden_states_are_its_encoder_layers(random_clip_dir):
     layers = model.backbone.config.num_hidden_layers
     assert len(out.hidden_states) == layers and out.hidden_states[-1].shape[0] == 2
     assert model.supports_gradient_checkpointing  # CLIP's encoder layers are transformers' own
+
+
+def test_a_scalar_head_predicts_the_score_and_spreads_it_over_the_bins():
+    """`score_head="scalar"` (a converted LAION predictor): the score is the head's output over the L2-normalised
+    features, exactly; the distribution is the discretised Gaussian around it, so that SKD can distil it."""
+    torch.manual_seed(0)
+    config = tiny_config(score_head="scalar", scalar_spread=0.8, normalize_features=True, head_dropout=0.0)
+    model = CSKDForAestheticScoring(config).eval()
+    assert model.head.layers[-1].out_features == 1
+    pixel_values = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        output = model(pixel_values=pixel_values)
+        features = torch.nn.functional.normalize(model.base_model(pixel_values=pixel_values).pooler_output, dim=-1)
+        expected = model.head(features)[:, 0]
+    torch.testing.assert_close(output.mean_score, expected)
+    bins = torch.tensor(config.bin_scores)
+    gaussian = torch.exp(-((bins - expected[:, None]) ** 2) / (2 * 0.8**2))
+    torch.testing.assert_close(output.probabilities, gaussian / gaussian.sum(1, keepdim=True))
+    assert output.logits.shape == (4, config.num_bins) and (output.std_score > 0).all()
+    loss = model(pixel_values=pixel_values, labels=output.probabilities.flip(1)).loss
+    loss.backward()  # trainable as any scorer (EMD through the Gaussian)
+    assert model.head.layers[-1].weight.grad.abs().sum() > 0

@@ -7,6 +7,7 @@ from typing import Any
 from transformers import PretrainedConfig
 
 BACKBONE_TYPES = ("timm", "clip")
+SCORE_HEADS = ("distribution", "scalar")
 DEFAULT_NUM_BINS = 10  # AVA's ten score bins
 
 
@@ -51,6 +52,13 @@ class CSKDConfig(PretrainedConfig):
         alignment_weights: with several teachers, the weight of each teacher's alignment loss (default: all 1).
         projector_hidden_size: hidden size of the two-layer projector; defaults to the backbone's feature size.
         emd_r: the exponent r of the EMD loss (eq. 2 of the CSKD paper).
+        normalize_features: L2-normalise the pooled features before the scoring head (the LAION aesthetic predictor
+            reads CLIP's unit-length image embedding).
+        score_head: `"distribution"` (the head predicts the bins' logits) or `"scalar"` (it predicts the mean score
+            `s`, as the LAION predictor does; the distribution is then the discretised Gaussian
+            `p_i ∝ exp(-(b_i - s)² / 2σ²)` with σ = `scalar_spread`, so that the model can teach SKD, while the mean
+            score stays `s` exactly).
+        scalar_spread: σ of that Gaussian, on the bins' scale.
         initializer_range: std of the normal initialisation of head and projector weights.
         problem_type: what the scoring model's `labels` are: `None` for vote distributions `(batch, num_bins)` (the
             EMD of eq. 2), integer bin indices or float mean scores `(batch,)` being recognised by their dtype;
@@ -78,6 +86,9 @@ class CSKDConfig(PretrainedConfig):
         alignment_weights: list[float] | None = None,
         emd_r: float = 2.0,
         initializer_range: float = 0.02,
+        normalize_features: bool = False,
+        score_head: str = "distribution",
+        scalar_spread: float = 1.4,
         **kwargs,
     ):
         if not isinstance(architecture, str) or not architecture:
@@ -131,6 +142,10 @@ class CSKDConfig(PretrainedConfig):
             raise ValueError(f"`projector_hidden_size` must be positive or None, got {projector_hidden_size}")
         if emd_r <= 0:
             raise ValueError(f"`emd_r` must be positive, got {emd_r}")
+        if score_head not in SCORE_HEADS:
+            raise ValueError(f"`score_head` must be one of {SCORE_HEADS}, got {score_head!r}")
+        if scalar_spread <= 0:
+            raise ValueError(f"`scalar_spread` must be positive, got {scalar_spread}")
 
         self.architecture = architecture
         self.backbone_type = backbone_type
@@ -148,6 +163,9 @@ class CSKDConfig(PretrainedConfig):
         self.alignment_weights = alignment_weights
         self.emd_r = emd_r
         self.initializer_range = initializer_range
+        self.normalize_features = normalize_features
+        self.score_head = score_head
+        self.scalar_spread = scalar_spread
 
         # The bins are the labels, so `pipeline("image-classification")` shows the predicted vote distribution.
         kwargs.setdefault("id2label", bin_labels(bin_scores))

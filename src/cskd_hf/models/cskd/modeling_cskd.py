@@ -514,7 +514,8 @@ def scoring_loss(
 
 
 class CSKDForAestheticScoring(CSKDPreTrainedModel):
-    """Backbone + MLP head predicting the distribution of votes over score bins (NIMA / CSKD teacher and student).
+    """Backbone + MLP head predicting the distribution of votes over score bins (NIMA / CSKD teacher and student), or
+    the mean score itself (`score_head="scalar"`: the converted LAION predictor), turned into a distribution.
 
     Loading a `CSKDForFeatureAlignment` checkpoint keeps its aligned backbone and initialises a fresh head, which is
     how phase I feeds phase II. `from_pretrained(checkpoint, num_labels=N, ignore_mismatched_sizes=True)` re-heads a
@@ -523,7 +524,8 @@ class CSKDForAestheticScoring(CSKDPreTrainedModel):
 
     def __init__(self, config: CSKDConfig):
         super().__init__(config)
-        self.head = CSKDScoreHead(self.feature_size, config.head_hidden_sizes, config.num_bins, config.head_dropout)
+        outputs = 1 if config.score_head == "scalar" else config.num_bins
+        self.head = CSKDScoreHead(self.feature_size, config.head_hidden_sizes, outputs, config.head_dropout)
         self.post_init()
 
     def forward(
@@ -541,10 +543,17 @@ class CSKDForAestheticScoring(CSKDPreTrainedModel):
         """
         output_hidden_states, return_dict = self._output_flags(output_hidden_states, output_attentions, return_dict)
         _, pooler_output, hidden_states = self.pooled_features(pixel_values, output_hidden_states)
-        logits = self.head(pooler_output)
-        probabilities = logits.float().softmax(dim=-1)
-        bin_scores = torch.tensor(self.config.bin_scores, device=logits.device, dtype=probabilities.dtype)
-        mean_score, std_score = distribution_mean_std(probabilities, bin_scores)
+        features = nn.functional.normalize(pooler_output, dim=-1) if self.config.normalize_features else pooler_output
+        bin_scores = torch.tensor(self.config.bin_scores, device=pooler_output.device, dtype=torch.float32)
+        if self.config.score_head == "scalar":
+            scalar = self.head(features)[:, 0].float()
+            logits = -((bin_scores - scalar[:, None]) ** 2) / (2 * self.config.scalar_spread**2)
+            probabilities = logits.softmax(dim=-1)
+            mean_score, std_score = scalar, distribution_mean_std(probabilities, bin_scores)[1]
+        else:
+            logits = self.head(features)
+            probabilities = logits.float().softmax(dim=-1)
+            mean_score, std_score = distribution_mean_std(probabilities, bin_scores)
         loss = None
         if labels is not None:
             loss = scoring_loss(labels, probabilities, mean_score, self.config)
