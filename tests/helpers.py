@@ -97,3 +97,34 @@ def write_hostile_pickle(path, marker):
     """A torch file that runs code when unpickled: `torch.load(path, weights_only=False)` creates `marker`."""
     torch.save({"state_dict": PicklePayload(marker)}, path)
     return path
+
+
+def write_tiny_laion(out_dir) -> dict:
+    """A tiny random CLIP image tower (224 px, 768-d embedding, as ViT-L/14's) and a LAION predictor MLP checkpoint
+    (the published definition, pyiqa's copy, with weights wide enough that photos get different scores), converted.
+
+    Returns `{"clip", "mlp", "tower", "checkpoint", "converted"}`.
+    """
+    from pyiqa.archs.laion_aes_arch import MLP
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from cskd_hf.convert import convert_laion_aesthetic
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(
+        image_size=224, patch_size=32, hidden_size=32, projection_dim=768, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=37, hidden_act="quick_gelu",
+    )  # fmt: skip
+    tower = CLIPVisionModelWithProjection(config).eval()
+    tower.save_pretrained(out_dir / "clip")
+    mlp = MLP(768).eval()
+    with torch.no_grad():
+        for layer in mlp.layers:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.normal_(std=2.0 / layer.in_features**0.5)
+        mlp.layers[-1].bias.fill_(5.0)  # centred on AVA's scale
+    checkpoint = out_dir / "sac+logos+ava1-l14-linearMSE.pth"
+    torch.save(mlp.state_dict(), checkpoint)  # the file format of the published weights: a bare state dict
+    converted = convert_laion_aesthetic(checkpoint, out_dir / "converted", clip=out_dir / "clip")
+    return {"clip": out_dir / "clip", "mlp": mlp, "tower": tower, "checkpoint": checkpoint, "converted": converted}

@@ -12,6 +12,7 @@ from .models.cskd import (
     CSKDModel,
 )
 from .pipeline import ImageAestheticsPipeline
+from .zoo import list_models
 
 __version__ = "0.1.0"
 
@@ -23,4 +24,5 @@ __all__ = [
     "CSKDModel",
     "ImageAestheticsPipeline",
     "__version__",
+    "list_models",
 ]

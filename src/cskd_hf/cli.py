@@ -11,6 +11,7 @@ EPILOG = """examples:
   cskd probe --clip openai/clip-vit-large-patch14 --dataset ./ava-parquet --out ./clip-probe --cache ./clip-cache
   cskd export --model ./my-model --quantize && cskd score photos/ --model ./my-model --backend onnxruntime
   cskd init --architecture mobilenetv2_100 --out ./untrained-mv2
+  cskd convert laion-aesthetic sac+logos+ava1-l14-linearMSE.pth --out ./laion-aesthetic && cskd models
   cskd data prepare ava --root /data/AVA --out ./ava-parquet
   cskd quickstart --smoke
   cskd evaluate --model outputs/quickstart/models/cskd-student --model outputs/quickstart/models/cfa-teacher-scorer \\
@@ -158,6 +159,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize", action="store_true", help="also write a copy with int8 matrix products (dynamic quantisation)"
     )
     export.set_defaults(func=_export)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert a published aesthetic predictor's checkpoint into a CSKD model folder",
+        description=(
+            "Turn the checkpoint file of a published predictor into an ordinary CSKD model folder (weights, image "
+            "processor reproducing the original's preprocessing, card with the source's licence) that cskd score, "
+            "the pipeline, ONNX export, the Space and SKD (as teacher) take. pyiqa-nima: pyiqa's NIMA "
+            "(NIMA_InceptionV2_ava-*.pth). laion-aesthetic: the LAION aesthetic predictor v2's MLP "
+            "(sac+logos+ava1-l14-linearMSE.pth) over CLIP ViT-L/14 (--clip). `cskd models` lists them."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    convert.add_argument("source", choices=("pyiqa-nima", "laion-aesthetic"), help="what the checkpoint is")
+    convert.add_argument("checkpoint", help="the downloaded checkpoint file (.pth or .safetensors)")
+    convert.add_argument("--out", required=True, help="folder to write the model into")
+    convert.add_argument(
+        "--clip", default="openai/clip-vit-large-patch14", help="laion-aesthetic: the CLIP, a Hub id or local folder"
+    )
+    convert.add_argument(
+        "--spread", type=float, default=1.4, help="laion-aesthetic: σ of the distribution around the predicted score"
+    )
+    convert.set_defaults(func=_convert)
+
+    models = commands.add_parser(
+        "models",
+        help="list the models cskd-hf knows (converted predictors, the CSKD recipe's models)",
+        description="The known model ids with architecture, input size, bins, source, licence and how to get them.",
+    )
+    models.add_argument("--kind", choices=("converted", "recipe"), help="only this kind")
+    models.set_defaults(func=_models)
 
     init = commands.add_parser(
         "init",
@@ -454,6 +486,24 @@ def _push(args: argparse.Namespace) -> int:
 
     url = push_to_hub(args.model, args.repo_id, private=args.private, revision=args.revision)
     print(f"pushed {args.model} to {args.repo_id}: {url}")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert_laion_aesthetic, convert_pyiqa_nima
+
+    if args.source == "pyiqa-nima":
+        out = convert_pyiqa_nima(args.checkpoint, args.out)
+    else:
+        out = convert_laion_aesthetic(args.checkpoint, args.out, clip=args.clip, spread=args.spread)
+    print(f"wrote {out}: cskd score PHOTOS --model {out}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .zoo import models_table
+
+    print(models_table(args.kind))
     return 0
 
 

@@ -1,0 +1,251 @@
+"""`cskd convert`: published aesthetic predictors, from the checkpoint files their users download, as CSKD models.
+
+A converted folder is an ordinary `CSKDForAestheticScoring` (with its image processor and a card giving the source and
+its licence): `cskd score`, the `image-aesthetics` pipeline, ONNX export, the Space, `cskd evaluate`, and SKD as a
+teacher all take it. Each converter reproduces its original's preprocessing and forward pass:
+
+- `pyiqa-nima`: pyiqa's NIMA (Talebi & Milanfar; InceptionResNetV2 on AVA, `NIMA_InceptionV2_ava-*.pth`). pyiqa
+  resizes the shorter side of a float `[0, 1]` tensor to 299 (bilinear, antialiased), centre-crops 299, normalises
+  with timm's mean and std for the architecture, averages the last feature map and applies dropout + linear + softmax
+  over 10 bins. Keys `base_model.*` are timm's own, `classifier.2.*` is the linear layer.
+- `laion-aesthetic`: the LAION aesthetic predictor v2 (`sac+logos+ava1-l14-linearMSE.pth` and its siblings): an MLP
+  over CLIP ViT-L/14's L2-normalised image embedding, predicting the mean rating. Its five linear layers have no
+  activation between them, so they are one affine map: the converted head is that map, computed in float64 (the
+  dropouts are off at inference). CLIP comes from the usual Hub id or a local folder (transformers' format), with
+  OpenAI CLIP's own preprocessing, which the predictor's code uses (PIL: shorter side to 224, bicubic, centre crop;
+  CLIP's mean and std). The scalar becomes a
+  distribution over 1..10 (`score_head="scalar"`), so it can teach SKD; the score stays the MLP's output.
+
+Checkpoints are read without unpickling code (`weights_only=True`, or safetensors).
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+from safetensors.torch import load_file
+
+from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+
+logger = logging.getLogger(__name__)
+
+AVA_BINS = [float(score) for score in range(1, 11)]
+LAION_CLIP = "openai/clip-vit-large-patch14"
+# σ of the distribution a scalar score becomes: about the spread of a photo's votes on AVA (Murray et al. report
+# standard deviations mostly between 1.2 and 1.7 on the 1..10 scale).
+LAION_SPREAD = 1.4
+
+SOURCES = {
+    "pyiqa-nima": {
+        "title": "NIMA (InceptionResNetV2, AVA), converted from pyiqa",
+        "source": "https://github.com/chaofengc/IQA-PyTorch (pyiqa metric `nima`, weights "
+        "`NIMA_InceptionV2_ava-b0c77c00.pth`)",
+        "license": "other",
+        "license_name": "polyform-noncommercial-1.0.0",
+        "license_link": "https://polyformproject.org/licenses/noncommercial/1.0.0/",
+        "license_note": "pyiqa is licensed under the PolyForm Noncommercial License 1.0.0 (and the NTU S-Lab License "
+        "for some components); its NIMA weights were trained on AVA, whose images are for research only. No "
+        "commercial use.",
+        "citation": "Talebi, Milanfar. NIMA: Neural Image Assessment. IEEE TIP 2018. Chen et al. TOPIQ / pyiqa: "
+        "https://github.com/chaofengc/IQA-PyTorch",
+    },
+    "laion-aesthetic": {
+        "title": "LAION aesthetic predictor v2 (CLIP ViT-L/14 + MLP), converted",
+        "source": "https://github.com/christophschuhmann/improved-aesthetic-predictor (the MLP) over "
+        "https://huggingface.co/openai/clip-vit-large-patch14 (CLIP ViT-L/14)",
+        "license": "apache-2.0",
+        "license_note": "The MLP weights come from christophschuhmann/improved-aesthetic-predictor (Apache-2.0); "
+        "CLIP ViT-L/14 from OpenAI (MIT). The MLP was trained on ratings of AVA, Simulacra Aesthetic Captions and "
+        "LAION-Logos.",
+        "citation": "Schuhmann et al. LAION-5B, NeurIPS 2022 (the aesthetic predictor). Radford et al. Learning "
+        "Transferable Visual Models From Natural Language Supervision, ICML 2021.",
+    },
+}
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors by name: safetensors, or a PyTorch file read with `weights_only=True` (no code runs),
+    unwrapped from pyiqa's `{"params": ...}` or a `{"state_dict": ...}`, without DataParallel's `module.` prefixes."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # an unpickler refusal, a zip error, a truncated file: name the file
+            raise ValueError(f"{path}: not a PyTorch checkpoint of plain tensors ({error})") from error
+    for wrapper in ("params", "state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise ValueError(f"{path}: expected a mapping of tensor names to tensors")
+    return {name.removeprefix("module."): tensor for name, tensor in state.items()}
+
+
+def convert_pyiqa_nima(checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """pyiqa's NIMA checkpoint (InceptionResNetV2 on AVA) as a CSKD model folder; returns the folder."""
+    state = read_checkpoint(checkpoint)
+    config = CSKDConfig(architecture="inception_resnet_v2", image_size=299, bin_scores=AVA_BINS, head_dropout=0.0)
+    model = CSKDForAestheticScoring(config).eval()
+    renamed = {}
+    for name, tensor in state.items():
+        if name.startswith("base_model."):
+            renamed["backbone." + name.removeprefix("base_model.")] = tensor
+        elif name.startswith("classifier.2."):  # Flatten, Dropout, Linear, Softmax
+            renamed["head.layers.1." + name.removeprefix("classifier.2.")] = tensor
+        else:
+            renamed[name] = tensor
+    _load_exactly(model, renamed, checkpoint, "pyiqa's NIMA (inception_resnet_v2)")
+    # pyiqa resizes float tensors with torchvision's default, bilinear with antialiasing.
+    processor = CSKDImageProcessor.from_model_config(
+        config,
+        resize_size=299,
+        resize_mode="shortest_edge",
+        resize_input="float",
+        interpolation="bilinear",
+        draft_decoding=False,
+    )
+    return _save(model, processor, out_dir, "pyiqa-nima", checkpoint)
+
+
+def collapse_linear_layers(state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine map `x ↦ W x + b` of a stack of linear layers without activations (`layers.<i>.weight/bias`, in
+    the order of `i`), composed in float64."""
+    indices = sorted({int(name.split(".")[1]) for name in state if name.startswith("layers.")})
+    weight, bias = None, None
+    for index in indices:
+        layer_weight = state[f"layers.{index}.weight"].double()
+        layer_bias = state[f"layers.{index}.bias"].double()
+        if weight is None:
+            weight, bias = layer_weight, layer_bias
+        else:
+            if layer_weight.shape[1] != weight.shape[0]:
+                raise ValueError(
+                    f"layers.{index} takes {layer_weight.shape[1]} inputs after {weight.shape[0]} outputs"
+                )
+            weight, bias = layer_weight @ weight, layer_weight @ bias + layer_bias
+    if weight is None:
+        raise ValueError("no `layers.<i>.weight` in the checkpoint")
+    return weight, bias
+
+
+def convert_laion_aesthetic(
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    clip: str | os.PathLike = LAION_CLIP,
+    spread: float = LAION_SPREAD,
+) -> Path:
+    """The LAION aesthetic predictor's MLP checkpoint over the CLIP image tower `clip` as a CSKD model folder."""
+    state = {name.removeprefix("mlp."): tensor for name, tensor in read_checkpoint(checkpoint).items()}
+    try:
+        weight, bias = collapse_linear_layers(state)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{checkpoint}: not the LAION predictor's MLP ({error})") from error
+    if weight.shape[0] != 1:
+        raise ValueError(f"{checkpoint}: the MLP predicts {weight.shape[0]} values; the LAION predictor predicts one")
+    config = CSKDConfig.for_clip(
+        str(clip), bin_scores=AVA_BINS, head_dropout=0.0, normalize_features=True, score_head="scalar",
+        scalar_spread=spread,
+    )  # fmt: skip
+    model = CSKDForAestheticScoring.from_config(config).eval()
+    if weight.shape[1] != model.feature_size:
+        raise ValueError(
+            f"{checkpoint}: the MLP reads {weight.shape[1]}-d embeddings, but {clip} gives {model.feature_size}-d ones"
+        )
+    linear = model.head.layers[-1]
+    with torch.no_grad():
+        linear.weight.copy_(weight.float())
+        linear.bias.copy_(bias.float())
+    processor = CSKDImageProcessor.from_model_config(
+        config, resize_size=config.image_size, resize_mode="shortest_edge", resize_input="pil", draft_decoding=False
+    )
+    return _save(model, processor, out_dir, "laion-aesthetic", checkpoint)
+
+
+def _load_exactly(model: torch.nn.Module, state: dict, checkpoint, what: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    wrong_shape = [name for name in expected.keys() & state.keys() if expected[name].shape != state[name].shape]
+    if missing or unexpected or wrong_shape:
+        raise ValueError(
+            f"{checkpoint}: not {what}: {len(missing)} tensors missing {missing[:3]}, {len(unexpected)} unexpected "
+            f"{unexpected[:3]}, {len(wrong_shape)} of another shape {wrong_shape[:3]}"
+        )
+    model.load_state_dict(state)
+
+
+def _save(model, processor, out_dir, kind: str, checkpoint) -> Path:
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    converted_card(model.config, kind, Path(checkpoint).name).save(out_dir / "README.md")
+    logger.info(f"converted {checkpoint} ({kind}) to {out_dir}")
+    return out_dir
+
+
+def converted_card(config: CSKDConfig, kind: str, checkpoint_name: str) -> ModelCard:
+    """The card of a converted predictor: where it comes from, its licence, and how to use it."""
+    source = SOURCES[kind]
+    licence = {key: source[key] for key in ("license", "license_name", "license_link") if key in source}
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        tags=["image-aesthetics", "cskd", "converted", kind],
+        **licence,
+        model_name=source["title"],
+    )
+    head = (
+        f"predicts the mean rating, turned into a distribution over {config.num_bins} bins (a Gaussian of σ = "
+        f"{config.scalar_spread:g}) so that it can teach SKD"
+        if config.score_head == "scalar"
+        else f"predicts the distribution of votes over {config.num_bins} score bins"
+    )
+    content = f"""---
+{card_data.to_yaml()}
+---
+
+# {source["title"]}
+
+Converted with `cskd convert {kind} {checkpoint_name}` from {source["source"]}. Its scores equal the original
+code's (checked to 1e-5 against the original implementation by cskd-hf's tests); the image processor reproduces the
+original's preprocessing. The model {head}; its score is on the 1..10 scale of AVA.
+
+## Licence
+
+{source["license_note"]}
+
+## Usage
+
+```python
+import cskd_hf
+from transformers import pipeline
+
+scorer = pipeline("image-aesthetics", model="PATH_OR_REPO_ID")
+scorer("photo.jpg")  # {{'score': ..., 'std': ..., 'distribution': [...]}}
+```
+
+From the command line: `cskd score photos/ --model PATH_OR_REPO_ID`; as the teacher of SKD:
+`accelerate launch scripts/skd.py --teacher PATH_OR_REPO_ID ...`.
+
+## Citation
+
+{source["citation"]}
+"""
+    return ModelCard(content)
+
+
+CONVERTERS = {"pyiqa-nima": convert_pyiqa_nima, "laion-aesthetic": convert_laion_aesthetic}
+
+__all__ = [
+    "CONVERTERS",
+    "collapse_linear_layers",
+    "convert_laion_aesthetic",
+    "convert_pyiqa_nima",
+    "converted_card",
+    "read_checkpoint",
+]
