@@ -52,7 +52,9 @@ def load_prompts(path: str | os.PathLike) -> list[tuple[str, str]]:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
         if not isinstance(entries, list):
-            raise ValueError(f"{path}: expected a JSON list of [positive, negative] pairs, got {type(entries).__name__}")
+            raise ValueError(
+                f"{path}: expected a JSON list of [positive, negative] pairs, got {type(entries).__name__}"
+            )
         pairs = []
         for number, pair in enumerate(entries):
             if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) and p.strip() for p in pair)):
