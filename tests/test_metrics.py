@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cskd_hf.metrics import aesthetic_metrics, default_interval_edges, interval_error_rates, mean_score
+from cskd_hf.metrics import aesthetic_metrics, default_interval_edges, interval_error_rates, mean_score, metric_scale
 
 
 def test_mean_score_of_ava_vote_counts():
@@ -36,6 +36,33 @@ def test_interval_error_rate_by_hand():
 
 def test_default_intervals_cover_the_scores():
     np.testing.assert_array_equal(default_interval_edges(np.array([2.3, 7.9])), [2, 3, 4, 5, 6, 7, 8])
+
+
+def test_the_metrics_scale_with_the_datasets_range():
+    """AVA's t = 0.5 and unit intervals on its 1..10 range hold a model to the same relative precision on AADB's [0, 1]
+    and PARA's 1..5, instead of a single interval and a t that forgives any AADB error below half the scale."""
+    from cskd_hf.data.aadb import AADB_BIN_SCORES
+    from cskd_hf.data.ava import AVA_BIN_SCORES
+    from cskd_hf.data.para import PARA_BIN_SCORES
+
+    assert metric_scale(AVA_BIN_SCORES) == {"threshold": 5.0, "ier_threshold": 0.5, "interval_width": 1.0}
+    assert metric_scale(AADB_BIN_SCORES) == pytest.approx(
+        {"threshold": 0.5, "ier_threshold": 1 / 18, "interval_width": 1 / 9}
+    )
+    assert metric_scale(PARA_BIN_SCORES) == pytest.approx(
+        {"threshold": 3.0, "ier_threshold": 2 / 9, "interval_width": 4 / 9}
+    )
+
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0.12, 0.88, 300)  # AADB-like scores
+    predicted = target + rng.normal(0, 0.08, 300)
+    unscaled = aesthetic_metrics(predicted, target)
+    assert list(unscaled["ier"]) == ["0-1"] and unscaled["ier"]["0-1"]["ier"] == 0  # says nothing
+    scaled = aesthetic_metrics(predicted, target, **metric_scale(AADB_BIN_SCORES))
+    assert len(scaled["ier"]) == 7  # intervals of 1/9 from 1/9 to 8/9
+    errors = np.abs(predicted - target) > 1 / 18
+    assert sum(v["ier"] * v["count"] for v in scaled["ier"].values()) == pytest.approx(errors.sum())
+    assert scaled["scale"] == metric_scale(AADB_BIN_SCORES)
 
 
 def test_binary_accuracy_at_threshold():

@@ -10,7 +10,7 @@ import evaluate
 from cskd_hf.metrics import aesthetic_metrics
 
 _DESCRIPTION = """MSE, Spearman (SRCC) and Pearson (PLCC) correlations, binary accuracy and the interval error rate
-(IER, eq. 6 of Xu et al. 2023: per interval of the true score, the fraction of images predicted more than 0.5 off)
+(IER, eq. 6 of Xu et al. 2023: per interval of the true score, the fraction of images predicted more than t off)
 between predicted and true mean aesthetic scores."""
 
 _CITATION = """@article{xu2023clip,
@@ -26,10 +26,13 @@ Args:
     references: true mean scores, on the same scale.
     threshold: the score separating high from low aesthetic images (5 on AVA's 1..10 scale); an image is high when
         its score is strictly above it.
-    interval_edges: the score intervals of the IER (default: unit intervals covering the references).
+    interval_edges: the score intervals of the IER (default: intervals of `interval_width` covering the references).
     ier_threshold: the error beyond which a prediction counts as wrong in the IER (0.5).
+    interval_width: width of the default IER intervals (1).
+    The defaults are AVA's (1..10); for another scale, `cskd_hf.metrics.metric_scale(bin_scores)` gives `threshold`,
+    `ier_threshold` and `interval_width` scaled to its range (e.g. AADB's [0, 1]: t = 0.5 / 9).
 Returns:
-    n, mse, srcc, plcc, accuracy, and ier: {"lo-hi": {"ier": rate, "count": images}}.
+    n, mse, srcc, plcc, accuracy, ier: {"lo-hi": {"ier": rate, "count": images}}, and scale: the parameters used.
 Example:
     >>> metric = evaluate.load("metrics/aesthetics")
     >>> metric.compute(predictions=[5.1, 6.2, 4.0], references=[5.0, 6.5, 4.4])["srcc"]
@@ -50,7 +53,14 @@ class Aesthetics(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2307.15640"],
         )
 
-    def _compute(self, predictions, references, threshold=5.0, interval_edges=None, ier_threshold=0.5):
+    def _compute(
+        self, predictions, references, threshold=5.0, interval_edges=None, ier_threshold=0.5, interval_width=1.0
+    ):
         return aesthetic_metrics(
-            predictions, references, threshold=threshold, interval_edges=interval_edges, ier_threshold=ier_threshold
+            predictions,
+            references,
+            threshold=threshold,
+            interval_edges=interval_edges,
+            ier_threshold=ier_threshold,
+            interval_width=interval_width,
         )

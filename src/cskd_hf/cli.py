@@ -291,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="split to evaluate")
     evaluate.add_argument("--out", default="outputs/evaluation", help="folder for metrics, table and plots")
     evaluate.add_argument("--tta", action="store_true", help="also evaluate with test-time augmentation (flip)")
+    evaluate.add_argument(
+        "--ier-threshold", type=float, help="IER's error t (default: 0.5 on AVA's 1-10, scaled to the dataset's range)"
+    )
+    evaluate.add_argument(
+        "--interval-width", type=float, help="IER's interval width (default: 1 on AVA's 1-10, scaled likewise)"
+    )
     evaluate.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     evaluate.add_argument("--num-workers", type=int, default=0, help="DataLoader processes decoding images")
     evaluate.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
@@ -476,6 +482,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         device=args.device,
+        ier_threshold=args.ier_threshold,
+        interval_width=args.interval_width,
     )
     print(f"wrote metrics, comparison.md and plots to {args.out}")
     return 0

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.batching import evaluation_loader
-from .metrics import aesthetic_metrics
+from .metrics import aesthetic_metrics, metric_scale
 from .scoring import load_scorer
 
 
@@ -58,12 +58,15 @@ def model_revision(model, model_name_or_path: str | os.PathLike) -> str:
 
 
 def evaluate_model(
-    model_name_or_path: str | os.PathLike, dataset, threshold: float = 5.0, tta: bool = False, **kwargs
+    model_name_or_path: str | os.PathLike, dataset, scale: dict[str, float] | None = None, tta: bool = False, **kwargs
 ) -> dict:
-    """All metrics of a saved scoring model on a labeled split."""
+    """All metrics of a saved scoring model on a labeled split, at the split's scale (`metrics.metric_scale` of its
+    bins) unless `scale` is given."""
+    from .data.labeled import bin_scores_of
+
     model, image_processor = load_scorer(model_name_or_path, device="cpu")
     predicted, target = predict_dataset(model, image_processor, dataset, tta=tta, **kwargs)
-    return aesthetic_metrics(predicted, target, threshold=threshold)
+    return aesthetic_metrics(predicted, target, **(scale or metric_scale(bin_scores_of(dataset))))
 
 
 def evaluate_models(
@@ -75,8 +78,13 @@ def evaluate_models(
     batch_size: int = 64,
     num_workers: int = 0,
     device: str = "auto",
+    ier_threshold: float | None = None,
+    interval_width: float | None = None,
 ) -> dict[str, dict]:
     """Evaluate each model on `split` of a labeled dataset; write metrics, the comparison table and the plots.
+
+    The accuracy threshold and the IER's `t` and interval width are the dataset's (`metrics.metric_scale`: AVA's
+    values scaled to its range), unless `ier_threshold` / `interval_width` are given; metrics.json records them.
 
     Writes `<out_dir>/<model name>/metrics.json` per model (with the model revision and the dataset split evaluated),
     `comparison.md`, `ier.png`, `scatter.png` and `histogram.png`. With `tta`, each model also gets a row with
@@ -84,10 +92,13 @@ def evaluate_models(
     """
     from .data.labeled import bin_scores_of
     from .data.prepare import load_labeled
-    from .training.common import threshold_for
 
     dataset = load_labeled(dataset_spec)[split]
-    threshold = threshold_for(bin_scores_of(dataset))
+    scale = metric_scale(bin_scores_of(dataset))
+    if ier_threshold is not None:
+        scale["ier_threshold"] = ier_threshold
+    if interval_width is not None:
+        scale["interval_width"] = interval_width
     out_dir = Path(out_dir)
     results, predictions = {}, {}
     names = _unique_names(models)
@@ -98,7 +109,7 @@ def evaluate_models(
             predicted, target = predict_dataset(
                 model, image_processor, dataset, batch_size, num_workers, tta=use_tta, progress=True
             )
-            metrics = aesthetic_metrics(predicted, target, threshold=threshold)
+            metrics = aesthetic_metrics(predicted, target, **scale)
             metrics |= {
                 "model": str(model_name_or_path),
                 "revision": model_revision(model, model_name_or_path),
@@ -111,7 +122,11 @@ def evaluate_models(
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
     table = comparison_table(results)
-    (out_dir / "comparison.md").write_text(f"# {dataset_spec}, split `{split}`\n\n{table}\n")
+    parameters = (
+        f"Accuracy: above {scale['threshold']:g} or not. IER: |predicted - true| > {scale['ier_threshold']:g}, per "
+        f"interval of {scale['interval_width']:g} of the true score."
+    )
+    (out_dir / "comparison.md").write_text(f"# {dataset_spec}, split `{split}`\n\n{table}\n\n{parameters}\n")
     title = f"{Path(str(dataset_spec)).name} ({split})"
     plot_interval_error_rates(results, out_dir / "ier.png", title=f"Interval error rate, {title}")
     plot_scatter(predictions, out_dir / "scatter.png", title=title)

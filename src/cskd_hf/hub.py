@@ -120,6 +120,13 @@ def model_card(
         )
         if isinstance(metrics.get("n"), int):
             results += f"\n\nMeasured on {metrics['n']} images of the `{split}` split of {dataset_name or 'the data'}."
+        scale = metrics.get("scale")
+        if isinstance(scale, dict):
+            results += (
+                f" Accuracy: whether a score is above {scale['threshold']:g}; IER: |predicted - true| > "
+                f"{scale['ier_threshold']:g} per interval of {scale['interval_width']:g} of the true score (AVA's "
+                "0.5 and 1 on its 1-10 scale, scaled to this dataset's range)."
+            )
     figures = "\n\n".join(f"![{Path(plot).stem}]({Path(plot).name})" for plot in plots)
     warning = SYNTHETIC_WARNING + "\n\n" if synthetic else ""
     content = f"""---

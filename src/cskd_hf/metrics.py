@@ -1,4 +1,10 @@
-"""Image aesthetics metrics on mean scores: MSE, SRCC, PLCC, binary accuracy and the interval error rate (eq. 6)."""
+"""Image aesthetics metrics on mean scores: MSE, SRCC, PLCC, binary accuracy and the interval error rate (eq. 6).
+
+The accuracy threshold, the IER's error `t` and its interval width depend on the score scale. The paper's values are
+AVA's (5, t = 0.5 and unit intervals on its 1..10 scale, a range of 9); `metric_scale` carries them to another range
+in proportion (AADB's [0, 1]: t = 0.5 / 9; PARA's 1..5: t = 2 / 9), so that a model is held to the same relative
+precision on every dataset.
+"""
 
 from collections.abc import Sequence
 
@@ -37,8 +43,22 @@ def interval_error_rates(
     return rates
 
 
+AVA_BIN_SCORES = [float(score) for score in range(1, 11)]
+AVA_SCORE_RANGE = 9.0
+
+
+def metric_scale(bin_scores: Sequence[float]) -> dict[str, float]:
+    """The scale-dependent metric parameters for a dataset's bins, as `aesthetic_metrics` keywords:
+    `threshold` (5 on AVA, the middle of the range elsewhere), and `ier_threshold` and `interval_width`, AVA's 0.5
+    and 1 scaled by the range over AVA's 9."""
+    low, high = float(bin_scores[0]), float(bin_scores[-1])
+    ratio = (high - low) / AVA_SCORE_RANGE
+    threshold = 5.0 if [float(score) for score in bin_scores] == AVA_BIN_SCORES else (low + high) / 2
+    return {"threshold": threshold, "ier_threshold": 0.5 * ratio, "interval_width": ratio}
+
+
 def default_interval_edges(target: np.ndarray, width: float = 1.0) -> np.ndarray:
-    """Unit-width intervals covering the true scores (e.g. 2-3, 3-4, ..., 7-8 for AVA)."""
+    """Intervals of `width` covering the true scores, on multiples of it (e.g. 2-3, 3-4, ..., 7-8 for AVA)."""
     low = np.floor(np.min(target) / width) * width
     high = np.ceil(np.max(target) / width) * width
     return np.arange(low, max(high, low + width) + width / 2, width)
@@ -50,6 +70,7 @@ def aesthetic_metrics(
     threshold: float = 5.0,
     interval_edges: Sequence[float] | None = None,
     ier_threshold: float = 0.5,
+    interval_width: float = 1.0,
 ) -> dict:
     """All the metrics of the CSKD paper on predicted and true mean scores.
 
@@ -58,11 +79,14 @@ def aesthetic_metrics(
         target: `(n,)` true mean scores (same scale).
         threshold: the score separating "high" from "low" aesthetic images for the binary accuracy (5 for AVA);
             an image is high when its score is strictly above it.
-        interval_edges: score intervals of the IER; defaults to unit-width intervals covering `target`.
+        interval_edges: score intervals of the IER; defaults to intervals of `interval_width` covering `target`.
         ier_threshold: the error `t` of eq. 6 beyond which a prediction counts as wrong.
+        interval_width: width of the default IER intervals.
+    The defaults are AVA's; `metric_scale(bin_scores)` gives another dataset's.
 
     Returns:
-        `{"n", "mse", "srcc", "plcc", "accuracy", "ier"}`, the last as `interval_error_rates` gives it.
+        `{"n", "mse", "srcc", "plcc", "accuracy", "ier", "scale"}`: `ier` as `interval_error_rates` gives it, `scale`
+        the parameters used (`threshold`, `ier_threshold`, `interval_width`).
     """
     predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
     target = np.asarray(target, dtype=np.float64).reshape(-1)
@@ -73,7 +97,7 @@ def aesthetic_metrics(
     if not (np.isfinite(predicted).all() and np.isfinite(target).all()):
         raise ValueError("scores must be finite")
     if interval_edges is None:
-        interval_edges = default_interval_edges(target)
+        interval_edges = default_interval_edges(target, interval_width)
     return {
         "n": int(predicted.size),
         "mse": float(np.mean((predicted - target) ** 2)),
@@ -81,7 +105,8 @@ def aesthetic_metrics(
         "plcc": float(stats.pearsonr(predicted, target).statistic),
         "accuracy": float(np.mean((predicted > threshold) == (target > threshold))),
         "ier": interval_error_rates(predicted, target, interval_edges, threshold=ier_threshold),
+        "scale": {"threshold": threshold, "ier_threshold": ier_threshold, "interval_width": interval_width},
     }
 
 
-__all__ = ["aesthetic_metrics", "default_interval_edges", "interval_error_rates", "mean_score"]
+__all__ = ["aesthetic_metrics", "default_interval_edges", "interval_error_rates", "mean_score", "metric_scale"]

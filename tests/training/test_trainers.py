@@ -193,6 +193,28 @@ def test_skd_resumes_from_a_checkpoint_taken_just_after_the_streams_short_last_c
     )
 
 
+def test_without_a_validation_split_a_seeded_part_of_train_validates_never_test(tmp_path):
+    from cskd_hf.data.prepare import load_labeled
+    from tests.training.toy import write_toy_labeled
+
+    data = write_toy_labeled(tmp_path / "toy", sizes={"train": 40, "test": 16}, image_size=16)
+    out = tmp_path / "finetuned"
+    options = ["--dataset", str(data), "--output_dir", str(out), "--validation_size", "8", "--num_epochs", "1"]
+    args = supervised.parse_arguments(supervised.FinetuneArguments, [*options, "--batch_size", "8", *QUICK])
+    train, validation, note = supervised.labeled_splits(args, seed=3)
+    assert (len(train), len(validation)) == (36, 4)  # at most a tenth of train
+    original = load_labeled(str(data))
+    assert set(validation["image_id"]) <= set(original["train"]["image_id"])
+    assert not set(validation["image_id"]) & set(original["test"]["image_id"])
+    assert supervised.labeled_splits(args, seed=3)[1]["image_id"] == validation["image_id"]  # seeded
+    assert "4 images carved from `train` (seed 3)" in note
+
+    supervised.train(args)
+    card = (out / "README.md").read_text()
+    assert "carved from `train` (seed 0)" in card and "the test split never chooses the model" in card
+    assert "IER: |predicted - true| > 0.5 per interval of 1" in card
+
+
 def rank_states_single(checkpoint):
     import json
 

@@ -246,15 +246,12 @@ def evaluate_zero_shot(
     """Metrics of the zero-shot scores on `split`, mapped onto the dataset's scale by a `ScoreMap` fitted on (at
     most `calibration_size` images of) `calibration_split`; SRCC and PLCC do not depend on the map."""
     from ..data.labeled import bin_scores_of
-    from ..metrics import aesthetic_metrics
-    from ..training.common import threshold_for
+    from ..metrics import aesthetic_metrics, metric_scale
 
     scorer = ZeroShotScorer(clip_name_or_path, prompts)
     score_map = fit_score_map(scorer, dataset_dict[calibration_split], calibration_size, progress)
     zero_shot, targets = scorer.score_dataset(dataset_dict[split], progress=progress)
-    metrics = aesthetic_metrics(
-        score_map(zero_shot), targets, threshold=threshold_for(bin_scores_of(dataset_dict[split]))
-    )
+    metrics = aesthetic_metrics(score_map(zero_shot), targets, **metric_scale(bin_scores_of(dataset_dict[split])))
     return metrics | {"score_map": asdict(score_map), "prompts": [list(pair) for pair in scorer.prompts]}
 
 

@@ -394,8 +394,9 @@ def labeled_loader(dataset, image_processor, args: CommonArguments, train: bool,
 
 
 @torch.no_grad()
-def evaluate_scorer(model, loader: DataLoader, accelerator: Accelerator, threshold: float) -> dict:
-    """MSE, SRCC, PLCC, accuracy and IER of a scoring model over a prepared DataLoader, gathered from all processes."""
+def evaluate_scorer(model, loader: DataLoader, accelerator: Accelerator, scale: dict[str, float]) -> dict:
+    """MSE, SRCC, PLCC, accuracy and IER of a scoring model over a prepared DataLoader, gathered from all processes;
+    `scale` holds the scale-dependent parameters (`metrics.metric_scale`)."""
     model.eval()
     predicted, target = [], []
     for batch in tqdm(loader, desc="validation", disable=not accelerator.is_local_main_process, leave=False):
@@ -406,12 +407,7 @@ def evaluate_scorer(model, loader: DataLoader, accelerator: Accelerator, thresho
         predicted.append(scores.cpu())
         target.append(truth.cpu())
     model.train()
-    return aesthetic_metrics(torch.cat(predicted).numpy(), torch.cat(target).numpy(), threshold=threshold)
-
-
-def threshold_for(bin_scores: list[float]) -> float:
-    """The binary-accuracy threshold: 5 on AVA's 1..10 scale, the middle of the scale elsewhere."""
-    return 5.0 if bin_scores == [float(s) for s in range(1, 11)] else (bin_scores[0] + bin_scores[-1]) / 2
+    return aesthetic_metrics(torch.cat(predicted).numpy(), torch.cat(target).numpy(), **scale)
 
 
 def steps_per_epoch(num_batches: int, args: CommonArguments) -> int:
@@ -436,5 +432,4 @@ __all__ = [
     "save_checkpoint",
     "set_learning_rate",
     "teacher_dtype",
-    "threshold_for",
 ]

@@ -26,7 +26,6 @@ from .common import (
     resume,
     save_checkpoint,
     set_learning_rate,
-    threshold_for,
 )
 
 logger = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ def train_on_labeled(
     state: TrainerState,
     last_checkpoint: str | None,
     compute_loss: Callable[[dict, TrainerState], tuple[torch.Tensor, dict]],
-    threshold: float,
+    scale: dict[str, float],
     export_best: Callable[[dict], None],
 ) -> TrainerState:
     """Epochs over the labeled loader: one optimizer step per `gradient_accumulation_steps` batches.
@@ -163,7 +162,7 @@ def train_on_labeled(
             state.epoch, state.batches_in_epoch = epoch + 1, 0
         finished_epoch = state.batches_in_epoch == 0
         if finished_epoch and validation_loader is not None:
-            metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
+            metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
             scalars = {f"validation/{k}": v for k, v in metrics.items() if isinstance(v, float)}
             scalars["train/epoch_loss"] = mean_over_processes(accelerator, epoch_loss, epoch_batches)
             accelerator.log(scalars, step=state.global_step)
@@ -206,7 +205,7 @@ def fit_scorer(
     check_room_for_checkpoints(args.output_dir, model)
     state, last_checkpoint = resume(accelerator, args)
     init_trackers(accelerator, project_name, args)
-    threshold = threshold_for(accelerator.unwrap_model(model).config.bin_scores)
+    scale = args.metric_scale(accelerator.unwrap_model(model).config.bin_scores)
 
     def export_best(metrics):
         export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
@@ -221,10 +220,10 @@ def fit_scorer(
         state,
         last_checkpoint,
         lambda batch, state: compute_loss(model, batch, state),
-        threshold,
+        scale,
         export_best,
     )
-    metrics = evaluate_scorer(model, validation_loader, accelerator, threshold)
+    metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
     export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics)
     accelerator.end_training()
     return metrics

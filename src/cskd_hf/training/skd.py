@@ -109,7 +109,7 @@ class UnlabeledFeed:
 def train(args: SKDArguments):
     accelerator = make_accelerator(args)
     set_seed(args.seed)
-    train_data, validation_data = labeled_splits(args)
+    train_data, validation_data, validated_on = labeled_splits(args, args.seed)
     bin_scores = bin_scores_of(train_data)
     model, image_processor = scorer_from(args, bin_scores)
     teacher = ScorerTeacher(args.teacher, image_processor, dtype=teacher_dtype(accelerator)).to(accelerator.device)
@@ -147,7 +147,7 @@ def train(args: SKDArguments):
         f"Distilled from the teacher `{public_name(args.teacher)}` on `{public_name(args.dataset)}` "
         f"({len(train_data)} labeled images)"
         + (f" and the unlabeled sources {public_name(args.unlabeled)} (mu={args.mu})" if batches is not None else "")
-        + f", beta={args.beta}, from `{public_name(args.model or args.architecture)}`."
+        + f", beta={args.beta}, from `{public_name(args.model or args.architecture)}`. {validated_on}"
     )
     title = f"CSKD aesthetic scorer ({kind})"
     return fit_scorer(

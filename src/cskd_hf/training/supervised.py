@@ -10,10 +10,12 @@ import logging
 from dataclasses import dataclass, field
 
 from accelerate.utils import set_seed
+from datasets import Dataset
 
 from ..data.labeled import bin_scores_of
 from ..data.prepare import load_labeled
 from ..hub import public_name
+from ..metrics import metric_scale
 from ..models.cskd import CSKDImageProcessor
 from .common import (
     CommonArguments,
@@ -54,8 +56,30 @@ class DataArguments:
         metadata={"help": "a prepared dataset folder or Hub id, or ava:ROOT, aadb:ROOT, para:ROOT (original files)"},
     )
     train_split: str = field(default="train", metadata={"help": "split to train on"})
-    validation_split: str = field(default="validation", metadata={"help": "split to validate on (else: test)"})
+    validation_split: str = field(
+        default="validation",
+        metadata={"help": "split to validate on and choose best/ by; without it, one is carved from train"},
+    )
+    validation_size: int = field(
+        default=2000,
+        metadata={"help": "images carved (seeded) from train when there is no validation split, at most a tenth"},
+    )
+    ier_threshold: float | None = field(
+        default=None, metadata={"help": "validation IER's error t (default: AVA's 0.5, scaled to the bins' range)"}
+    )
+    ier_interval_width: float | None = field(
+        default=None, metadata={"help": "validation IER's interval width (default: AVA's 1, scaled to the range)"}
+    )
     train_augmentation: bool = field(default=True, metadata={"help": "random crop and flip (off: centre crop)"})
+
+    def metric_scale(self, bin_scores: list[float]) -> dict[str, float]:
+        """The validation metrics' scale parameters: the dataset's (`metrics.metric_scale`) unless overridden."""
+        scale = metric_scale(bin_scores)
+        if self.ier_threshold is not None:
+            scale["ier_threshold"] = self.ier_threshold
+        if self.ier_interval_width is not None:
+            scale["interval_width"] = self.ier_interval_width
+        return scale
 
 
 @dataclass(kw_only=True)
@@ -66,15 +90,33 @@ class FinetuneArguments(CommonArguments, ModelArguments, DataArguments):
             raise ValueError("--dataset is required")
 
 
-def labeled_splits(data: DataArguments):
-    """The train and validation splits; without a validation split, the test split validates (with a warning)."""
+def labeled_splits(data: DataArguments, seed: int) -> tuple[Dataset, Dataset, str]:
+    """The train and validation splits, and a sentence saying which split validated (for logs and the card).
+
+    The validation split chooses `best/`, so it is never the test split unless asked for by name: without a
+    `validation_split`, a seeded random part of train validates (`validation_size`, as pyiqa carves 2,000 images
+    from AVA's train; at most a tenth of train).
+    """
     dataset_dict = load_labeled(data.dataset)
     if data.train_split not in dataset_dict:
         raise ValueError(f"{data.dataset} has no split {data.train_split!r}; it has {list(dataset_dict)}")
-    validation = data.validation_split if data.validation_split in dataset_dict else "test"
-    if validation != data.validation_split:
-        logger.warning(f"{data.dataset} has no {data.validation_split!r} split: validating on 'test'")
-    return dataset_dict[data.train_split], dataset_dict.get(validation)
+    train = dataset_dict[data.train_split]
+    if data.validation_split in dataset_dict:
+        if data.validation_split == "test":
+            logger.warning("validating on the test split: best/ is then chosen on test")
+        return train, dataset_dict[data.validation_split], f"Validated on the `{data.validation_split}` split."
+    count = min(data.validation_size, len(train) // 10)
+    if count < 1:
+        raise ValueError(
+            f"{data.dataset} has no {data.validation_split!r} split and too few train images to carve one"
+        )
+    parts = train.train_test_split(test_size=count, seed=seed)
+    note = (
+        f"Validated on {count} images carved from `{data.train_split}` (seed {seed}): {public_name(data.dataset)} has "
+        f"no `{data.validation_split}` split, and the test split never chooses the model."
+    )
+    logger.info(note)
+    return parts["train"], parts["test"], note
 
 
 def scorer_from(args: ModelArguments, bin_scores: list[float]):
@@ -95,13 +137,13 @@ def scorer_from(args: ModelArguments, bin_scores: list[float]):
 def train(args: FinetuneArguments):
     accelerator = make_accelerator(args)
     set_seed(args.seed)
-    train_data, validation_data = labeled_splits(args)
+    train_data, validation_data, validated_on = labeled_splits(args, args.seed)
     bin_scores = bin_scores_of(train_data)
     model, image_processor = scorer_from(args, bin_scores)
     start = args.model or args.clip_backbone or args.architecture
     summary = (
         f"Fine-tuned with the EMD loss on `{public_name(args.dataset)}` ({len(train_data)} images), "
-        f"from `{public_name(start)}`."
+        f"from `{public_name(start)}`. {validated_on}"
     )
 
     def compute_loss(model, batch, state):
