@@ -227,11 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--root", required=True, help="folder with the original files (e.g. AVA.txt and images/)")
     prepare.add_argument("--out", required=True, help="folder to write the Parquet dataset into")
     prepare.add_argument(
-        "--split", default="official", choices=("official", "paper", "ids"), help="AVA only: the split protocol"
+        "--split",
+        default="official",
+        choices=("official", "paper", "ids"),
+        help="AVA and AADB: the released split, or the CSKD paper's seeded random one with its training count "
+        "(AVA 237,623, AADB 8,345); AVA: ids from --test-ids",
     )
     prepare.add_argument("--test-ids", help="AVA only: file of test image ids (with --split ids)")
-    prepare.add_argument("--validation-size", type=float, default=0, help="AVA only: train images kept for validation")
-    prepare.add_argument("--seed", type=int, default=0, help="AVA only: seed of the random splits")
+    prepare.add_argument(
+        "--validation-size",
+        type=float,
+        default=0,
+        help="AVA, and AADB with --split paper: train images for validation",
+    )
+    prepare.add_argument("--seed", type=int, default=0, help="AVA and AADB: seed of the random splits")
     prepare.add_argument("--per-user", action="store_true", help="PARA only: use the per-user PARA-Images.csv")
     prepare.add_argument(
         "--verify", default="decode", choices=("decode", "exists", "none"), help="how to check the images"
@@ -443,9 +452,14 @@ def _data_prepare(args: argparse.Namespace) -> int:
     from .data.prepare import prepare
 
     options = {"verify": args.verify, "num_workers": args.num_workers}
+    validation_size = int(args.validation_size) if args.validation_size >= 1 else args.validation_size
     if args.dataset == "ava":
         options |= {"split": args.split, "test_ids_file": args.test_ids, "seed": args.seed}
-        options["validation_size"] = int(args.validation_size) if args.validation_size >= 1 else args.validation_size
+        options["validation_size"] = validation_size
+    elif args.dataset == "aadb":
+        if args.split == "ids":
+            raise ValueError("--split ids is for AVA; AADB takes official or paper")
+        options |= {"split": args.split, "seed": args.seed, "validation_size": validation_size}
     elif args.dataset == "para":
         options["per_user"] = args.per_user
     dataset_dict = prepare(args.dataset, args.root, args.out, **options)

@@ -102,6 +102,46 @@ def test_aadb_raw_ratings_give_histograms(tmp_path):
     assert by_id["farm1_c"]["num_votes"] == -1  # no raw ratings for it: the Gaussian rule
 
 
+def test_paper_splits_train_on_the_papers_counts():
+    """CSKD §4.1: "237,623, 8345 and 28220 samples are randomly selected for training"."""
+    from cskd_hf.data.labeled import paper_train_count
+
+    assert paper_train_count(255_500, 237_623, 242_538) == 237_623  # all of AVA: the paper's count, the rest test
+    assert paper_train_count(9_958, 8_345, 10_000) == 8_310  # AADB's released lists hold 42 images fewer than 10,000
+    assert paper_train_count(6, 237_623, 242_538) == 5  # a small folder: the paper's share, one test image kept
+
+
+def test_aadb_paper_split_pools_the_lists_and_is_seeded(tmp_path):
+    root = write_aadb(tmp_path / "AADB")
+    official = load_aadb(root, verify="exists")
+    paper = load_aadb(root, verify="exists", split="paper", seed=1)
+    again = load_aadb(root, verify="exists", split="paper", seed=1)
+    ids = lambda dataset_dict: sorted(i for split in dataset_dict.values() for i in split["image_id"])  # noqa: E731
+    assert ids(paper) == ids(official)  # the same images, split anew
+    assert set(paper) == {"train", "test"} and (len(paper["train"]), len(paper["test"])) == (4, 1)  # 5 on disk
+    assert paper["test"]["image_id"] == again["test"]["image_id"]
+    with_validation = load_aadb(root, verify="exists", split="paper", seed=1, validation_size=1)
+    assert len(with_validation["validation"]) == 1 and len(with_validation["train"]) == 3
+    with pytest.raises(ValueError, match="split must be 'official' or 'paper'"):
+        load_aadb(root, split="random")
+
+
+def test_aadb_released_scores_are_checked_against_the_raw_ratings(tmp_path, caplog):
+    """The (rating - 1) / 4 mapping is an assumption: with the raw ratings at hand, disagreements are named."""
+    import logging
+
+    root = write_aadb(tmp_path / "AADB", with_ratings=True)
+    with caplog.at_level(logging.WARNING, logger="cskd_hf"):
+        load_aadb(root, verify="none")
+    assert "differ from their AADB_AllinAll.csv" not in caplog.text  # the fixture's scores are the ratings' means
+    train_list = root / "imgListFiles_label" / "imgListTrainRegression_score.txt"
+    train_list.write_text(train_list.read_text().replace("farm1_a.jpg 0.6", "farm1_a.jpg 0.7"))
+    with caplog.at_level(logging.WARNING, logger="cskd_hf"):
+        load_aadb(root, verify="none")
+    assert f"{train_list}: 1 of 3 released scores differ" in caplog.text
+    assert "farm1_a.jpg (0.7 vs 0.6)" in caplog.text
+
+
 @pytest.mark.parametrize("per_user", [False, True])
 def test_para_giaa_and_per_user_files_agree(tmp_path, per_user):
     para = load_para(write_para(tmp_path / "PARA"), per_user=per_user)

@@ -206,6 +206,13 @@ def split_by_ids(images: Sequence[LabeledImage], test_ids: set[str]) -> dict[str
     }
 
 
+def paper_train_count(num_images: int, paper_train: int, paper_total: int) -> int:
+    """How many of `num_images` a paper-style random split trains on: the paper's own count (CSKD §4.1: "237,623,
+    8345 and 28220 samples are randomly selected for training"), or its share of `paper_total` when fewer images
+    are at hand; at least one image is left for the test split."""
+    return max(1, min(paper_train, int(round(paper_train / paper_total * num_images)), num_images - 1))
+
+
 def random_split(images: Sequence[LabeledImage], num_train: int, seed: int) -> dict[str, list[LabeledImage]]:
     order = np.random.default_rng(seed).permutation(len(images))
     return {
