@@ -63,7 +63,7 @@ def test_the_preprocessing_of_converted_predictors():
 
     as_clip = CSKDImageProcessor(resize_mode="shortest_edge", resize_input="pil", draft_decoding=False, **common)
     by_pil = image.resize((60, 40), Image.Resampling.BICUBIC).crop((14, 4, 46, 36))
-    expected = torch.from_numpy(np.asarray(by_pil)).permute(2, 0, 1).float() / 255
+    expected = torch.from_numpy(np.array(by_pil)).permute(2, 0, 1).float() / 255
     torch.testing.assert_close(as_clip(image)["pixel_values"][0], expected)
     assert as_clip.draft_size() is None and CSKDImageProcessor(**common).draft_size() == 40
 
