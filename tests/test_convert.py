@@ -24,16 +24,18 @@ REPO = Path(__file__).resolve().parents[1]
 PHOTOS = sorted((REPO / "spaces" / "examples").glob("*.jpg"))
 
 
-@pytest.fixture(scope="module")
-def nima(tmp_path_factory):
+def write_pyiqa_nima(folder: Path, kind: str) -> dict:
     """pyiqa's NIMA built by pyiqa with random weights, saved in pyiqa's checkpoint format, and converted."""
     import pyiqa.archs.nima_arch as nima_arch
 
+    from cskd_hf.convert import NIMA_ARCHITECTURES
+
+    architecture, image_size = NIMA_ARCHITECTURES[kind]
     create_model = timm.create_model
     nima_arch.timm.create_model = lambda *args, **kwargs: create_model(*args, **{**kwargs, "pretrained": False})
     try:  # pyiqa always asks timm for ImageNet weights, which would download
         torch.manual_seed(0)
-        network = nima_arch.NIMA(base_model_name="inception_resnet_v2", pretrained=False).eval()
+        network = nima_arch.NIMA(base_model_name=architecture, pretrained=False).eval()
     finally:
         nima_arch.timm.create_model = create_model
     # Random weights with BatchNorm's initial statistics give nearly the same features for every photo. Statistics of
@@ -42,16 +44,25 @@ def nima(tmp_path_factory):
         if isinstance(module, torch.nn.BatchNorm2d):
             module.reset_running_stats()
             module.momentum = None  # the plain average over the pass
-    photos = [
-        torch.nn.functional.interpolate(image_tensor(photo), size=(299, 299), mode="bilinear") for photo in PHOTOS
-    ]
+    size = (image_size, image_size)
+    photos = [torch.nn.functional.interpolate(image_tensor(photo), size=size, mode="bilinear") for photo in PHOTOS]
     with torch.no_grad():
         network.train()(torch.cat(photos))
         network.eval().classifier[2].weight.normal_(std=0.05)
-    folder = tmp_path_factory.mktemp("nima")
-    checkpoint = folder / "NIMA_InceptionV2_ava-test.pth"
+    checkpoint = folder / f"NIMA_{architecture}_ava-test.pth"
     torch.save({"params": network.state_dict()}, checkpoint)  # pyiqa's format: load_pretrained_network reads "params"
-    return {"network": network, "checkpoint": checkpoint, "converted": convert_pyiqa_nima(checkpoint, folder / "out")}
+    converted = convert_pyiqa_nima(checkpoint, folder / "out", kind)
+    return {"network": network, "checkpoint": checkpoint, "converted": converted}
+
+
+@pytest.fixture(scope="module")
+def nima(tmp_path_factory):
+    return write_pyiqa_nima(tmp_path_factory.mktemp("nima"), "pyiqa-nima")
+
+
+@pytest.fixture(scope="module")
+def nima_vgg16(tmp_path_factory):
+    return write_pyiqa_nima(tmp_path_factory.mktemp("nima-vgg16"), "pyiqa-nima-vgg16")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +111,9 @@ def cskd_scores(model_dir, photos, tmp_path, *options) -> list[float]:
     return [float(rows[str(photo)]["score"]) for photo in photos]
 
 
-def test_pyiqa_nima_converts_to_pyiqas_own_scores(nima, tmp_path):
+@pytest.mark.parametrize("kind", ["nima", "nima_vgg16"])
+def test_pyiqa_nima_converts_to_pyiqas_own_scores(kind, request, tmp_path):
+    nima = request.getfixturevalue(kind)
     expected, distributions = pyiqa_nima_scores(nima["network"], PHOTOS)
     assert np.ptp(expected) > 0.05  # the photos get different scores: the comparison can tell them apart
     scorer = pipeline("image-aesthetics", model=str(nima["converted"]))

@@ -167,12 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
             "Turn the checkpoint file of a published predictor into an ordinary CSKD model folder (weights, image "
             "processor reproducing the original's preprocessing, card with the source's licence) that cskd score, "
             "the pipeline, ONNX export, the Space and SKD (as teacher) take. pyiqa-nima: pyiqa's NIMA "
-            "(NIMA_InceptionV2_ava-*.pth). laion-aesthetic: the LAION aesthetic predictor v2's MLP "
-            "(sac+logos+ava1-l14-linearMSE.pth) over CLIP ViT-L/14 (--clip). `cskd models` lists them."
+            "(NIMA_InceptionV2_ava-*.pth); pyiqa-nima-vgg16: its VGG16 variant (NIMA_VGG16_ava-*.pth). "
+            "laion-aesthetic: the LAION aesthetic predictor v2's MLP (sac+logos+ava1-l14-linearMSE.pth) over CLIP "
+            "ViT-L/14 (--clip). `cskd models` lists them."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    convert.add_argument("source", choices=("pyiqa-nima", "laion-aesthetic"), help="what the checkpoint is")
+    convert.add_argument(
+        "source", choices=("pyiqa-nima", "pyiqa-nima-vgg16", "laion-aesthetic"), help="what the checkpoint is"
+    )
     convert.add_argument("checkpoint", help="the downloaded checkpoint file (.pth or .safetensors)")
     convert.add_argument("--out", required=True, help="folder to write the model into")
     convert.add_argument(
@@ -514,8 +517,8 @@ def _push(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from .convert import convert_laion_aesthetic, convert_pyiqa_nima
 
-    if args.source == "pyiqa-nima":
-        out = convert_pyiqa_nima(args.checkpoint, args.out)
+    if args.source.startswith("pyiqa-nima"):
+        out = convert_pyiqa_nima(args.checkpoint, args.out, args.source)
     else:
         out = convert_laion_aesthetic(args.checkpoint, args.out, clip=args.clip, spread=args.spread)
     print(f"wrote {out}: cskd score PHOTOS --model {out}")

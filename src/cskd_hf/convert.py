@@ -4,10 +4,12 @@ A converted folder is an ordinary `CSKDForAestheticScoring` (with its image proc
 its licence): `cskd score`, the `image-aesthetics` pipeline, ONNX export, the Space, `cskd evaluate`, and SKD as a
 teacher all take it. Each converter reproduces its original's preprocessing and forward pass:
 
-- `pyiqa-nima`: pyiqa's NIMA (Talebi & Milanfar; InceptionResNetV2 on AVA, `NIMA_InceptionV2_ava-*.pth`). pyiqa
-  resizes the shorter side of a float `[0, 1]` tensor to 299 (bilinear, antialiased), centre-crops 299, normalises
-  with timm's mean and std for the architecture, averages the last feature map and applies dropout + linear + softmax
-  over 10 bins. Keys `base_model.*` are timm's own, `classifier.2.*` is the linear layer.
+- `pyiqa-nima` and `pyiqa-nima-vgg16`: pyiqa's NIMA (Talebi & Milanfar; InceptionResNetV2 and VGG16 on AVA,
+  `NIMA_InceptionV2_ava-*.pth`, `NIMA_VGG16_ava-*.pth`). pyiqa resizes the shorter side of a float `[0, 1]` tensor
+  to the architecture's input size (299, 224; bilinear, antialiased), centre-crops it, normalises with timm's mean
+  and std for the architecture, averages the last feature map of timm's `features_only` network (for VGG16 the last
+  max-pool, without fc6 / fc7) and applies dropout + linear + softmax over 10 bins. Keys `base_model.*` are timm's,
+  with `features_only`'s flattened names (`features_0` for `features.0`); `classifier.2.*` is the linear layer.
 - `laion-aesthetic`: the LAION aesthetic predictor v2 (`sac+logos+ava1-l14-linearMSE.pth` and its siblings): an MLP
   over CLIP ViT-L/14's L2-normalised image embedding, predicting the mean rating. Its five linear layers have no
   activation between them, so they are one affine map: the converted head is that map, computed in float64 (the
@@ -21,6 +23,7 @@ Checkpoints are read without unpickling code (`weights_only=True`, or safetensor
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -37,19 +40,30 @@ LAION_CLIP = "openai/clip-vit-large-patch14"
 # standard deviations mostly between 1.2 and 1.7 on the 1..10 scale).
 LAION_SPREAD = 1.4
 
+NIMA_ARCHITECTURES = {"pyiqa-nima": ("inception_resnet_v2", 299), "pyiqa-nima-vgg16": ("vgg16", 224)}
+PYIQA_LICENCE = {
+    "license": "other",
+    "license_name": "polyform-noncommercial-1.0.0",
+    "license_link": "https://polyformproject.org/licenses/noncommercial/1.0.0/",
+    "license_note": "pyiqa is licensed under the PolyForm Noncommercial License 1.0.0 (and the NTU S-Lab License "
+    "for some components); its NIMA weights were trained on AVA, whose images are for research only. No commercial "
+    "use.",
+    "citation": "Talebi, Milanfar. NIMA: Neural Image Assessment. IEEE TIP 2018. Chen et al. TOPIQ / pyiqa: "
+    "https://github.com/chaofengc/IQA-PyTorch",
+}
+
 SOURCES = {
+    "pyiqa-nima-vgg16": {
+        "title": "NIMA (VGG16, AVA), converted from pyiqa",
+        "source": "https://github.com/chaofengc/IQA-PyTorch (pyiqa metric `nima-vgg16-ava`, weights "
+        "`NIMA_VGG16_ava-dc4e8265.pth`)",
+        **PYIQA_LICENCE,
+    },
     "pyiqa-nima": {
         "title": "NIMA (InceptionResNetV2, AVA), converted from pyiqa",
         "source": "https://github.com/chaofengc/IQA-PyTorch (pyiqa metric `nima`, weights "
         "`NIMA_InceptionV2_ava-b0c77c00.pth`)",
-        "license": "other",
-        "license_name": "polyform-noncommercial-1.0.0",
-        "license_link": "https://polyformproject.org/licenses/noncommercial/1.0.0/",
-        "license_note": "pyiqa is licensed under the PolyForm Noncommercial License 1.0.0 (and the NTU S-Lab License "
-        "for some components); its NIMA weights were trained on AVA, whose images are for research only. No "
-        "commercial use.",
-        "citation": "Talebi, Milanfar. NIMA: Neural Image Assessment. IEEE TIP 2018. Chen et al. TOPIQ / pyiqa: "
-        "https://github.com/chaofengc/IQA-PyTorch",
+        **PYIQA_LICENCE,
     },
     "laion-aesthetic": {
         "title": "LAION aesthetic predictor v2 (CLIP ViT-L/14 + MLP), converted",
@@ -86,30 +100,34 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {name.removeprefix("module."): tensor for name, tensor in state.items()}
 
 
-def convert_pyiqa_nima(checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """pyiqa's NIMA checkpoint (InceptionResNetV2 on AVA) as a CSKD model folder; returns the folder."""
-    state = read_checkpoint(checkpoint)
-    config = CSKDConfig(architecture="inception_resnet_v2", image_size=299, bin_scores=AVA_BINS, head_dropout=0.0)
+def convert_pyiqa_nima(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, kind: str = "pyiqa-nima") -> Path:
+    """pyiqa's NIMA checkpoint (`kind`: `pyiqa-nima`, InceptionResNetV2, or `pyiqa-nima-vgg16`) as a CSKD model
+    folder; returns the folder."""
+    architecture, image_size = NIMA_ARCHITECTURES[kind]
+    config = CSKDConfig(
+        architecture=architecture, image_size=image_size, bin_scores=AVA_BINS, head_dropout=0.0,
+        backbone_pre_logits=False,  # pyiqa pools the last feature map (VGG16: without fc6 / fc7)
+    )  # fmt: skip
     model = CSKDForAestheticScoring(config).eval()
+    expected = model.state_dict().keys()
     renamed = {}
-    for name, tensor in state.items():
+    for name, tensor in read_checkpoint(checkpoint).items():
         if name.startswith("base_model."):
-            renamed["backbone." + name.removeprefix("base_model.")] = tensor
+            name = "backbone." + name.removeprefix("base_model.")
+            if name not in expected:  # features_only flattens `features.0` into `features_0`
+                name = re.sub(r"^backbone\.([a-z]+)_(\d+)\.", r"backbone.\1.\2.", name)
+            renamed[name] = tensor
         elif name.startswith("classifier.2."):  # Flatten, Dropout, Linear, Softmax
             renamed["head.layers.1." + name.removeprefix("classifier.2.")] = tensor
         else:
             renamed[name] = tensor
-    _load_exactly(model, renamed, checkpoint, "pyiqa's NIMA (inception_resnet_v2)")
+    _load_exactly(model, renamed, checkpoint, f"pyiqa's NIMA ({architecture})")
     # pyiqa resizes float tensors with torchvision's default, bilinear with antialiasing.
     processor = CSKDImageProcessor.from_model_config(
-        config,
-        resize_size=299,
-        resize_mode="shortest_edge",
-        resize_input="float",
-        interpolation="bilinear",
+        config, resize_size=image_size, resize_mode="shortest_edge", resize_input="float", interpolation="bilinear",
         draft_decoding=False,
-    )
-    return _save(model, processor, out_dir, "pyiqa-nima", checkpoint)
+    )  # fmt: skip
+    return _save(model, processor, out_dir, kind, checkpoint)
 
 
 def collapse_linear_layers(state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,7 +257,11 @@ From the command line: `cskd score photos/ --model PATH_OR_REPO_ID`; as the teac
     return ModelCard(content)
 
 
-CONVERTERS = {"pyiqa-nima": convert_pyiqa_nima, "laion-aesthetic": convert_laion_aesthetic}
+CONVERTERS = {
+    "pyiqa-nima": convert_pyiqa_nima,
+    "pyiqa-nima-vgg16": lambda checkpoint, out_dir: convert_pyiqa_nima(checkpoint, out_dir, "pyiqa-nima-vgg16"),
+    "laion-aesthetic": convert_laion_aesthetic,
+}
 
 __all__ = [
     "CONVERTERS",

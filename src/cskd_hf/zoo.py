@@ -28,6 +28,16 @@ KNOWN_MODELS = (
         "cskd convert pyiqa-nima NIMA_InceptionV2_ava-b0c77c00.pth --out nima",
     ),
     KnownModel(
+        "pyiqa/nima-vgg16",
+        "converted",
+        "vgg16 (conv layers, averaged) + dropout + linear (NIMA)",
+        224,
+        "10 (AVA, 1-10)",
+        "pyiqa metric `nima-vgg16-ava`: NIMA_VGG16_ava-dc4e8265.pth",
+        "PolyForm Noncommercial 1.0.0 (pyiqa)",
+        "cskd convert pyiqa-nima-vgg16 NIMA_VGG16_ava-dc4e8265.pth --out nima-vgg16",
+    ),
+    KnownModel(
         "laion/aesthetic-v2",
         "converted",
         "CLIP ViT-L/14 image tower + L2 norm + linear MLP (a scalar)",

@@ -59,6 +59,9 @@ class CSKDConfig(PretrainedConfig):
             `p_i ∝ exp(-(b_i - s)² / 2σ²)` with σ = `scalar_spread`, so that the model can teach SKD, while the mean
             score stays `s` exactly).
         scalar_spread: σ of that Gaussian, on the bins' scale.
+        backbone_pre_logits: keep the layers timm runs between a backbone's feature map and its pooling (VGG's fc6
+            and fc7 as convolutions); without them the pooled features are the feature map's average (pyiqa's
+            NIMA-VGG16). Other architectures have none and are unaffected.
         initializer_range: std of the normal initialisation of head and projector weights.
         problem_type: what the scoring model's `labels` are: `None` for vote distributions `(batch, num_bins)` (the
             EMD of eq. 2), integer bin indices or float mean scores `(batch,)` being recognised by their dtype;
@@ -89,6 +92,7 @@ class CSKDConfig(PretrainedConfig):
         normalize_features: bool = False,
         score_head: str = "distribution",
         scalar_spread: float = 1.4,
+        backbone_pre_logits: bool = True,
         **kwargs,
     ):
         if not isinstance(architecture, str) or not architecture:
@@ -166,6 +170,7 @@ class CSKDConfig(PretrainedConfig):
         self.normalize_features = normalize_features
         self.score_head = score_head
         self.scalar_spread = scalar_spread
+        self.backbone_pre_logits = backbone_pre_logits
 
         # The bins are the labels, so `pipeline("image-classification")` shows the predicted vote distribution.
         kwargs.setdefault("id2label", bin_labels(bin_scores))

@@ -170,7 +170,18 @@ def create_backbone(config: CSKDConfig) -> nn.Module:
     `load_backbone_weights`)."""
     if config.backbone_type == "clip":
         return ClipVisionBackbone(CLIPVisionConfig(**config.clip_vision_config))
-    return timm.create_model(config.architecture, pretrained=False, num_classes=0, **timm_model_kwargs(config))
+    return without_pre_logits(
+        timm.create_model(config.architecture, pretrained=False, num_classes=0, **timm_model_kwargs(config)), config
+    )
+
+
+def without_pre_logits(backbone: nn.Module, config: CSKDConfig) -> nn.Module:
+    """With `config.backbone_pre_logits=False`, drop the pre-logits layers timm runs between the feature map and its
+    pooling (VGG's fc6 / fc7, 120M parameters): the pooled features are then the feature map's average."""
+    if not config.backbone_pre_logits and isinstance(getattr(backbone, "pre_logits", None), nn.Module):
+        backbone.pre_logits = nn.Identity()
+        backbone.head_hidden_size = backbone.num_features
+    return backbone
 
 
 def backbone_feature_size(backbone: nn.Module) -> int:
@@ -417,6 +428,7 @@ class CSKDPreTrainedModel(PreTrainedModel):
             pretrained_cfg_overlay=overlay,
             **timm_model_kwargs(self.config),
         )
+        pretrained = without_pre_logits(pretrained, self.config)
         self.backbone.load_state_dict(pretrained.state_dict())
         logger.info(f"Loaded {self.config.architecture} backbone weights from {checkpoint_path or 'timm'}")
 
