@@ -35,3 +35,34 @@ def test_skd_distils_a_converted_scalar_teacher(toy_world, tmp_path):
     losses = [entry["train/epoch_loss"] for entry in state["history"]]
     assert losses[-1] < 0.8 * losses[0], losses  # the student learns the labels and the scalar teacher's Gaussians
     assert np.isfinite(metrics["srcc"]) and (tmp_path / "student" / "model.safetensors").exists()
+
+
+def test_skd_without_labels_distils_a_converted_teacher_and_validates(toy_world, tmp_path):
+    """No labeled dataset: the distillation term alone on the unlabeled stream, validated on a labeled split."""
+    from scipy.stats import spearmanr
+    from transformers import AutoModelForImageClassification, pipeline
+
+    from cskd_hf.data.prepare import load_labeled
+
+    laion = write_tiny_laion(tmp_path / "laion")
+    out = tmp_path / "student"
+    args = [
+        "--teacher", str(laion["converted"]), "--unlabeled", str(toy_world["unlabeled"]), "--batch_size", "8",
+        "--num_epochs", "12", "--num_workers", "0", "--head_dropout", "0.0", "--shuffle_buffer", "16",
+        "--validation_dataset", str(toy_world["labeled"]), "--lr_decay_epochs", "8", "--output_dir", str(out),
+        *QUICK,
+    ]  # fmt: skip
+    metrics = skd.train(skd.parse_arguments(skd.SKDArguments, args))
+    losses = [entry["train/epoch_loss"] for entry in metrics["history"]]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert all("validation/srcc" in entry for entry in metrics["history"])  # validated every epoch
+    assert (out / "best" / "model.safetensors").exists() and "without labels" in (out / "README.md").read_text()
+    assert AutoModelForImageClassification.from_pretrained(out).config.num_bins == 10
+
+    # The student ranks the validation photos as its teacher does (it never saw a label).
+    photos = [row["image"] for row in load_labeled(str(toy_world["labeled"]))["validation"]]
+    student = [result["score"] for result in pipeline("image-aesthetics", model=str(out))(photos)]
+    teacher = [result["score"] for result in pipeline("image-aesthetics", model=str(laion["converted"]))(photos)]
+    agreement = spearmanr(student, teacher).statistic
+    print(f"student vs teacher SRCC on the validation images: {agreement:.3f}")
+    assert agreement > 0.5

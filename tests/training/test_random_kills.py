@@ -36,8 +36,8 @@ WORK_STARTS = ("teacher cache", "training")  # the progress bars that follow the
 
 
 def trainer_options(trainer: str, toy_world, toy_teacher, out: Path) -> tuple[str, list[str]]:
-    """The script and options of one of the four runs the issue names: CFA (live and cached teacher), fine-tuning,
-    and SKD with the unlabeled stream; each checkpoints every 2 steps and keeps 2, with one DataLoader worker."""
+    """The script and options of the runs the issue names: CFA (live and cached teacher), fine-tuning, and SKD with
+    the unlabeled stream (and without labels); each checkpoints every 2 steps and keeps 2, with one worker."""
     common = ["--output_dir", str(out), "--num_workers", "1", "--checkpointing_steps", "2"]
     common += ["--checkpoints_total_limit", "2", *QUICK]
     labeled = ["--dataset", str(toy_world["labeled"]), "--head_dropout", "0.1"]
@@ -49,6 +49,11 @@ def trainer_options(trainer: str, toy_world, toy_teacher, out: Path) -> tuple[st
         return "cfa.py", options + common
     if trainer == "finetune":
         return "finetune.py", [*labeled, "--batch_size", "8", "--num_epochs", "6", *common]
+    if trainer == "skd-no-labels":
+        return "skd.py", [
+            "--teacher", str(toy_teacher), *unlabeled, "--validation_dataset", str(toy_world["labeled"]),
+            "--head_dropout", "0.1", "--batch_size", "8", "--num_epochs", "6", *common,
+        ]  # fmt: skip
     return "skd.py", [
         *labeled, "--teacher", str(toy_teacher), *unlabeled, "--mu", "2", "--batch_size", "4", "--num_epochs", "3",
         *common,
@@ -132,7 +137,7 @@ def _drain(process: subprocess.Popen, lines: list[str], work_started: list[float
 
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, pytest.param(2, marks=pytest.mark.distributed)])
-@pytest.mark.parametrize("trainer", ["cfa", "cfa-cached", "finetune", "skd"])
+@pytest.mark.parametrize("trainer", ["cfa", "cfa-cached", "finetune", "skd", "skd-no-labels"])
 def test_random_sigkills_then_latest_end_bit_identical(
     trainer, processes, toy_world, toy_teacher, two_process_config, tmp_path
 ):

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from ..data.batching import UnlabeledBatches, worker_processes
+from ..data.batching import UnlabeledBatches
 from ..hub import public_name
 from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
 from ..teachers.classifier import load_teacher, teacher_embedding_size
@@ -30,23 +28,15 @@ from .common import (
     CommonArguments,
     check_room_for_checkpoints,
     init_trackers,
-    learning_rate_at,
     make_accelerator,
-    mean_over_processes,
-    optimization_step,
     parse_arguments,
     resume,
-    save_checkpoint,
-    set_learning_rate,
     teacher_dtype,
 )
-from .loop import export_model
+from .loop import export_model, train_on_stream
 from .skd import UnlabeledArguments, unlabeled_stream
 
 logger = logging.getLogger(__name__)
-
-# Per step, what all processes agree on before training on a batch.
-EXHAUSTED, EMPTY, READY = 0, 1, 2
 
 
 @dataclass(kw_only=True)
@@ -152,63 +142,12 @@ def train(args: CFAArguments) -> dict:
     state, last_checkpoint = resume(accelerator, args)
     init_trackers(accelerator, "cfa", args)
     batches = stream_batches(train=args.train_augmentation, drop_last=True)
-    progress = tqdm(desc="CFA steps", initial=state.global_step, disable=not accelerator.is_local_main_process)
 
-    model.train()
-    for epoch in range(state.epoch, args.num_epochs):
-        state.epoch = epoch
-        set_learning_rate(optimizer, learning_rate_at(args, epoch))
-        batches.resume_from(epoch, state.stream_read)
-        generator = torch.Generator().manual_seed(args.seed)  # keeps iterator creation off the global RNG
-        iterator = iter(
-            DataLoader(batches, batch_size=None, generator=generator, **worker_processes(batches, args.num_workers))
-        )
-        epoch_loss, epoch_batches = 0.0, 0
-        while True:
-            batch = next(iterator, None)
-            status = EXHAUSTED if batch is None else (EMPTY if batch["pixel_values"] is None else READY)
-            # The first process to run out of images ends the epoch for all: they must take the same steps.
-            agreed = accelerator.gather(torch.tensor([status], device=accelerator.device)).min().item()
-            if agreed == EXHAUSTED:
-                break
-            state.stream_read += batch["num_read"]
-            state.skipped_images += batch["num_skipped"]
-            if agreed == EMPTY:
-                continue
-            pixel_values = batch["pixel_values"].to(accelerator.device)
-            targets = targets_of(batch, pixel_values)
-            loss = optimization_step(
-                accelerator,
-                model,
-                optimizer,
-                lambda: model(pixel_values=pixel_values, teacher_embeds=targets).loss,  # noqa: B023 (called now)
-                args,
-                state,
-                last_checkpoint,
-            )
-            epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
-            if accelerator.sync_gradients:
-                state.global_step += 1
-                progress.update(1)
-                if state.global_step % args.logging_steps == 0:
-                    accelerator.log(
-                        {"train/loss": loss.item(), "train/skipped_images": state.skipped_images},
-                        step=state.global_step,
-                    )
-                    progress.set_postfix(loss=f"{loss.item():.4f}")
-                if state.global_step % args.checkpointing_steps == 0:
-                    last_checkpoint = save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
-                if args.max_train_steps and state.global_step >= args.max_train_steps:
-                    break
-        mean_loss = mean_over_processes(accelerator, epoch_loss, epoch_batches)
-        state.history.append({"epoch": epoch, "step": state.global_step, "train/epoch_loss": mean_loss})
-        accelerator.log({"train/epoch_loss": mean_loss}, step=state.global_step)
-        logger.info(f"epoch {epoch}: mean alignment loss {mean_loss:.4f}")
-        if args.max_train_steps and state.global_step >= args.max_train_steps:
-            break
-        state.epoch, state.stream_read = epoch + 1, 0
-    progress.close()
-    save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
+    def loss_for(batch, pixel_values):
+        targets = targets_of(batch, pixel_values)  # the teacher's, before the student's step
+        return lambda: model(pixel_values=pixel_values, teacher_embeds=targets).loss
+
+    train_on_stream(accelerator, args, model, optimizer, batches, state, last_checkpoint, loss_for, "CFA steps")
 
     title = "CSKD feature-aligned backbone (CFA, phase I)"
     summary = (

@@ -10,6 +10,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data.batching import UnlabeledBatches, worker_processes
 from ..hub import model_card, save_card
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 from .common import (
@@ -178,6 +179,80 @@ def train_on_labeled(
     return state
 
 
+# Per step, what all processes agree on before training on a batch of the stream.
+EXHAUSTED, EMPTY, READY = 0, 1, 2
+
+
+def train_on_stream(
+    accelerator: Accelerator,
+    args: CommonArguments,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: UnlabeledBatches,
+    state: TrainerState,
+    last_checkpoint: str | None,
+    loss_for: Callable[[dict, torch.Tensor], Callable[[], torch.Tensor]],
+    description: str,
+    end_of_epoch: Callable[[int], dict] | None = None,
+) -> TrainerState:
+    """Epochs over an unlabeled stream (CFA; SKD without labels): an epoch is one pass over this process's part.
+
+    `loss_for(batch, pixel_values)` runs the frozen teachers and returns the student's loss as a function, which the
+    step calls. `end_of_epoch(epoch)` (validation) returns values for the history.
+    """
+    progress = tqdm(desc=description, initial=state.global_step, disable=not accelerator.is_local_main_process)
+    model.train()
+    for epoch in range(state.epoch, args.num_epochs):
+        state.epoch = epoch
+        set_learning_rate(optimizer, learning_rate_at(args, epoch))
+        batches.resume_from(epoch, state.stream_read)
+        generator = torch.Generator().manual_seed(args.seed)  # keeps iterator creation off the global RNG
+        iterator = iter(
+            DataLoader(batches, batch_size=None, generator=generator, **worker_processes(batches, args.num_workers))
+        )
+        epoch_loss, epoch_batches = 0.0, 0
+        while True:
+            batch = next(iterator, None)
+            status = EXHAUSTED if batch is None else (EMPTY if batch["pixel_values"] is None else READY)
+            # The first process to run out of images ends the epoch for all: they must take the same steps.
+            agreed = accelerator.gather(torch.tensor([status], device=accelerator.device)).min().item()
+            if agreed == EXHAUSTED:
+                break
+            state.stream_read += batch["num_read"]
+            state.skipped_images += batch["num_skipped"]
+            if agreed == EMPTY:
+                continue
+            pixel_values = batch["pixel_values"].to(accelerator.device)
+            loss_of = loss_for(batch, pixel_values)
+            loss = optimization_step(accelerator, model, optimizer, loss_of, args, state, last_checkpoint)
+            epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
+            if accelerator.sync_gradients:
+                state.global_step += 1
+                progress.update(1)
+                if state.global_step % args.logging_steps == 0:
+                    accelerator.log(
+                        {"train/loss": loss.item(), "train/skipped_images": state.skipped_images},
+                        step=state.global_step,
+                    )
+                    progress.set_postfix(loss=f"{loss.item():.4f}")
+                if state.global_step % args.checkpointing_steps == 0:
+                    last_checkpoint = save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
+                if args.max_train_steps and state.global_step >= args.max_train_steps:
+                    break
+        scalars = {"train/epoch_loss": mean_over_processes(accelerator, epoch_loss, epoch_batches)}
+        if end_of_epoch is not None:
+            scalars |= end_of_epoch(epoch)
+        state.history.append({"epoch": epoch, "step": state.global_step, **scalars})
+        accelerator.log(scalars, step=state.global_step)
+        logger.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+        if args.max_train_steps and state.global_step >= args.max_train_steps:
+            break
+        state.epoch, state.stream_read = epoch + 1, 0
+    progress.close()
+    save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
+    return state
+
+
 def fit_scorer(
     accelerator: Accelerator,
     args: CommonArguments,
@@ -229,4 +304,4 @@ def fit_scorer(
     return metrics
 
 
-__all__ = ["build_scorer", "export_model", "fit_scorer", "train_on_labeled"]
+__all__ = ["build_scorer", "export_model", "fit_scorer", "train_on_labeled", "train_on_stream"]

@@ -5,7 +5,12 @@
 
 Each step takes B_s labeled images (`--batch_size`) and mu * B_s unlabeled images from the stream; the student is
 trained with `L = L_EMD(labels) + beta * L_EMD(teacher)`, the teacher (a frozen scoring model) seeing the same
-augmented view. Without `--unlabeled` this is supervised KD, the baseline of the paper's Table 6.
+augmented view. Without `--unlabeled` this is supervised KD, the baseline of the paper's Table 6. Without `--dataset`
+it is the distillation term alone on the unlabeled stream (`--batch_size` images a step), e.g. from a converted
+predictor with no labels at hand; `--validation_dataset` then validates each epoch and chooses `best/`:
+
+    accelerate launch scripts/skd.py --teacher outputs/laion-aesthetic --unlabeled /data/photos \
+        --architecture mobilenetv2_100 --backbone_pretrained --validation_dataset /data/ava-parquet --output_dir out
 """
 
 import logging
@@ -17,18 +22,25 @@ from torch.utils.data import DataLoader
 
 from ..data.batching import UnlabeledBatches, worker_processes
 from ..data.labeled import bin_scores_of
+from ..data.prepare import load_labeled
 from ..data.unlabeled import load_unlabeled
 from ..hub import public_name
-from ..losses import skd_loss
+from ..losses import earth_movers_distance, skd_loss
+from ..models.cskd import CSKDConfig
 from ..teachers.scorer import ScorerTeacher
 from .common import (
     CommonArguments,
     TrainerState,
+    check_room_for_checkpoints,
+    evaluate_scorer,
+    init_trackers,
+    labeled_loader,
     make_accelerator,
     parse_arguments,
+    resume,
     teacher_dtype,
 )
-from .loop import fit_scorer
+from .loop import export_model, fit_scorer, train_on_stream
 from .supervised import DataArguments, ModelArguments, labeled_splits, scorer_from
 
 logger = logging.getLogger(__name__)
@@ -66,11 +78,19 @@ class SKDArguments(CommonArguments, ModelArguments, DataArguments, UnlabeledArgu
     teacher: str | None = field(default=None, metadata={"help": "the fine-tuned teacher: a saved scoring model"})
     mu: int = field(default=15, metadata={"help": "unlabeled images per labeled image in a batch (the paper's mu)"})
     beta: float = field(default=15.0, metadata={"help": "weight of the distillation loss (the paper's beta)"})
+    validation_dataset: str | None = field(
+        default=None,
+        metadata={"help": "without --dataset: a labeled dataset whose --validation_split validates the student"},
+    )
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.dataset or not self.teacher:
-            raise ValueError("--dataset and --teacher are required")
+        if not self.teacher:
+            raise ValueError("--teacher is required")
+        if not self.dataset and not self.unlabeled:
+            raise ValueError("--dataset (labeled images), --unlabeled (distillation without labels) or both")
+        if self.dataset and self.validation_dataset:
+            raise ValueError("--validation_dataset is for runs without --dataset, which validate on its own split")
         if self.unlabeled and self.mu < 1:
             raise ValueError("--mu must be at least 1 with --unlabeled")
 
@@ -107,6 +127,8 @@ class UnlabeledFeed:
 
 
 def train(args: SKDArguments):
+    if not args.dataset:
+        return distil_without_labels(args)
     accelerator = make_accelerator(args)
     set_seed(args.seed)
     train_data, validation_data, validated_on = labeled_splits(args, args.seed)
@@ -153,6 +175,72 @@ def train(args: SKDArguments):
     return fit_scorer(
         accelerator, args, model, image_processor, train_data, validation_data, compute_loss, title, summary, "skd"
     )
+
+
+def distil_without_labels(args: SKDArguments) -> dict:
+    """SKD's distillation term alone (`beta * L_EMD(teacher)`) on the unlabeled stream: the student learns the
+    teacher's distributions, each step on `--batch_size` images; validation on `--validation_dataset` if given.
+    Returns the final validation metrics (empty without validation) and the history."""
+    accelerator = make_accelerator(args)
+    set_seed(args.seed)
+    bin_scores = CSKDConfig.from_pretrained(args.teacher).bin_scores
+    model, image_processor = scorer_from(args, bin_scores)
+    teacher = ScorerTeacher(args.teacher, image_processor, dtype=teacher_dtype(accelerator)).to(accelerator.device)
+    validation_loader = None
+    if args.validation_dataset:
+        validation = load_labeled(args.validation_dataset).get(args.validation_split)
+        if validation is None:
+            raise ValueError(f"{args.validation_dataset} has no split {args.validation_split!r} to validate on")
+        if bin_scores_of(validation) != bin_scores:
+            raise ValueError(f"the teacher's bins {bin_scores} are not {args.validation_dataset}'s")
+        validation_loader = labeled_loader(validation, image_processor, args, train=False, batch_size=args.batch_size)
+    check_room_for_checkpoints(args.output_dir, model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if validation_loader is not None:
+        validation_loader = accelerator.prepare(validation_loader)
+    state, last_checkpoint = resume(accelerator, args)
+    init_trackers(accelerator, "skd", args)
+    stream = unlabeled_stream(args, args.seed, accelerator)
+    batches = UnlabeledBatches(
+        stream, image_processor, args.batch_size, train=args.train_augmentation, seed=args.seed, drop_last=True
+    )
+    emd_r = accelerator.unwrap_model(model).config.emd_r
+    scale = args.metric_scale(bin_scores)
+    title = "CSKD aesthetic scorer (SKD without labels)"
+    summary = (
+        f"Distilled from the teacher `{public_name(args.teacher)}` on the unlabeled sources "
+        f"{public_name(args.unlabeled)} alone (no labels; beta={args.beta}), from "
+        f"`{public_name(args.model or args.architecture)}`."
+        + (
+            f" Validated on `{public_name(args.validation_dataset)}` ({args.validation_split})."
+            if validation_loader
+            else ""
+        )
+    )
+
+    def loss_for(batch, pixel_values):
+        targets = teacher(pixel_values)
+        return lambda: (
+            args.beta * earth_movers_distance(model(pixel_values=pixel_values).probabilities, targets, emd_r).mean()
+        )
+
+    def end_of_epoch(epoch: int) -> dict:
+        if validation_loader is None:
+            return {}
+        metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
+        if state.best_metric is None or metrics["srcc"] > state.best_metric:
+            state.best_metric = metrics["srcc"]
+            export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
+        return {f"validation/{key}": value for key, value in metrics.items() if isinstance(value, float)}
+
+    train_on_stream(
+        accelerator, args, model, optimizer, batches, state, last_checkpoint, loss_for, "SKD steps", end_of_epoch
+    )
+    metrics = evaluate_scorer(model, validation_loader, accelerator, scale) if validation_loader else {}
+    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics or None)
+    accelerator.end_training()
+    return {**metrics, "history": state.history}
 
 
 ARGUMENTS = SKDArguments
