@@ -2,8 +2,9 @@
 uninterrupted run with the same seed ends, bit for bit.
 
 A single process is killed alone (what the OOM killer does: its DataLoader workers and fork server must follow it);
-a 2-process `accelerate launch` loses its whole process group at once (a preempted or lost node). One kill in each
-run is aimed at the moment a checkpoint folder appears and is not yet marked complete; the others land where the
+a 2-process `accelerate launch` loses its whole process group at once (a preempted or lost node). The first kill of
+each run lands inside its first checkpoint save, after Accelerate wrote the weights and before the checkpoint is
+marked complete (the run is held there until killed, so this does not depend on timing); the others land where the
 seeded draw puts them, mid-save or not, before the first checkpoint or after the last. The assertions hold wherever
 a kill lands: that is the promise under test.
 
@@ -26,11 +27,33 @@ from cskd_hf.training.common import is_complete
 from tests.helpers import same_tensors, survivors
 from tests.training.conftest import LAUNCH_ENV, QUICK, REPO, launch_command
 
-# The kills of one run, in order: "save" (the moment a checkpoint folder is being written: a run from scratch writes
-# several, so this kill lands whatever the timing), or "random" (a moment drawn from the uninterrupted run's working
-# time, counted from its first progress bar, so that the draw lands in the work rather than in the imports; a resumed
-# run may finish first). After them the run goes on to its end.
+# The kills of one run, in order: "save" (inside the first checkpoint save, where `STOPS_IN_ITS_FIRST_SAVE` holds the
+# run), or "random" (a moment drawn from the uninterrupted run's working time, counted from its first progress bar,
+# so that the draw lands in the work rather than in the imports; a resumed run may finish first). After them the run
+# goes on to its end.
 KILL_PLAN = ("save", "random", "random")
+# Every run goes through this wrapper. With STOP_IN_SAVE set, the first save stops after Accelerate's part (weights,
+# optimizer, RNG states) and before the trainer state and the mark, notes its folder, and waits for the SIGKILL.
+STOPS_IN_ITS_FIRST_SAVE = """
+import os, runpy, sys, time
+from cskd_hf.training import common
+
+original_save = common.TrainerState.save
+
+
+def save_or_stop(self, folder, rank):
+    if os.environ.get("STOP_IN_SAVE"):
+        with open(os.environ["STOP_IN_SAVE"], "a") as note:
+            note.write(str(folder) + "\\n")
+        while True:
+            time.sleep(1)
+    original_save(self, folder, rank)
+
+
+common.TrainerState.save = save_or_stop
+if __name__ == "__main__":  # DataLoader workers import this file and must not run the trainer
+    runpy.run_path(sys.argv.pop(1), run_name="__main__")
+"""
 POLL_SECONDS = 0.005
 WORK_STARTS = ("teacher cache", "training")  # the progress bars that follow the start-up
 
@@ -66,6 +89,7 @@ class Attempt:
     seconds: float
     work_seconds: float  # from the first progress bar to the end, or to the kill
     mid_save: bool = False  # a checkpoint folder of this attempt was unmarked when the kill landed
+    stopped_in: Path | None = None  # the checkpoint folder an aimed kill stopped in
 
 
 def saving_now(checkpoints: Path, since: float) -> bool:
@@ -80,7 +104,12 @@ def saving_now(checkpoints: Path, since: float) -> bool:
 
 
 def run(command: list[str], env: dict, checkpoints: Path, kill: float | str | None, whole_group: bool) -> Attempt:
-    """Run `command` in a session of its own and SIGKILL it `kill` seconds into its work, or when a save starts."""
+    """Run `command` in a session of its own and SIGKILL it `kill` seconds into its work, or ("save") once it stopped
+    inside its first save."""
+    note = checkpoints.parent / "stopped-in-save.txt"
+    note.unlink(missing_ok=True)
+    if kill == "save":
+        env = {**env, "STOP_IN_SAVE": str(note)}
     start = time.time()
     process = subprocess.Popen(
         command, env=env, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -93,7 +122,7 @@ def run(command: list[str], env: dict, checkpoints: Path, kill: float | str | No
             elapsed = time.time() - start
             saving = saving_now(checkpoints, start)
             working = time.time() - work_started[0] if work_started else -1.0
-            if (kill == "save" and saving) or (isinstance(kill, float) and working >= kill):
+            if (kill == "save" and note.exists()) or (isinstance(kill, float) and working >= kill):
                 mid_save, end = saving, time.time()
                 if whole_group:
                     os.killpg(process.pid, signal.SIGKILL)
@@ -117,6 +146,12 @@ def run(command: list[str], env: dict, checkpoints: Path, kill: float | str | No
     while survivors(process.pid) and time.time() < deadline:
         time.sleep(0.1)
     assert survivors(process.pid) == [], f"left running after the kill: {survivors(process.pid)}"
+    if kill == "save":
+        assert process.returncode == -signal.SIGKILL, "the run ended without stopping in a save"
+        stopped_in = Path(note.read_text().split()[0])
+        assert stopped_in.is_dir() and not is_complete(stopped_in)  # killed mid-save: written, never marked
+        work_seconds = end - work_started[0] if work_started else 0.0
+        return Attempt(process.returncode, end - start, work_seconds, True, stopped_in)
     return Attempt(process.returncode, end - start, end - work_started[0] if work_started else 0.0, mid_save)
 
 
@@ -141,11 +176,15 @@ def _drain(process: subprocess.Popen, lines: list[str], work_started: list[float
 def test_random_sigkills_then_latest_end_bit_identical(
     trainer, processes, toy_world, toy_teacher, two_process_config, tmp_path
 ):
+    wrapper = tmp_path / "stops_in_its_first_save.py"
+    wrapper.write_text(STOPS_IN_ITS_FIRST_SAVE)
+
     def command(out: Path, *extra: str) -> list[str]:
         script, options = trainer_options(trainer, toy_world, toy_teacher, out)
+        arguments = [str(REPO / "scripts" / script), *options, *extra]
         if processes == 1:
-            return [sys.executable, str(REPO / "scripts" / script), *options, *extra]
-        return launch_command(two_process_config, REPO / "scripts" / script, *options, *extra)
+            return [sys.executable, str(wrapper), *arguments]
+        return launch_command(two_process_config, wrapper, *arguments)
 
     env = {**os.environ, **LAUNCH_ENV}
     whole_group = processes > 1
@@ -158,6 +197,9 @@ def test_random_sigkills_then_latest_end_bit_identical(
     for aim in KILL_PLAN:
         kill = draw.uniform(0.0, 0.9) * reference.work_seconds if aim == "random" else "save"
         attempt = run(command(out, "--resume_from_checkpoint", "latest"), env, out / "checkpoints", kill, whole_group)
+        if attempts and attempts[-1].stopped_in is not None:  # the resume set the unmarked checkpoint aside
+            stopped_in = attempts[-1].stopped_in
+            assert (stopped_in.parent / f"incomplete_{stopped_in.name}").is_dir()
         attempts.append(attempt)
         if attempt.returncode == 0:  # the resumed run had less left to do than the draw allowed it
             break
@@ -167,11 +209,11 @@ def test_random_sigkills_then_latest_end_bit_identical(
     expected = load_file(str(tmp_path / "uninterrupted" / "model.safetensors"))
     assert same_tensors(expected, load_file(str(out / "model.safetensors")))
     killed = [attempt for attempt in attempts if attempt.returncode == -signal.SIGKILL]
-    assert killed[0] is attempts[0]  # the kill at the first save of the run from scratch
-    mid_save = sum(attempt.mid_save for attempt in killed)
+    mid_save = sum(attempt.mid_save for attempt in killed[1:])  # the random kills that found a save under way
     print(
         f"\n{trainer} on {processes} process(es): {len(killed)} SIGKILLs at "
-        f"{', '.join(f'{attempt.work_seconds:.1f} s' for attempt in killed)} into the work ({mid_save} mid-save), "
+        f"{', '.join(f'{attempt.work_seconds:.1f} s' for attempt in killed)} into the work (the first inside a "
+        f"save; {mid_save} random ones mid-save), "
         f"resumed with latest to the uninterrupted weights (run alone: {reference.work_seconds:.1f} s of work, "
         f"{reference.seconds:.1f} s in all)"
     )
