@@ -135,6 +135,41 @@ def test_laion_converts_to_the_published_mlp_over_the_same_clip(laion, tmp_path)
         assert abs(np.argmax(distribution) + 1 - result["score"]) <= 0.5
 
 
+def relu_mlp() -> torch.nn.Sequential:
+    """The LAION predictor's ReLU variant (`ava+logos-l14-reluMSE.pth`), as the original repository defines it."""
+    return torch.nn.Sequential(
+        torch.nn.Linear(768, 1024), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+        torch.nn.Linear(1024, 128), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+        torch.nn.Linear(128, 64), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+        torch.nn.Linear(64, 16), torch.nn.ReLU(),
+        torch.nn.Linear(16, 1),
+    )  # fmt: skip
+
+
+def test_the_relu_variant_keeps_its_hidden_layers(laion, tmp_path):
+    torch.manual_seed(2)
+    mlp = relu_mlp().eval()
+    with torch.no_grad():
+        for layer in mlp:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.normal_(std=2.0 / layer.in_features**0.5)
+        mlp[-1].bias.fill_(5.0)
+    checkpoint = tmp_path / "ava+logos-l14-reluMSE.pth"
+    torch.save({f"layers.{key}": value for key, value in mlp.state_dict().items()}, checkpoint)  # the file's keys
+    converted = convert_laion_aesthetic(checkpoint, tmp_path / "relu", clip=laion["clip"])
+    wrapped = torch.nn.Module()
+    wrapped.layers = mlp  # the original's `MLP.layers`
+    expected = laion_reference_scores(laion["tower"], lambda embedding: wrapped.layers(embedding), PHOTOS)
+    assert np.ptp(expected) > 0.05
+    results = pipeline("image-aesthetics", model=str(converted))([str(photo) for photo in PHOTOS])
+    np.testing.assert_allclose([result["score"] for result in results], expected, atol=1e-5)
+    assert AutoModelForImageClassification.from_pretrained(converted).config.head_hidden_sizes == [1024, 128, 64, 16]
+    unnamed = tmp_path / "aesthetic.pth"
+    unnamed.write_bytes(checkpoint.read_bytes())
+    with pytest.raises(ValueError, match="aesthetic.pth: is this the linear or the ReLU MLP"):
+        convert_laion_aesthetic(unnamed, tmp_path / "unnamed", clip=laion["clip"])
+
+
 def test_the_mlp_collapses_to_one_affine_map():
     from pyiqa.archs.laion_aes_arch import MLP
 
@@ -217,11 +252,11 @@ def test_bad_checkpoints_are_named_and_no_pickle_runs(laion, tmp_path, capsys):
     two_outputs = tmp_path / "two.pth"
     torch.save({"layers.0.weight": torch.zeros(2, 768), "layers.0.bias": torch.zeros(2)}, two_outputs)
     with pytest.raises(ValueError, match="two.pth: the MLP predicts 2 values"):
-        convert_laion_aesthetic(two_outputs, tmp_path / "nope", clip=laion["clip"])
+        convert_laion_aesthetic(two_outputs, tmp_path / "nope", clip=laion["clip"], activation="linear")
     wrong_width = tmp_path / "wide.pth"
     torch.save({"layers.0.weight": torch.zeros(1, 1024), "layers.0.bias": torch.zeros(1)}, wrong_width)
     with pytest.raises(ValueError, match="wide.pth: the MLP reads 1024-d embeddings, but .* gives 768-d ones"):
-        convert_laion_aesthetic(wrong_width, tmp_path / "nope", clip=laion["clip"])
+        convert_laion_aesthetic(wrong_width, tmp_path / "nope", clip=laion["clip"], activation="linear")
 
 
 def test_a_converted_model_needs_only_torch_timm_and_transformers(laion, tmp_path):

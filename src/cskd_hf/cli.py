@@ -184,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--spread", type=float, default=1.4, help="laion-aesthetic: σ of the distribution around the predicted score"
     )
+    convert.add_argument(
+        "--activation",
+        choices=("linear", "relu"),
+        help="laion-aesthetic: the MLP's kind (default: from the file name, *-linearMSE.pth or *-reluMSE.pth)",
+    )
     convert.set_defaults(func=_convert)
 
     models = commands.add_parser(
@@ -356,22 +361,33 @@ def _score(args: argparse.Namespace) -> int:
 def _zeroshot(args: argparse.Namespace) -> int:
     import json
 
-    from .baselines.zero_shot import DEFAULT_PROMPTS, evaluate_zero_shot, load_prompts, zero_shot_to_file
+    from .baselines.zero_shot import (
+        DEFAULT_PROMPTS,
+        PromptTooLongError,
+        evaluate_zero_shot,
+        load_prompts,
+        zero_shot_to_file,
+    )
     from .data.prepare import load_labeled
 
     prompts = load_prompts(args.prompts) if args.prompts else DEFAULT_PROMPTS
     dataset_dict = load_labeled(args.dataset) if args.dataset else None
-    if not args.paths:
-        if dataset_dict is None:
-            raise ValueError("give image PATHs to score, or --dataset to evaluate on")
-        metrics = evaluate_zero_shot(args.clip, dataset_dict, args.split, args.calibration_split, prompts)
-        print(f"zero-shot on {args.dataset} ({args.split}): SRCC {metrics['srcc']:.3f}, PLCC {metrics['plcc']:.3f}")
-        if args.output:
-            with open(args.output, "w") as file:
-                json.dump(metrics, file, indent=1)
-        return 0
-    calibration = dataset_dict[args.calibration_split] if dataset_dict else None
-    scored, _ = zero_shot_to_file(args.clip, args.paths, args.output, prompts, calibration, args.batch_size)
+    if not args.paths and dataset_dict is None:
+        raise ValueError("give image PATHs to score, or --dataset to evaluate on")
+    try:
+        if not args.paths:
+            metrics = evaluate_zero_shot(args.clip, dataset_dict, args.split, args.calibration_split, prompts)
+            print(
+                f"zero-shot on {args.dataset} ({args.split}): SRCC {metrics['srcc']:.3f}, PLCC {metrics['plcc']:.3f}"
+            )
+            if args.output:
+                with open(args.output, "w") as file:
+                    json.dump(metrics, file, indent=1)
+            return 0
+        calibration = dataset_dict[args.calibration_split] if dataset_dict else None
+        scored, _ = zero_shot_to_file(args.clip, args.paths, args.output, prompts, calibration, args.batch_size)
+    except PromptTooLongError as error:  # found by the CLIP's tokenizer; the prompt file is named here
+        raise ValueError(f"{args.prompts or 'the default prompts'}: {error}") from error
     return 0 if scored else 1
 
 
@@ -515,12 +531,10 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import convert_laion_aesthetic, convert_pyiqa_nima
+    from .convert import CONVERTERS
 
-    if args.source.startswith("pyiqa-nima"):
-        out = convert_pyiqa_nima(args.checkpoint, args.out, args.source)
-    else:
-        out = convert_laion_aesthetic(args.checkpoint, args.out, clip=args.clip, spread=args.spread)
+    options = {"clip": args.clip, "spread": args.spread, "activation": args.activation}
+    out = CONVERTERS[args.source](args.checkpoint, args.out, **(options if args.source == "laion-aesthetic" else {}))
     print(f"wrote {out}: cskd score PHOTOS --model {out}")
     return 0
 

@@ -10,10 +10,11 @@ teacher all take it. Each converter reproduces its original's preprocessing and 
   and std for the architecture, averages the last feature map of timm's `features_only` network (for VGG16 the last
   max-pool, without fc6 / fc7) and applies dropout + linear + softmax over 10 bins. Keys `base_model.*` are timm's,
   with `features_only`'s flattened names (`features_0` for `features.0`); `classifier.2.*` is the linear layer.
-- `laion-aesthetic`: the LAION aesthetic predictor v2 (`sac+logos+ava1-l14-linearMSE.pth` and its siblings): an MLP
-  over CLIP ViT-L/14's L2-normalised image embedding, predicting the mean rating. Its five linear layers have no
-  activation between them, so they are one affine map: the converted head is that map, computed in float64 (the
-  dropouts are off at inference). CLIP comes from the usual Hub id or a local folder (transformers' format), with
+- `laion-aesthetic`: the LAION aesthetic predictor v2 (`sac+logos+ava1-l14-linearMSE.pth`, `ava+logos-l14-
+  linearMSE.pth`; `ava+logos-l14-reluMSE.pth` with ReLUs): an MLP over CLIP ViT-L/14's L2-normalised image
+  embedding, predicting the mean rating. The linear MLPs' five layers have no activation between them, so they are
+  one affine map: the converted head is that map, computed in float64 (the dropouts are off at inference); the ReLU
+  MLP keeps its hidden layers. CLIP comes from the usual Hub id or a local folder (transformers' format), with
   OpenAI CLIP's own preprocessing, which the predictor's code uses (PIL: shorter side to 224, bicubic, centre crop;
   CLIP's mean and std). The scalar becomes a
   distribution over 1..10 (`score_head="scalar"`), so it can teach SKD; the score stays the MLP's output.
@@ -21,20 +22,23 @@ teacher all take it. Each converter reproduces its original's preprocessing and 
 Checkpoints are read without unpickling code (`weights_only=True`, or safetensors).
 """
 
+import functools
 import logging
 import os
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
 from safetensors.torch import load_file
 
+from .metrics import AVA_BIN_SCORES
 from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 
 logger = logging.getLogger(__name__)
 
-AVA_BINS = [float(score) for score in range(1, 11)]
 LAION_CLIP = "openai/clip-vit-large-patch14"
 # σ of the distribution a scalar score becomes: about the spread of a photo's votes on AVA (Murray et al. report
 # standard deviations mostly between 1.2 and 1.7 on the 1..10 scale).
@@ -88,9 +92,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as error:  # an unpickler refusal, a zip error, a truncated file: name the file
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
+            # weights_only's refusal of code, a zip or a truncated file: name the file
             raise ValueError(f"{path}: not a PyTorch checkpoint of plain tensors ({error})") from error
     for wrapper in ("params", "state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
@@ -103,9 +106,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def convert_pyiqa_nima(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, kind: str = "pyiqa-nima") -> Path:
     """pyiqa's NIMA checkpoint (`kind`: `pyiqa-nima`, InceptionResNetV2, or `pyiqa-nima-vgg16`) as a CSKD model
     folder; returns the folder."""
+    if kind not in NIMA_ARCHITECTURES:
+        raise ValueError(f"kind must be one of {sorted(NIMA_ARCHITECTURES)}, got {kind!r}")
     architecture, image_size = NIMA_ARCHITECTURES[kind]
     config = CSKDConfig(
-        architecture=architecture, image_size=image_size, bin_scores=AVA_BINS, head_dropout=0.0,
+        architecture=architecture, image_size=image_size, bin_scores=AVA_BIN_SCORES, head_dropout=0.0,
         backbone_pre_logits=False,  # pyiqa pools the last feature map (VGG16: without fc6 / fc7)
     )  # fmt: skip
     model = CSKDForAestheticScoring(config).eval()
@@ -156,28 +161,47 @@ def convert_laion_aesthetic(
     out_dir: str | os.PathLike,
     clip: str | os.PathLike = LAION_CLIP,
     spread: float = LAION_SPREAD,
+    activation: str | None = None,
 ) -> Path:
-    """The LAION aesthetic predictor's MLP checkpoint over the CLIP image tower `clip` as a CSKD model folder."""
+    """The LAION aesthetic predictor's MLP checkpoint over the CLIP image tower `clip` as a CSKD model folder.
+
+    `activation`: `"linear"` for the linear MLPs (`*-linearMSE.pth`, no activation: collapsed into one layer) or
+    `"relu"` for `*-reluMSE.pth` (a ReLU after each hidden layer: kept as a head with those hidden layers). The two
+    have the same keys, so by default it is read from the file name, and a name that says neither is refused.
+    """
+    file_name = Path(checkpoint).name.lower()
+    activation = activation or ("relu" if "relu" in file_name else "linear" if "linear" in file_name else None)
+    if activation not in ("linear", "relu"):
+        raise ValueError(
+            f"{checkpoint}: is this the linear or the ReLU MLP? The file name says neither: pass activation="
+            "'linear' or 'relu' (cskd convert --activation)"
+        )
     state = {name.removeprefix("mlp."): tensor for name, tensor in read_checkpoint(checkpoint).items()}
     try:
-        weight, bias = collapse_linear_layers(state)
+        weight, bias = collapse_linear_layers(state)  # also checks that the layers chain
     except (KeyError, ValueError) as error:
         raise ValueError(f"{checkpoint}: not the LAION predictor's MLP ({error})") from error
     if weight.shape[0] != 1:
         raise ValueError(f"{checkpoint}: the MLP predicts {weight.shape[0]} values; the LAION predictor predicts one")
+    indices = sorted({int(key.split(".")[1]) for key in state if key.startswith("layers.")})
+    layers = [(state[f"layers.{i}.weight"], state[f"layers.{i}.bias"]) for i in indices]
+    hidden_sizes = [layer_weight.shape[0] for layer_weight, _ in layers[:-1]] if activation == "relu" else []
     config = CSKDConfig.for_clip(
-        str(clip), bin_scores=AVA_BINS, head_dropout=0.0, normalize_features=True, score_head="scalar",
-        scalar_spread=spread,
+        str(clip), bin_scores=AVA_BIN_SCORES, head_dropout=0.0, head_hidden_sizes=hidden_sizes,
+        normalize_features=True, score_head="scalar", scalar_spread=spread,
     )  # fmt: skip
     model = CSKDForAestheticScoring.from_config(config).eval()
     if weight.shape[1] != model.feature_size:
         raise ValueError(
             f"{checkpoint}: the MLP reads {weight.shape[1]}-d embeddings, but {clip} gives {model.feature_size}-d ones"
         )
-    linear = model.head.layers[-1]
+    # Linear: the layers' product; ReLU: each layer into the head's own (its dropouts are off at inference).
+    values = layers if activation == "relu" else [(weight.float(), bias.float())]
+    head_linears = [module for module in model.head.layers if isinstance(module, torch.nn.Linear)]
     with torch.no_grad():
-        linear.weight.copy_(weight.float())
-        linear.bias.copy_(bias.float())
+        for linear, (layer_weight, layer_bias) in zip(head_linears, values, strict=True):
+            linear.weight.copy_(layer_weight)
+            linear.bias.copy_(layer_bias)
     processor = CSKDImageProcessor.from_model_config(
         config, resize_size=config.image_size, resize_mode="shortest_edge", resize_input="pil", draft_decoding=False
     )
@@ -229,9 +253,10 @@ def converted_card(config: CSKDConfig, kind: str, checkpoint_name: str) -> Model
 
 # {source["title"]}
 
-Converted with `cskd convert {kind} {checkpoint_name}` from {source["source"]}. Its scores equal the original
-code's (checked to 1e-5 against the original implementation by cskd-hf's tests); the image processor reproduces the
-original's preprocessing. The model {head}; its score is on the 1..10 scale of AVA.
+Converted with `cskd convert {kind} {checkpoint_name}` from {source["source"]}. The image processor reproduces the
+original's preprocessing. cskd-hf's tests check the conversion against the original code (scores within 1e-5 on
+real photos), with random weights in the original's checkpoint format, as no weights are downloaded there. The
+model {head}; its score is on the 1..10 scale of AVA.
 
 ## Licence
 
@@ -258,8 +283,8 @@ From the command line: `cskd score photos/ --model PATH_OR_REPO_ID`; as the teac
 
 
 CONVERTERS = {
-    "pyiqa-nima": convert_pyiqa_nima,
-    "pyiqa-nima-vgg16": lambda checkpoint, out_dir: convert_pyiqa_nima(checkpoint, out_dir, "pyiqa-nima-vgg16"),
+    "pyiqa-nima": functools.partial(convert_pyiqa_nima, kind="pyiqa-nima"),
+    "pyiqa-nima-vgg16": functools.partial(convert_pyiqa_nima, kind="pyiqa-nima-vgg16"),
     "laion-aesthetic": convert_laion_aesthetic,
 }
 
