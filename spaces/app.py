@@ -38,9 +38,8 @@ class Limits:
     max_upload_mb: float = float(os.environ.get("CSKD_MAX_UPLOAD_MB", 20))
     max_pixels: int = int(os.environ.get("CSKD_MAX_PIXELS", 40_000_000))
     max_files: int = int(os.environ.get("CSKD_MAX_FILES", 32))
-    # Requests computed at once, over all endpoints. One: a forward pass already uses every core (torch's threads);
-    # with 20 clients on 2 cores, two at once gave 9.5 images/s and a 2.8 s p95 to score, one 10.6 and 2.4 s
-    # (benchmarks/space_load.py).
+    # Requests computed at once, over all endpoints. One: a forward pass already uses every core (torch's threads),
+    # and two or four at once were slower under 20 clients (benchmarks/space_load.py, figures in the README).
     concurrency: int = int(os.environ.get("CSKD_CONCURRENCY", 1))
     # Requests waiting beyond those; more are refused at once ("queue is full") instead of piling up in memory.
     max_queue: int = int(os.environ.get("CSKD_MAX_QUEUE", 64))

@@ -53,7 +53,7 @@ def test_evaluate_two_models_writes_metrics_table_and_plots(toy_dataset, tiny_sc
     table = (out / "comparison.md").read_text()
     assert table.count("\n| ") == 5  # header + 2 models x (plain, +TTA)
     # The metrics' parameters are the dataset's (AVA's 1..10 here) and are written down with the numbers.
-    assert metrics["scale"] == {"threshold": 5.0, "ier_threshold": 0.5, "interval_width": 1.0}
+    assert metrics["scale"] == {"threshold": 5.0, "ier_threshold": 0.5, "interval_width": 1.0, "interval_origin": 1.0}
     assert "IER: |predicted - true| > 0.5, per interval of 1 of the true score" in table
     for plot in ("ier.png", "scatter.png", "histogram.png"):
         assert (out / plot).stat().st_size > 10_000
@@ -64,7 +64,7 @@ def test_evaluate_takes_the_ier_parameters(toy_dataset, tiny_scorer_dir, tmp_pat
     args = ["evaluate", "--model", str(tiny_scorer_dir), "--dataset", str(toy_dataset), "--out", str(out)]
     assert main([*args, "--ier-threshold", "0.25", "--interval-width", "2"]) == 0
     metrics = json.loads((out / tiny_scorer_dir.name / "metrics.json").read_text())
-    assert metrics["scale"] == {"threshold": 5.0, "ier_threshold": 0.25, "interval_width": 2.0}
+    assert metrics["scale"] == {"threshold": 5.0, "ier_threshold": 0.25, "interval_width": 2.0, "interval_origin": 1.0}
     assert all(float(high) - float(low) == 2 for low, high in (interval.split("-") for interval in metrics["ier"]))
 
 

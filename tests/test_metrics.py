@@ -45,13 +45,19 @@ def test_the_metrics_scale_with_the_datasets_range():
     from cskd_hf.data.ava import AVA_BIN_SCORES
     from cskd_hf.data.para import PARA_BIN_SCORES
 
-    assert metric_scale(AVA_BIN_SCORES) == {"threshold": 5.0, "ier_threshold": 0.5, "interval_width": 1.0}
+    assert metric_scale(AVA_BIN_SCORES) == {
+        "threshold": 5.0, "ier_threshold": 0.5, "interval_width": 1.0, "interval_origin": 1.0
+    }  # fmt: skip
     assert metric_scale(AADB_BIN_SCORES) == pytest.approx(
-        {"threshold": 0.5, "ier_threshold": 1 / 18, "interval_width": 1 / 9}
+        {"threshold": 0.5, "ier_threshold": 1 / 18, "interval_width": 1 / 9, "interval_origin": 0.0}
     )
     assert metric_scale(PARA_BIN_SCORES) == pytest.approx(
-        {"threshold": 3.0, "ier_threshold": 2 / 9, "interval_width": 4 / 9}
+        {"threshold": 3.0, "ier_threshold": 2 / 9, "interval_width": 4 / 9, "interval_origin": 1.0}
     )
+    # PARA's intervals are AVA's mapped onto 1..5: they start at 1, as AVA's do.
+    para = aesthetic_metrics(np.array([1.2, 2.0, 4.9]), np.array([1.1, 2.1, 4.8]), **metric_scale(PARA_BIN_SCORES))
+    edges = sorted({float(edge) for interval in para["ier"] for edge in interval.split("-")})
+    np.testing.assert_allclose(edges, [1 + k * 4 / 9 for k in (0, 1, 2, 3, 8, 9)], atol=1e-5)
 
     rng = np.random.default_rng(0)
     target = rng.uniform(0.12, 0.88, 300)  # AADB-like scores

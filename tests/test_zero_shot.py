@@ -59,7 +59,7 @@ def test_a_prompt_longer_than_clip_reads_is_refused_by_cskd_zeroshot(random_clip
     output = tmp_path / "scores.csv"
     command = ["zeroshot", str(sample_dir), "--clip", str(random_clip_dir), "--prompts", str(prompts)]
     assert main([*command, "--output", str(output)]) == 2
-    assert f"prompts longer than the {MAX_LENGTH} tokens CLIP's text tower reads" in capsys.readouterr().err
+    assert f"long.txt: prompts longer than the {MAX_LENGTH} tokens CLIP's text tower reads" in capsys.readouterr().err
     assert not output.exists()  # refused before any image was scored
     (tmp_path / "broken.json").write_text('[["good", "bad"]')
     assert main([*command[:-1], str(tmp_path / "broken.json"), "--output", str(output)]) == 2

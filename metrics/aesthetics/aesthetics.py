@@ -29,8 +29,9 @@ Args:
     interval_edges: the score intervals of the IER (default: intervals of `interval_width` covering the references).
     ier_threshold: the error beyond which a prediction counts as wrong in the IER (0.5).
     interval_width: width of the default IER intervals (1).
+    interval_origin: an edge of the default intervals (0; `metric_scale` gives the lowest bin).
     The defaults are AVA's (1..10); for another scale, `cskd_hf.metrics.metric_scale(bin_scores)` gives `threshold`,
-    `ier_threshold` and `interval_width` scaled to its range (e.g. AADB's [0, 1]: t = 0.5 / 9).
+    `ier_threshold`, `interval_width` and `interval_origin` for its range (e.g. AADB's [0, 1]: t = 0.5 / 9).
 Returns:
     n, mse, srcc, plcc, accuracy, ier: {"lo-hi": {"ier": rate, "count": images}}, and scale: the parameters used.
 Example:
@@ -54,7 +55,14 @@ class Aesthetics(evaluate.Metric):
         )
 
     def _compute(
-        self, predictions, references, threshold=5.0, interval_edges=None, ier_threshold=0.5, interval_width=1.0
+        self,
+        predictions,
+        references,
+        threshold=5.0,
+        interval_edges=None,
+        ier_threshold=0.5,
+        interval_width=1.0,
+        interval_origin=0.0,
     ):
         return aesthetic_metrics(
             predictions,
@@ -63,4 +71,5 @@ class Aesthetics(evaluate.Metric):
             interval_edges=interval_edges,
             ier_threshold=ier_threshold,
             interval_width=interval_width,
+            interval_origin=interval_origin,
         )

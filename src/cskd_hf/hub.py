@@ -8,6 +8,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
+from .metrics import metric_scale
+
 logger = logging.getLogger(__name__)
 
 CITATIONS = """```bibtex
@@ -122,10 +124,15 @@ def model_card(
             results += f"\n\nMeasured on {metrics['n']} images of the `{split}` split of {dataset_name or 'the data'}."
         scale = metrics.get("scale")
         if isinstance(scale, dict):
+            scaled = scale == metric_scale(config.bin_scores)
             results += (
                 f" Accuracy: whether a score is above {scale['threshold']:g}; IER: |predicted - true| > "
-                f"{scale['ier_threshold']:g} per interval of {scale['interval_width']:g} of the true score (AVA's "
-                "0.5 and 1 on its 1-10 scale, scaled to this dataset's range)."
+                f"{scale['ier_threshold']:g} per interval of {scale['interval_width']:g} of the true score "
+                + (
+                    "(AVA's 0.5 and 1 on its 1-10 scale, scaled to this dataset's range)."
+                    if scaled
+                    else "(set for this run)."
+                )
             )
     figures = "\n\n".join(f"![{Path(plot).stem}]({Path(plot).name})" for plot in plots)
     warning = SYNTHETIC_WARNING + "\n\n" if synthetic else ""

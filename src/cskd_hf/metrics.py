@@ -49,19 +49,20 @@ AVA_SCORE_RANGE = 9.0
 
 def metric_scale(bin_scores: Sequence[float]) -> dict[str, float]:
     """The scale-dependent metric parameters for a dataset's bins, as `aesthetic_metrics` keywords:
-    `threshold` (5 on AVA, the middle of the range elsewhere), and `ier_threshold` and `interval_width`, AVA's 0.5
-    and 1 scaled by the range over AVA's 9."""
+    `threshold` (5 on AVA, the middle of the range elsewhere), `ier_threshold` and `interval_width` (AVA's 0.5 and 1
+    scaled by the range over AVA's 9), and `interval_origin` (the lowest bin: intervals start where the scale does,
+    as AVA's start at 1)."""
     low, high = float(bin_scores[0]), float(bin_scores[-1])
     ratio = (high - low) / AVA_SCORE_RANGE
     threshold = 5.0 if [float(score) for score in bin_scores] == AVA_BIN_SCORES else (low + high) / 2
-    return {"threshold": threshold, "ier_threshold": 0.5 * ratio, "interval_width": ratio}
+    return {"threshold": threshold, "ier_threshold": 0.5 * ratio, "interval_width": ratio, "interval_origin": low}
 
 
-def default_interval_edges(target: np.ndarray, width: float = 1.0) -> np.ndarray:
-    """Intervals of `width` covering the true scores, on multiples of it (e.g. 2-3, 3-4, ..., 7-8 for AVA)."""
-    low = np.floor(np.min(target) / width) * width
-    high = np.ceil(np.max(target) / width) * width
-    return np.arange(low, max(high, low + width) + width / 2, width)
+def default_interval_edges(target: np.ndarray, width: float = 1.0, origin: float = 0.0) -> np.ndarray:
+    """Intervals of `width` covering the true scores, at `origin + k * width` (e.g. 2-3, ..., 7-8 for AVA)."""
+    first = np.floor((np.min(target) - origin) / width)
+    last = max(np.ceil((np.max(target) - origin) / width), first + 1)
+    return origin + width * np.arange(first, last + 1)
 
 
 def aesthetic_metrics(
@@ -71,6 +72,7 @@ def aesthetic_metrics(
     interval_edges: Sequence[float] | None = None,
     ier_threshold: float = 0.5,
     interval_width: float = 1.0,
+    interval_origin: float = 0.0,
 ) -> dict:
     """All the metrics of the CSKD paper on predicted and true mean scores.
 
@@ -82,11 +84,12 @@ def aesthetic_metrics(
         interval_edges: score intervals of the IER; defaults to intervals of `interval_width` covering `target`.
         ier_threshold: the error `t` of eq. 6 beyond which a prediction counts as wrong.
         interval_width: width of the default IER intervals.
+        interval_origin: where the default intervals start (one of their edges).
     The defaults are AVA's; `metric_scale(bin_scores)` gives another dataset's.
 
     Returns:
         `{"n", "mse", "srcc", "plcc", "accuracy", "ier", "scale"}`: `ier` as `interval_error_rates` gives it, `scale`
-        the parameters used (`threshold`, `ier_threshold`, `interval_width`).
+        the parameters used (`threshold`, `ier_threshold`, `interval_width`, `interval_origin`).
     """
     predicted = np.asarray(predicted, dtype=np.float64).reshape(-1)
     target = np.asarray(target, dtype=np.float64).reshape(-1)
@@ -97,7 +100,7 @@ def aesthetic_metrics(
     if not (np.isfinite(predicted).all() and np.isfinite(target).all()):
         raise ValueError("scores must be finite")
     if interval_edges is None:
-        interval_edges = default_interval_edges(target, interval_width)
+        interval_edges = default_interval_edges(target, interval_width, interval_origin)
     return {
         "n": int(predicted.size),
         "mse": float(np.mean((predicted - target) ** 2)),
@@ -105,7 +108,12 @@ def aesthetic_metrics(
         "plcc": float(stats.pearsonr(predicted, target).statistic),
         "accuracy": float(np.mean((predicted > threshold) == (target > threshold))),
         "ier": interval_error_rates(predicted, target, interval_edges, threshold=ier_threshold),
-        "scale": {"threshold": threshold, "ier_threshold": ier_threshold, "interval_width": interval_width},
+        "scale": {
+            "threshold": threshold,
+            "ier_threshold": ier_threshold,
+            "interval_width": interval_width,
+            "interval_origin": interval_origin,
+        },
     }
 
 

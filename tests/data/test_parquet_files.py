@@ -1,6 +1,8 @@
 """Parquet with the wrong schema, at the labeled (`--dataset`, `cskd evaluate`) and unlabeled (`--unlabeled`) entry
 points: an error naming the file and the column before anything is read or trained."""
 
+import re
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -68,7 +70,7 @@ LABELED_CASES = {
 def test_a_labeled_shard_with_the_wrong_schema_is_named(prepared, tmp_path, case):
     change, message = LABELED_CASES[case]
     folder, shard = rewrite(prepared, tmp_path, change)
-    with pytest.raises(ValueError, match=f"{shard}: {message}"):
+    with pytest.raises(ValueError, match=f"{re.escape(str(shard))}: {message}"):
         load_labeled(folder)
 
 
@@ -94,13 +96,13 @@ def test_unlabeled_parquet_without_images_is_named_before_streaming(tmp_path):
     assert next(iter(load_unlabeled([f"parquet:{shards}/*.parquet"])))["image"]["bytes"] == photo
 
     bad = write_unlabeled_parquet(shards / "b.parquet", {"caption": ["a photo"]})
-    with pytest.raises(ValueError, match=rf"{bad}: no image column among \['caption'\]"):
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: no image column among \['caption'\]"):
         load_unlabeled([f"parquet:{shards}/*.parquet"])
     write_unlabeled_parquet(bad, {"image": [7]})
-    with pytest.raises(ValueError, match=rf"{bad}: column image holds Value\('int64'\), not encoded images"):
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: column image holds Value\('int64'\), not encoded"):
         load_unlabeled([f"{shards}/*.parquet"])
     bad.write_bytes(b"not parquet at all")
-    with pytest.raises(ValueError, match=f"{bad}: not a readable Parquet file"):
+    with pytest.raises(ValueError, match=f"{re.escape(str(bad))}: not a readable Parquet file"):
         load_unlabeled([f"{shards}/*.parquet"])
 
 
@@ -110,6 +112,6 @@ def test_cfa_refuses_an_unlabeled_parquet_without_images_before_training(tmp_pat
     bad = write_unlabeled_parquet(tmp_path / "corpus" / "part-0.parquet", {"url": ["https://example.com/a.jpg"]})
     args = ["--teacher", str(write_tiny_clip(tmp_path / "clip")), "--unlabeled", str(bad)]
     args += ["--output_dir", str(tmp_path / "out"), "--num_workers", "0", *QUICK]
-    with pytest.raises(ValueError, match=rf"{bad}: no image column among \['url'\]"):
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: no image column among \['url'\]"):
         cfa.train(cfa.parse_arguments(cfa.CFAArguments, args))
     assert not (tmp_path / "out" / "checkpoints").exists()

@@ -135,8 +135,13 @@ def test_resume_continues_exactly_where_the_stream_stopped(corpus):
     assert total % 5, "the corpus should end in a short chunk"
     batches.resume_from(epoch=1, num_read=total)
     assert list(DataLoader(batches, batch_size=None, num_workers=2)) == []
-    with pytest.raises(ValueError, match="after 4 items of a stream read to its end, but .* chunk 0 holds 5"):
-        batches.resume_from(epoch=1, num_read=4)  # not the end of this stream
+    batches.resume_from(epoch=1, num_read=4)  # not the end of this stream
+    with pytest.raises(
+        ValueError, match="after 4 items of a stream read to its end, but chunk 0 of this stream holds 5"
+    ):
+        list(DataLoader(batches, batch_size=None, num_workers=2))  # raised in a worker, re-raised here
+    batches.resume_from(epoch=1, num_read=total + 10)  # a checkpoint of a longer stream
+    with pytest.raises(ValueError, match="but this stream has only 5 chunks"):
         list(DataLoader(batches, batch_size=None, num_workers=0))
 
 

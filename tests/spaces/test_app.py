@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,8 @@ def models(tiny_scorer_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(models):
     app = load_app()
-    limits = app.Limits(max_files=4, max_pixels=2_000_000, max_upload_mb=1)
+    # Two requests computed at once, so that the concurrency test has requests really running side by side.
+    limits = app.Limits(max_files=4, max_pixels=2_000_000, max_upload_mb=1, concurrency=2)
     demo = app.build_demo(models, reference=None, limits=limits, examples=app.EXAMPLES)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -112,6 +114,46 @@ def test_queue_and_concurrency_limits_are_the_spaces_own(models, monkeypatch):
     demo = app.build_demo(models[:1])
     assert (demo._queue.default_concurrency_limit, demo._queue.max_size) == (2, 5)
     assert app.Limits().launch_options()["max_file_size"] == "20mb"
+    # The three endpoints (score, compare, rank) share one limit: they all run the models.
+    endpoints = [fn for fn in demo.fns.values() if fn.api_name in ("score", "compare", "rank")]
+    assert len(endpoints) == 3 and {(fn.concurrency_id, fn.concurrency_limit) for fn in endpoints} == {("models", 2)}
+
+
+def test_a_full_queue_refuses_at_once(models, sample_dir, monkeypatch):
+    """One request computing (held), one waiting (the queue's one place), the next refused with gradio's message."""
+    import threading
+
+    app = load_app()
+    entered, release = threading.Event(), threading.Event()
+    score = app.Scorers.score
+
+    def held_score(self, image, name=None):
+        entered.set()
+        assert release.wait(timeout=120)
+        return score(self, image, name)
+
+    monkeypatch.setattr(app.Scorers, "score", held_score)
+    demo = app.build_demo(models[:1], limits=app.Limits(concurrency=1, max_queue=1))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        photo = gradio_client.handle_file(str(sorted(sample_dir.glob("*.jpg"))[0]))
+        computing = client.submit(photo, api_name="/score")
+        assert entered.wait(timeout=120)
+        waiting = client.submit(photo, api_name="/score")
+        deadline = time.monotonic() + 60
+        while len(demo._queue) < 1 and time.monotonic() < deadline:  # the second request is in the queue
+            time.sleep(0.05)
+        with pytest.raises(Exception, match="Queue is full"):
+            client.predict(photo, api_name="/score")
+        release.set()
+        assert computing.result(timeout=120)[2]["score"] == waiting.result(timeout=120)[2]["score"]
+    finally:
+        release.set()
+        demo.close()
 
 
 def test_limits_hold_under_concurrent_clients(server, models, sample_dir, tmp_path):
@@ -131,7 +173,7 @@ def test_limits_hold_under_concurrent_clients(server, models, sample_dir, tmp_pa
         "oversized": (lambda c: c.predict(gradio_client.handle_file(str(oversized)), api_name="/score"), "maximum"),
         "pixels": (lambda c: c.predict(gradio_client.handle_file(str(huge)), api_name="/score"), "2000x1500 pixels"),
     }
-    outcomes, barrier = {}, threading.Barrier(len(photos) + len(hostile))
+    outcomes, barrier = {}, threading.Barrier(len(photos) + len(hostile), timeout=120)
 
     def call(key, request):
         client = gradio_client.Client(server, verbose=False)

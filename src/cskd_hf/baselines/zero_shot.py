@@ -37,6 +37,10 @@ DEFAULT_PROMPTS = [
 ]
 
 
+class PromptTooLongError(ValueError):
+    """A prompt has more tokens than the CLIP text tower's positions."""
+
+
 def load_prompts(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Prompt pairs from a file: a JSON list of `[positive, negative]`, or text lines `positive | negative`
     (blank lines and `#` comments ignored). A malformed file raises a `ValueError` naming the file and the line or
@@ -126,7 +130,9 @@ class ZeroShotScorer:
             longest = self.model.config.text_config.max_position_embeddings
             too_long = [text for text, mask in zip(texts, tokens["attention_mask"]) if int(mask.sum()) > longest]
             if too_long:
-                raise ValueError(f"prompts longer than the {longest} tokens CLIP's text tower reads: {too_long}")
+                raise PromptTooLongError(
+                    f"prompts longer than the {longest} tokens CLIP's text tower reads: {too_long}"
+                )
             if unknown is not None and unknown != self.tokenizer.eos_token_id:
                 unknown_words = (tokens["input_ids"] == unknown).any(dim=1)
                 if unknown_words.any():
@@ -270,6 +276,7 @@ __all__ = [
     "ZeroShotScorer",
     "evaluate_zero_shot",
     "fit_score_map",
+    "PromptTooLongError",
     "load_prompts",
     "score_paths",
     "write_prompts",

@@ -123,6 +123,8 @@ def load_aadb(
     """
     if split not in ("official", "paper"):
         raise ValueError(f"split must be 'official' or 'paper', got {split!r}")
+    if validation_size and split != "paper":
+        raise ValueError("validation_size needs split='paper' (AADB's official lists have a validation split)")
     root = Path(root)
     if image_dir is None:
         image_dir = next((root / name for name in IMAGE_DIRS if (root / name).is_dir()), root)

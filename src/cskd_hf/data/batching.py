@@ -168,16 +168,14 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
         self.stream.set_epoch(self.epoch)
         # `IterableDataset.iter` reads the whole stream in every worker (iterating the stream itself inside a worker
         # would give each worker only some shards, and batch order would then depend on the worker count).
+        chunks_seen = 0
         for chunk_index, chunk in enumerate(self.stream.iter(batch_size=self.batch_size)):
+            chunks_seen = chunk_index + 1
             if self.short_last_chunk and (
                 chunk_index >= self.start_chunk
                 or (chunk_index == self.start_chunk - 1 and len(chunk["image"]) != self.short_last_chunk)
             ):
-                read = (self.start_chunk - 1) * self.batch_size + self.short_last_chunk
-                raise ValueError(
-                    f"resuming after {read} items of a stream read to its end, but this stream's chunk {chunk_index} "
-                    f"holds {len(chunk['image'])}: the stream is not the one the checkpoint was taken on"
-                )
+                self._not_the_checkpoints_stream(f"chunk {chunk_index} of this stream holds {len(chunk['image'])}")
             # Workers take turns from the first chunk to read, which the DataLoader asks worker 0 for.
             if chunk_index < self.start_chunk or (chunk_index - self.start_chunk) % num_workers != worker_id:
                 continue
@@ -196,6 +194,15 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
                 "num_read": len(images),
                 "num_skipped": len(images) - len(readable),
             }
+        if self.short_last_chunk and chunks_seen < self.start_chunk:
+            self._not_the_checkpoints_stream(f"this stream has only {chunks_seen} chunks")
+
+    def _not_the_checkpoints_stream(self, what: str):
+        read = (self.start_chunk - 1) * self.batch_size + self.short_last_chunk
+        raise ValueError(
+            f"resuming after {read} items of a stream read to its end, but {what}: the stream is not the one the "
+            "checkpoint was taken on"
+        )
 
 
 def worker_processes(dataset, num_workers: int) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, DatasetDict, Features, List, Value
+from datasets import Dataset, DatasetDict, Features, LargeList, List, Value
 from datasets import Image as ImageFeature
 from scipy.special import ndtr
 
@@ -65,9 +65,9 @@ def check_labeled_features(features: Features, where: str) -> None:
     lengths = []
     for name in ("distribution", "bin_scores"):
         column = features[name]
-        if not (isinstance(column, List) and _is_number(column.feature)):
+        if not (isinstance(column, (List, LargeList)) and _is_number(column.feature)):
             raise ValueError(f"{where}: column {name} holds {column}, not a list of numbers per image")
-        lengths.append(column.length)
+        lengths.append(getattr(column, "length", -1))
     if -1 not in lengths and lengths[0] != lengths[1]:
         raise ValueError(f"{where}: {lengths[0]} values in distribution but {lengths[1]} bins in bin_scores")
     if not _is_number(features["mean_score"]):
@@ -210,6 +210,8 @@ def paper_train_count(num_images: int, paper_train: int, paper_total: int) -> in
     """How many of `num_images` a paper-style random split trains on: the paper's own count (CSKD §4.1: "237,623,
     8345 and 28220 samples are randomly selected for training"), or its share of `paper_total` when fewer images
     are at hand; at least one image is left for the test split."""
+    if num_images < 2:
+        raise ValueError(f"a train / test split needs at least 2 images, got {num_images}")
     return max(1, min(paper_train, int(round(paper_train / paper_total * num_images)), num_images - 1))
 
 

@@ -75,6 +75,8 @@ class CommonArguments:
             raise ValueError("ddp_timeout must be at least 1 second")
         if self.checkpoints_total_limit < 1:
             raise ValueError("checkpoints_total_limit must be at least 1 (the checkpoint a resume starts from)")
+        if hasattr(super(), "__post_init__"):  # the other argument groups of a trainer's dataclass check theirs
+            super().__post_init__()
 
 
 @dataclass

@@ -72,6 +72,10 @@ class DataArguments:
     )
     train_augmentation: bool = field(default=True, metadata={"help": "random crop and flip (off: centre crop)"})
 
+    def __post_init__(self):
+        if self.validation_size < 1:
+            raise ValueError(f"--validation_size must be at least 1 image, got {self.validation_size}")
+
     def metric_scale(self, bin_scores: list[float]) -> dict[str, float]:
         """The validation metrics' scale parameters: the dataset's (`metrics.metric_scale`) unless overridden."""
         scale = metric_scale(bin_scores)
@@ -110,7 +114,7 @@ def labeled_splits(data: DataArguments, seed: int) -> tuple[Dataset, Dataset, st
         raise ValueError(
             f"{data.dataset} has no {data.validation_split!r} split and too few train images to carve one"
         )
-    parts = train.train_test_split(test_size=count, seed=seed)
+    parts = train.train_test_split(test_size=count, seed=seed, keep_in_memory=True)  # no index files per rank
     note = (
         f"Validated on {count} images carved from `{data.train_split}` (seed {seed}): {public_name(data.dataset)} has "
         f"no `{data.validation_split}` split, and the test split never chooses the model."
