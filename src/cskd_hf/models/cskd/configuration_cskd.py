@@ -57,7 +57,7 @@ class CSKDConfig(PretrainedConfig):
         score_head: `"distribution"` (the head predicts the bins' logits) or `"scalar"` (it predicts the mean score
             `s`, as the LAION predictor does; the distribution is then the discretised Gaussian
             `p_i ∝ exp(-(b_i - s)² / 2σ²)` with σ = `scalar_spread`, so that the model can teach SKD, while the mean
-            score stays `s` exactly).
+            score stays `s` exactly; cut at the scale's ends, that distribution's own mean leans inward there).
         scalar_spread: σ of that Gaussian, on the bins' scale.
         backbone_pre_logits: keep the layers timm runs between a backbone's feature map and its pooling (VGG's fc6
             and fc7 as convolutions); without them the pooled features are the feature map's average (pyiqa's
