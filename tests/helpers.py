@@ -19,16 +19,23 @@ def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
-def survivors(session_id: int) -> list[str]:
-    """The live processes of a session (zombies waiting for PID 1 to reap them do not count)."""
+RUN_MARKER = "CSKD_TEST_RUN"
+
+
+def survivors(marker: str) -> list[int]:
+    """The live processes started with `CSKD_TEST_RUN=<marker>` in their environment, whatever their session or
+    parent (torchrun starts each rank in a session of its own; a rank whose launcher died is re-parented to PID 1).
+    Zombies waiting for PID 1 to reap them do not count."""
     alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, pgrp, session
-        except OSError:  # ended meanwhile
+            if f"{RUN_MARKER}={marker}".encode() not in environ.read_bytes().split(b"\0"):
+                continue
+            state = (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # ended meanwhile, or not ours to read
             continue
-        if int(fields[3]) == session_id and fields[0] != "Z":
-            alive.append(stat.parent.name)
+        if state != "Z":
+            alive.append(int(environ.parent.name))
     return alive
 
 

@@ -1,13 +1,16 @@
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import RUN_MARKER, survivors
 from tests.training.toy import write_tiny_clip, write_toy_labeled, write_toy_unlabeled
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,19 +100,22 @@ LAUNCH_ENV = {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
 
 def launch_script(config: Path, script: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`accelerate launch` a script in a session of its own: its `pid` is the session id of everything it started."""
+    """`accelerate launch` a script; the result's `run_marker` finds every process it started (`survivors`)."""
     command = launch_command(config, script, *args)
-    env = {**os.environ, **LAUNCH_ENV, **(env or {})}
+    marker = uuid.uuid4().hex
+    env = {**os.environ, **LAUNCH_ENV, RUN_MARKER: marker, **(env or {})}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, start_new_session=True
     ) as process:
         try:
             stdout, stderr = process.communicate(timeout=600)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # no worker left behind to hang the suite
+            for pid in [process.pid, *survivors(marker)]:  # no rank or worker left behind to hang the suite
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             raise
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    result.session_id = process.pid
+    result.run_marker = marker
     return result
 
 

@@ -53,7 +53,7 @@ def test_a_killed_rank_ends_the_run_and_latest_resumes_it(toy_world, two_process
     died = float(death.read_text())
     print(f"the run ended {ended - died:.1f} s after rank 1 died")  # for the README (pytest -s)
     assert ended - died < 60  # rank 0 is not left waiting in the barrier
-    assert survivors(killed.session_id) == []  # nor any DataLoader worker or fork server
+    assert survivors(killed.run_marker) == []  # no rank, DataLoader worker or fork server
     checkpoints = out / "checkpoints"
     assert (checkpoints / "checkpoint_0" / COMPLETE_FILE).exists()
     assert not (checkpoints / "checkpoint_1" / COMPLETE_FILE).exists()
@@ -86,5 +86,5 @@ def test_a_hung_rank_fails_the_others_after_ddp_timeout(toy_world, two_process_c
     hung_at = float(death.read_text())
     print(f"the run ended {ended - hung_at:.1f} s after rank 1 hung")  # for the README (pytest -s)
     assert ended - hung_at < 120
-    assert survivors(hung.session_id) == []
+    assert survivors(hung.run_marker) == []
     assert (out / "checkpoints" / "checkpoint_0" / COMPLETE_FILE).exists()

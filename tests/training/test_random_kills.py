@@ -2,7 +2,7 @@
 uninterrupted run with the same seed ends, bit for bit.
 
 A single process is killed alone (what the OOM killer does: its DataLoader workers and fork server must follow it);
-a 2-process `accelerate launch` loses its whole process group at once (a preempted or lost node). The first kill of
+a 2-process `accelerate launch` loses every process at once (a preempted or lost node). The first kill of
 each run lands inside its first checkpoint save, after Accelerate wrote the weights and before the checkpoint is
 marked complete (the run is held there until killed, so this does not depend on timing); the others land where the
 seeded draw puts them, mid-save or not, before the first checkpoint or after the last. The assertions hold wherever
@@ -11,12 +11,14 @@ a kill lands: that is the promise under test.
     pytest -m slow tests/training/test_random_kills.py -s   # -s prints what each kill hit
 """
 
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import pytest
 from safetensors.torch import load_file
 
 from cskd_hf.training.common import is_complete
-from tests.helpers import same_tensors, survivors
+from tests.helpers import RUN_MARKER, same_tensors, survivors
 from tests.training.conftest import LAUNCH_ENV, QUICK, REPO, launch_command
 
 # The kills of one run, in order: "save" (inside the first checkpoint save, where `STOPS_IN_ITS_FIRST_SAVE` holds the
@@ -103,17 +105,28 @@ def saving_now(checkpoints: Path, since: float) -> bool:
     return False
 
 
+def kill_all(marker: str) -> None:
+    """SIGKILL every process of a run at once, as a lost node loses them (torchrun's ranks have sessions of their
+    own, so a process group does not hold them all); again for any that a dying parent had just forked."""
+    for _ in range(5):
+        pids = survivors(marker)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
 def run(command: list[str], env: dict, checkpoints: Path, kill: float | str | None, whole_group: bool) -> Attempt:
-    """Run `command` in a session of its own and SIGKILL it `kill` seconds into its work, or ("save") once it stopped
-    inside its first save."""
+    """Run `command` and SIGKILL it (its main process alone, or with `whole_group` every process it started)
+    `kill` seconds into its work, or ("save") once it stopped inside its first save."""
     note = checkpoints.parent / "stopped-in-save.txt"
     note.unlink(missing_ok=True)
-    if kill == "save":
-        env = {**env, "STOP_IN_SAVE": str(note)}
+    marker = uuid.uuid4().hex
+    env = {**env, RUN_MARKER: marker, **({"STOP_IN_SAVE": str(note)} if kill == "save" else {})}
     start = time.time()
-    process = subprocess.Popen(
-        command, env=env, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr, work_started = [], []
     reader = _drain(process, stderr, work_started)
     mid_save, end = False, None
@@ -125,7 +138,7 @@ def run(command: list[str], env: dict, checkpoints: Path, kill: float | str | No
             if (kill == "save" and note.exists()) or (isinstance(kill, float) and working >= kill):
                 mid_save, end = saving, time.time()
                 if whole_group:
-                    os.killpg(process.pid, signal.SIGKILL)
+                    kill_all(marker)
                 else:
                     os.kill(process.pid, signal.SIGKILL)
                 process.wait()
@@ -135,17 +148,18 @@ def run(command: list[str], env: dict, checkpoints: Path, kill: float | str | No
             time.sleep(POLL_SECONDS)
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_all(marker)
         process.wait()
-        reader.join()
+        reader.join(timeout=60)
+        assert not reader.is_alive(), "a process of the run still holds its stderr"
     end = end or time.time()
     if process.returncode not in (0, -signal.SIGKILL):
         raise AssertionError("".join(stderr)[-4000:])
-    # Nothing of the killed run is left: no DataLoader worker, no fork server, no rank waiting in a collective.
+    # Nothing of the killed run is left: no rank, no DataLoader worker, no fork server.
     deadline = time.time() + 30
-    while survivors(process.pid) and time.time() < deadline:
+    while survivors(marker) and time.time() < deadline:
         time.sleep(0.1)
-    assert survivors(process.pid) == [], f"left running after the kill: {survivors(process.pid)}"
+    assert survivors(marker) == [], f"left running after the kill: {survivors(marker)}"
     if kill == "save":
         assert process.returncode == -signal.SIGKILL, "the run ended without stopping in a save"
         stopped_in = Path(note.read_text().split()[0])
