@@ -9,6 +9,7 @@ ImageNet backbone (`--architecture ... --backbone_pretrained`), it is the NIMA* 
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 from accelerate.utils import set_seed
 from datasets import Dataset
 
@@ -114,13 +115,15 @@ def labeled_splits(data: DataArguments, seed: int) -> tuple[Dataset, Dataset, st
         raise ValueError(
             f"{data.dataset} has no {data.validation_split!r} split and too few train images to carve one"
         )
-    parts = train.train_test_split(test_size=count, seed=seed, keep_in_memory=True)  # no index files per rank
+    # Indices drawn here, not with `train_test_split`, which writes index files next to the dataset's cache.
+    carved = set(np.random.default_rng(seed).permutation(len(train))[:count].tolist())
     note = (
         f"Validated on {count} images carved from `{data.train_split}` (seed {seed}): {public_name(data.dataset)} has "
         f"no `{data.validation_split}` split, and the test split never chooses the model."
     )
     logger.info(note)
-    return parts["train"], parts["test"], note
+    kept = [index for index in range(len(train)) if index not in carved]
+    return train.select(kept), train.select(sorted(carved)), note
 
 
 def scorer_from(args: ModelArguments, bin_scores: list[float]):
