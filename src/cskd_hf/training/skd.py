@@ -214,7 +214,7 @@ def distil_without_labels(args: SKDArguments) -> dict:
         f"`{public_name(args.model or args.architecture)}`."
         + (
             f" Validated on `{public_name(args.validation_dataset)}` ({args.validation_split})."
-            if validation_loader
+            if validation_loader is not None
             else ""
         )
     )
@@ -237,7 +237,7 @@ def distil_without_labels(args: SKDArguments) -> dict:
     train_on_stream(
         accelerator, args, model, optimizer, batches, state, last_checkpoint, loss_for, "SKD steps", end_of_epoch
     )
-    metrics = evaluate_scorer(model, validation_loader, accelerator, scale) if validation_loader else {}
+    metrics = evaluate_scorer(model, validation_loader, accelerator, scale) if validation_loader is not None else {}
     export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics or None)
     accelerator.end_training()
     return {**metrics, "history": state.history}
