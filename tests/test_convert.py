@@ -244,6 +244,11 @@ def test_bad_checkpoints_are_named_and_no_pickle_runs(laion, tmp_path, capsys):
         read_checkpoint(hostile)
     assert not marker.exists()
 
+    cut = tmp_path / "model.safetensors"
+    cut.write_bytes(b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":')
+    with pytest.raises(ValueError, match="model.safetensors: not a safetensors file"):
+        read_checkpoint(cut)
+
     other = tmp_path / "resnet.pth"
     torch.save({"params": {"base_model.conv1.weight": torch.zeros(1)}}, other)
     assert main(["convert", "pyiqa-nima", str(other), "--out", str(tmp_path / "nope")]) == 2

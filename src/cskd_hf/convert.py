@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .metrics import AVA_BIN_SCORES
@@ -88,7 +89,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     unwrapped from pyiqa's `{"params": ...}` or a `{"state_dict": ...}`, without DataParallel's `module.` prefixes."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except SafetensorError as error:
+            raise ValueError(f"{path}: not a safetensors file ({error})") from error
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
