@@ -94,11 +94,7 @@ def evaluate_models(
     from .data.prepare import load_labeled
 
     dataset = load_labeled(dataset_spec)[split]
-    scale = metric_scale(bin_scores_of(dataset))
-    if ier_threshold is not None:
-        scale["ier_threshold"] = ier_threshold
-    if interval_width is not None:
-        scale["interval_width"] = interval_width
+    scale = metric_scale(bin_scores_of(dataset), ier_threshold, interval_width)
     out_dir = Path(out_dir)
     results, predictions = {}, {}
     names = _unique_names(models)

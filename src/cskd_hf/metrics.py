@@ -47,15 +47,22 @@ AVA_BIN_SCORES = [float(score) for score in range(1, 11)]
 AVA_SCORE_RANGE = 9.0
 
 
-def metric_scale(bin_scores: Sequence[float]) -> dict[str, float]:
+def metric_scale(
+    bin_scores: Sequence[float], ier_threshold: float | None = None, interval_width: float | None = None
+) -> dict[str, float]:
     """The scale-dependent metric parameters for a dataset's bins, as `aesthetic_metrics` keywords:
     `threshold` (5 on AVA, the middle of the range elsewhere), `ier_threshold` and `interval_width` (AVA's 0.5 and 1
-    scaled by the range over AVA's 9), and `interval_origin` (the lowest bin: intervals start where the scale does,
-    as AVA's start at 1)."""
+    scaled by the range over AVA's 9, unless given), and `interval_origin` (the lowest bin: intervals start where the
+    scale does, as AVA's start at 1)."""
     low, high = float(bin_scores[0]), float(bin_scores[-1])
     ratio = (high - low) / AVA_SCORE_RANGE
     threshold = 5.0 if [float(score) for score in bin_scores] == AVA_BIN_SCORES else (low + high) / 2
-    return {"threshold": threshold, "ier_threshold": 0.5 * ratio, "interval_width": ratio, "interval_origin": low}
+    return {
+        "threshold": threshold,
+        "ier_threshold": 0.5 * ratio if ier_threshold is None else ier_threshold,
+        "interval_width": ratio if interval_width is None else interval_width,
+        "interval_origin": low,
+    }
 
 
 def default_interval_edges(target: np.ndarray, width: float = 1.0, origin: float = 0.0) -> np.ndarray:

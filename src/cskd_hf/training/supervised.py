@@ -79,12 +79,7 @@ class DataArguments:
 
     def metric_scale(self, bin_scores: list[float]) -> dict[str, float]:
         """The validation metrics' scale parameters: the dataset's (`metrics.metric_scale`) unless overridden."""
-        scale = metric_scale(bin_scores)
-        if self.ier_threshold is not None:
-            scale["ier_threshold"] = self.ier_threshold
-        if self.ier_interval_width is not None:
-            scale["interval_width"] = self.ier_interval_width
-        return scale
+        return metric_scale(bin_scores, self.ier_threshold, self.ier_interval_width)
 
 
 @dataclass(kw_only=True)
