@@ -163,20 +163,33 @@ def train_on_labeled(
             state.epoch, state.batches_in_epoch = epoch + 1, 0
         finished_epoch = state.batches_in_epoch == 0
         if finished_epoch and validation_loader is not None:
-            metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
-            scalars = {f"validation/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+            scalars = validate(model, validation_loader, accelerator, scale, state, export_best)
             scalars["train/epoch_loss"] = mean_over_processes(accelerator, epoch_loss, epoch_batches)
             accelerator.log(scalars, step=state.global_step)
             state.history.append({"epoch": epoch, "step": state.global_step, **scalars})
             logger.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
-            if state.best_metric is None or metrics["srcc"] > state.best_metric:
-                state.best_metric = metrics["srcc"]
-                export_best(metrics)
         if args.max_train_steps and state.global_step >= args.max_train_steps:
             break
     progress.close()
     save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
     return state
+
+
+def validate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    accelerator: Accelerator,
+    scale: dict[str, float],
+    state: TrainerState,
+    export_best: Callable[[dict], None],
+) -> dict:
+    """An epoch's validation: the metrics as `validation/<name>` scalars, and `export_best(metrics)` when SRCC beats
+    the best so far (kept in `state`, so a resumed run knows it)."""
+    metrics = evaluate_scorer(model, loader, accelerator, scale)
+    if state.best_metric is None or metrics["srcc"] > state.best_metric:
+        state.best_metric = metrics["srcc"]
+        export_best(metrics)
+    return {f"validation/{name}": value for name, value in metrics.items() if isinstance(value, float)}
 
 
 # Per step, what all processes agree on before training on a batch of the stream.
@@ -304,4 +317,4 @@ def fit_scorer(
     return metrics
 
 
-__all__ = ["build_scorer", "export_model", "fit_scorer", "train_on_labeled", "train_on_stream"]
+__all__ = ["build_scorer", "export_model", "fit_scorer", "train_on_labeled", "train_on_stream", "validate"]

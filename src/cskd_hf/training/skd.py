@@ -40,7 +40,7 @@ from .common import (
     resume,
     teacher_dtype,
 )
-from .loop import export_model, fit_scorer, train_on_stream
+from .loop import export_model, fit_scorer, train_on_stream, validate
 from .supervised import DataArguments, ModelArguments, labeled_splits, scorer_from
 
 logger = logging.getLogger(__name__)
@@ -225,14 +225,13 @@ def distil_without_labels(args: SKDArguments) -> dict:
             args.beta * earth_movers_distance(model(pixel_values=pixel_values).probabilities, targets, emd_r).mean()
         )
 
+    def export_best(metrics: dict) -> None:
+        export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
+
     def end_of_epoch(epoch: int) -> dict:
         if validation_loader is None:
             return {}
-        metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
-        if state.best_metric is None or metrics["srcc"] > state.best_metric:
-            state.best_metric = metrics["srcc"]
-            export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
-        return {f"validation/{key}": value for key, value in metrics.items() if isinstance(value, float)}
+        return validate(model, validation_loader, accelerator, scale, state, export_best)
 
     train_on_stream(
         accelerator, args, model, optimizer, batches, state, last_checkpoint, loss_for, "SKD steps", end_of_epoch
