@@ -139,14 +139,18 @@ def convert_pyiqa_nima(checkpoint: str | os.PathLike, out_dir: str | os.PathLike
     return _save(model, processor, out_dir, kind, checkpoint)
 
 
+def linear_layers(state: dict[str, torch.Tensor]) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """`(i, weight, bias)` of each `layers.<i>` linear layer of an MLP checkpoint, in the order of `i`."""
+    indices = sorted({int(name.split(".")[1]) for name in state if name.startswith("layers.")})
+    return [(index, state[f"layers.{index}.weight"], state[f"layers.{index}.bias"]) for index in indices]
+
+
 def collapse_linear_layers(state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The affine map `x ↦ W x + b` of a stack of linear layers without activations (`layers.<i>.weight/bias`, in
     the order of `i`), composed in float64."""
-    indices = sorted({int(name.split(".")[1]) for name in state if name.startswith("layers.")})
     weight, bias = None, None
-    for index in indices:
-        layer_weight = state[f"layers.{index}.weight"].double()
-        layer_bias = state[f"layers.{index}.bias"].double()
+    for index, layer_weight, layer_bias in linear_layers(state):
+        layer_weight, layer_bias = layer_weight.double(), layer_bias.double()
         if weight is None:
             weight, bias = layer_weight, layer_bias
         else:
@@ -187,8 +191,7 @@ def convert_laion_aesthetic(
         raise ValueError(f"{checkpoint}: not the LAION predictor's MLP ({error})") from error
     if weight.shape[0] != 1:
         raise ValueError(f"{checkpoint}: the MLP predicts {weight.shape[0]} values; the LAION predictor predicts one")
-    indices = sorted({int(key.split(".")[1]) for key in state if key.startswith("layers.")})
-    layers = [(state[f"layers.{i}.weight"], state[f"layers.{i}.bias"]) for i in indices]
+    layers = [(layer_weight, layer_bias) for _, layer_weight, layer_bias in linear_layers(state)]
     hidden_sizes = [layer_weight.shape[0] for layer_weight, _ in layers[:-1]] if activation == "relu" else []
     config = CSKDConfig.for_clip(
         str(clip), bin_scores=AVA_BIN_SCORES, head_dropout=0.0, head_hidden_sizes=hidden_sizes,
