@@ -28,6 +28,13 @@ def _hf_modules_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _onnx_graph_cache(tmp_path_factory, monkeypatch):
+    """Graphs that `cskd score` and the pipeline export on first use go to a folder of this session (shared by its
+    tests, as the user's cache is by their runs), not the user's cache."""
+    monkeypatch.setenv("CSKD_ONNX_CACHE", str(tmp_path_factory.getbasetemp() / "onnx_graphs"))
+
+
+@pytest.fixture(autouse=True)
 def _short_datasets_thread_shutdown(monkeypatch):
     """`datasets` sleeps 5 s after each pass over an interleaved stream with a Parquet source (a guard against an
     Arrow shutdown race, apache/arrow#45214); on tiny test streams a short pause is enough."""

@@ -1,6 +1,8 @@
-"""`cskd export` and `cskd score --backend onnxruntime`, and the fast input pipeline of `cskd score`."""
+"""`cskd export`, `cskd score`'s backends (the default cached ONNX graph, `--backend onnxruntime`) and its fast
+input pipeline."""
 
 import csv
+import logging
 import shutil
 
 import numpy as np
@@ -8,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor
+from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor, export, scoring
 from cskd_hf.cli import main
 from cskd_hf.data.images import open_image
 from cskd_hf.data.samples import sample_photo
-from cskd_hf.export import onnx_path
-from cskd_hf.scoring import OnnxScorer, TorchScorer, load_scorer, score_files
+from cskd_hf.export import model_fingerprint, onnx_path
+from cskd_hf.scoring import OnnxScorer, TorchScorer, fast_scorer, load_scorer, score_files
 from tests.helpers import tiny_config, write_awkward_images
 
 pytest.importorskip("onnxruntime")
@@ -159,3 +161,80 @@ def test_uint8_crop_then_batch_normalisation_equals_the_processors_transform(sam
     assert processor.resize_and_crop()(image).dtype == torch.uint8
     batch = torch.stack([processor.resize_and_crop()(image)] * 2)
     assert torch.equal(processor.to_pixel_values(batch)[0], processor(image)["pixel_values"][0])
+
+
+def assert_same_scores(rows, reference_rows, atol):
+    assert list(rows) == list(reference_rows)  # same files, same order
+    for path, row in rows.items():
+        assert row["error"] == reference_rows[path]["error"]
+        for column in row:
+            if not row["error"] and (column.startswith("p_") or column in ("score", "std")):
+                assert float(row[column]) == pytest.approx(float(reference_rows[path][column]), abs=atol)
+
+
+def test_default_scoring_exports_the_graph_once_into_the_cache_and_matches_torch(
+    tiny_scorer_dir, photos, tmp_path, monkeypatch
+):
+    model_dir = tmp_path / "model"  # a folder without onnx/: the default path must not need `cskd export`
+    shutil.copytree(tiny_scorer_dir, model_dir)
+    cache = tmp_path / "graphs"
+    monkeypatch.setenv("CSKD_ONNX_CACHE", str(cache))
+    for name, backend in (("default", []), ("again", []), ("torch", ["--backend", "torch"])):
+        command = ["score", str(photos), "--model", str(model_dir), "--output", str(tmp_path / f"{name}.csv")]
+        assert main([*command, "--no-progress", *backend]) == 0
+        if name == "default":
+            (graph,) = cache.glob("*/model.onnx")
+            exported_at = graph.stat().st_mtime_ns
+    assert not (model_dir / "onnx").exists()
+    assert graph.parent.name == model_fingerprint(load_scorer(model_dir, device="cpu")[0])
+    assert graph.stat().st_mtime_ns == exported_at and len(list(cache.iterdir())) == 1  # reused, not re-exported
+    default, torch_rows = scores_csv(tmp_path / "default.csv"), scores_csv(tmp_path / "torch.csv")
+    assert_same_scores(default, torch_rows, atol=1e-4)
+    assert scores_csv(tmp_path / "again.csv") == default
+    assert sum(bool(row["error"]) for row in default.values()) == 3  # the unreadable files still get their rows
+
+
+def test_fingerprint_follows_the_weights_not_the_folder(tiny_scorer_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_scorer_dir, copy)
+    model, _ = load_scorer(tiny_scorer_dir, device="cpu")
+    assert model_fingerprint(model) == model_fingerprint(load_scorer(copy, device="cpu")[0])
+    with torch.no_grad():
+        next(model.parameters())[0] += 1e-3
+    assert model_fingerprint(model) != model_fingerprint(load_scorer(copy, device="cpu")[0])
+
+
+def test_auto_backend_falls_back_to_pytorch_when_onnx_is_not_at_hand(tiny_scorer_dir, tmp_path, monkeypatch, caplog):
+    model, _ = load_scorer(tiny_scorer_dir, device="cpu")
+    assert isinstance(fast_scorer(model), OnnxScorer)
+    assert isinstance(fast_scorer(model, "torch"), TorchScorer)
+
+    monkeypatch.setattr(scoring, "onnx_runtime_installed", lambda: False)
+    assert isinstance(fast_scorer(model), TorchScorer)
+    monkeypatch.undo()
+
+    def unexportable(model, path, *args, **kwargs):
+        raise RuntimeError("no ONNX symbolic for an operator")
+
+    monkeypatch.setenv("CSKD_ONNX_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(export, "export_scoring_graph", unexportable)
+    with caplog.at_level(logging.WARNING, logger="cskd_hf.scoring"):
+        assert isinstance(fast_scorer(model), TorchScorer)
+    assert "exporting the model to ONNX failed (RuntimeError: no ONNX symbolic for an operator)" in caplog.text
+    with pytest.raises(RuntimeError, match="no ONNX symbolic"):
+        fast_scorer(model, "onnxruntime")  # asked for explicitly: no silent fallback
+    assert isinstance(fast_scorer(model.to(torch.float64)), TorchScorer)  # the graph is exported in float32 only
+
+
+def test_pipeline_runs_the_cached_graph_by_default(tiny_scorer_dir, sample_dir):
+    from transformers import pipeline
+
+    paths = [str(path) for path in sorted(sample_dir.iterdir())[:4]]
+    default = pipeline("image-aesthetics", model=str(tiny_scorer_dir))
+    plain = pipeline("image-aesthetics", model=str(tiny_scorer_dir), backend="torch")
+    assert isinstance(default.scorer, OnnxScorer) and isinstance(plain.scorer, TorchScorer)
+    fast, reference = default(paths, batch_size=2), plain(paths, batch_size=2)
+    np.testing.assert_allclose(
+        [r["distribution"] for r in fast], [r["distribution"] for r in reference], atol=1e-4, rtol=0
+    )
+    assert len({round(r["score"], 5) for r in fast}) > 1

@@ -60,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime"),
-        default="torch",
-        help="run the PyTorch model, or the ONNX graph that `cskd export` wrote into the model folder",
+        choices=("auto", "torch", "onnxruntime"),
+        default="auto",
+        help="auto: on the CPU with ONNX Runtime installed, the model's ONNX graph, exported on first use and cached "
+        "($CSKD_ONNX_CACHE, default ~/.cache/huggingface/cskd_hf/onnx), else PyTorch; torch: the PyTorch model; "
+        "onnxruntime: the graph that `cskd export` wrote into the model folder",
     )
     score.add_argument("--quantized", action="store_true", help="onnxruntime: use the int8 graph (export --quantize)")
     score.add_argument(

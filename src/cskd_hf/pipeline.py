@@ -10,6 +10,7 @@ from transformers.image_utils import load_image
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .data.images import open_image, to_rgb
+from .scoring import TorchScorer, fast_scorer
 
 TASK = "image-aesthetics"
 
@@ -22,7 +23,9 @@ class ImageAestheticsPipeline(Pipeline):
 
     On a list, `batch_size` batches the forward passes and `num_workers` decodes in DataLoader processes meanwhile
     (transformers' own input pipeline); large JPEG files decode at a reduced size that still covers the model's
-    resize (`draft=False` decodes them fully), and the model runs channels-last under `inference_mode`.
+    resize (`draft=False` decodes them fully). `backend` is `cskd score`'s: by default (`"auto"`) a model on the CPU
+    runs as its ONNX graph in ONNX Runtime where that is installed (exported on first use, then cached), else as the
+    PyTorch model channels-last under `inference_mode` (`backend="torch"` always).
     """
 
     _load_processor = False
@@ -32,9 +35,9 @@ class ImageAestheticsPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, backend: str = "auto", **kwargs):
         super().__init__(*args, **kwargs)
-        self.model.to(memory_format=torch.channels_last)
+        self.scorer = fast_scorer(self.model, backend)
 
     def get_inference_context(self):
         return torch.inference_mode
@@ -54,15 +57,22 @@ class ImageAestheticsPipeline(Pipeline):
             image = to_rgb(load_image(image, timeout=timeout))
         return self.image_processor(images=image, return_tensors="pt")
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor]):
-        pixel_values = model_inputs["pixel_values"].to(self.model.dtype)
-        return self.model(pixel_values=pixel_values.contiguous(memory_format=torch.channels_last))
+    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pixel_values = model_inputs["pixel_values"]
+        if isinstance(self.scorer, TorchScorer):
+            pixel_values = pixel_values.to(self.model.dtype)
+        scores = self.scorer(pixel_values)
+        return {
+            "probabilities": torch.from_numpy(scores.probabilities),
+            "mean_score": torch.from_numpy(scores.mean_score),
+            "std_score": torch.from_numpy(scores.std_score),
+        }
 
     def postprocess(self, model_outputs) -> dict[str, Any]:
         return {
             "score": model_outputs["mean_score"][0].item(),
             "std": model_outputs["std_score"][0].item(),
-            "distribution": model_outputs["probabilities"][0].float().tolist(),
+            "distribution": model_outputs["probabilities"][0].tolist(),
         }
 
 
