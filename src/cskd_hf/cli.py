@@ -258,6 +258,44 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--num-workers", type=int, help="threads checking images")
     prepare.set_defaults(func=_data_prepare)
 
+    shard = data_commands.add_parser(
+        "shard",
+        help="rewrite any training source as shards at the training resolution (fast to decode)",
+        description=(
+            "Read a source the trainers read (an image folder, ava:/aadb:/para:ROOT, a `cskd data prepare` folder, "
+            "Parquet files, WebDataset tars or a Hub dataset) and write its images resized as the model's image "
+            "processor resizes them (256x256 by default), with their labels and ids, as Parquet or WebDataset "
+            "shards: --dataset OUT or --unlabeled OUT reads them. Several processes; a re-run skips the shards "
+            "already written; unreadable images are skipped and listed in OUT/skipped_images.tsv."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    shard.add_argument("source", help="what to shard, written as for --dataset or --unlabeled")
+    shard.add_argument("--out", required=True, help="folder to write the shards into")
+    shard.add_argument("--format", choices=("parquet", "webdataset"), default="parquet", help="shard files")
+    shard.add_argument(
+        "--image-processor",
+        help="a model folder or Hub id whose image processor's resize to store; default: 256x256 (224-px models)",
+    )
+    shard.add_argument(
+        "--image-format",
+        choices=("jpeg", "png", "webp"),
+        default="jpeg",
+        help="how images are stored (png: lossless, batches identical to the source's)",
+    )
+    shard.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (WebP: 100 is lossless)")
+    shard.add_argument("--rows-per-shard", type=int, default=2000, help="at most this many images a shard...")
+    shard.add_argument(
+        "--shard-multiple",
+        type=int,
+        default=64,
+        help="...in a number of shards that is a multiple of this (processes x DataLoader workers that divide it "
+        "read disjoint shards)",
+    )
+    shard.add_argument("--num-workers", type=int, help="processes writing shards; default: one per core")
+    shard.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    shard.set_defaults(func=_data_shard)
+
     synth = data_commands.add_parser(
         "synth",
         help="generate SynthAVA, the synthetic aesthetics dataset of the quickstart",
@@ -486,6 +524,32 @@ def _data_prepare(args: argparse.Namespace) -> int:
     dataset_dict = prepare(args.dataset, args.root, args.out, **options)
     sizes = ", ".join(f"{split} {len(dataset)}" for split, dataset in dataset_dict.items())
     print(f"wrote {args.dataset} to {args.out} ({sizes})")
+    return 0
+
+
+def _data_shard(args: argparse.Namespace) -> int:
+    from transformers import AutoImageProcessor
+
+    from .data.shard import shard
+
+    image_processor = AutoImageProcessor.from_pretrained(args.image_processor) if args.image_processor else None
+    plan = shard(
+        args.source,
+        args.out,
+        image_processor=image_processor,
+        fmt=args.format,
+        image_format=args.image_format,
+        quality=args.quality,
+        rows_per_shard=args.rows_per_shard,
+        shard_multiple=args.shard_multiple,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+    )
+    for split, info in plan.splits.items():
+        written = info["images"] - info["skipped"]
+        print(f"{split}: {written} images in {info['shards']} shards; {info['skipped']} unreadable skipped")
+    if any(info["skipped"] for info in plan.splits.values()):
+        print(f"the unreadable images are listed in {args.out}/skipped_images.tsv")
     return 0
 
 

@@ -5,6 +5,7 @@ output holds copies of them: AVA's terms and PARA's licence forbid redistributin
 such a folder to yourself (or in a private repository).
 """
 
+import json
 import math
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from .para import load_para
 
 LOADERS = {"ava": load_ava, "aadb": load_aadb, "para": load_para}
 DROPPED_REPORT = "dropped_images.tsv"
+SHARD_PLAN_FILE = "shards.json"  # written by `cskd data shard` (data/shard.py)
 CITATIONS = {
     "ava": "Murray, Marchesotti, Perronnin. AVA: A large-scale database for aesthetic visual analysis. CVPR 2012.",
     "aadb": "Kong, Shen, Lin, Mech, Fowlkes. Photo aesthetics ranking network with attributes and content "
@@ -116,6 +118,7 @@ def load_labeled(spec: str | os.PathLike, **loader_kwargs) -> DatasetDict:
     kind, separator, root = str(spec).partition(":")
     if separator and kind in LOADERS:
         return LOADERS[kind](root, **loader_kwargs)
+    shard_plan(spec)  # a `cskd data shard` folder must be complete
     shards = sorted(Path(spec).glob("data/*-of-*.parquet")) if Path(spec).is_dir() else []
     if shards:
         # Explicit absolute file lists: `load_dataset(folder)` can serve another folder's cached copy when both have
@@ -131,6 +134,21 @@ def load_labeled(spec: str | os.PathLike, **loader_kwargs) -> DatasetDict:
     return dataset_dict
 
 
+def shard_plan(folder: str | os.PathLike) -> dict | None:
+    """The plan `cskd data shard` wrote into `folder` (`shards.json`), or None when `folder` holds no shards.
+
+    Raises:
+        ValueError: the shards are not all written yet (an interrupted run): reading them would train on a part.
+    """
+    plan_file = Path(folder) / SHARD_PLAN_FILE
+    if not plan_file.is_file():
+        return None
+    plan = json.loads(plan_file.read_text())
+    if not plan.get("complete"):
+        raise ValueError(f"{folder}: its shards are not all written yet; run the same `cskd data shard` again")
+    return plan
+
+
 def parquet_features(path: Path) -> Features:
     """A Parquet file's columns as `datasets` features, from its footer; a `ValueError` naming an unreadable file."""
     try:
@@ -139,4 +157,12 @@ def parquet_features(path: Path) -> Features:
         raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
 
 
-__all__ = ["LOADERS", "dataset_card", "load_labeled", "parquet_features", "prepare", "write_parquet"]
+__all__ = [
+    "LOADERS",
+    "dataset_card",
+    "load_labeled",
+    "parquet_features",
+    "prepare",
+    "shard_plan",
+    "write_parquet",
+]

@@ -5,7 +5,8 @@ A source is given as a string:
 - `folder:PATH` or a plain folder path: every image file below it (recursively);
 - `parquet:GLOB` or a path / glob ending in `.parquet` (e.g. the output of `cskd data prepare`);
 - `webdataset:GLOB` or a path / glob ending in `.tar`: WebDataset shards;
-- `hub:ORG/NAME` or a plain Hub dataset id (optionally `hub:ORG/NAME@SPLIT`), for users online.
+- `hub:ORG/NAME` or a plain Hub dataset id (optionally `hub:ORG/NAME@SPLIT`), for users online;
+- a folder written by `cskd data shard` (its `shards.json` says the format): its `train` shards.
 
 Images stay encoded (`Image(decode=False)`) in the stream: they are decoded where they are used (in DataLoader workers,
 by `cskd_hf.data.batching`), so an undecodable image is skipped and counted there instead of stopping the stream.
@@ -22,7 +23,7 @@ from datasets import Image as ImageFeature
 from datasets.distributed import split_dataset_by_node
 
 from .images import find_images
-from .prepare import parquet_features
+from .prepare import parquet_features, shard_plan
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class UnlabeledSource:
 
 def _infer_kind(location: str) -> str:
     if Path(location).is_dir():
-        return "folder"
+        return "shards" if shard_plan(location) else "folder"
     if location.endswith(".parquet"):
         return "parquet"
     if location.endswith(".tar"):
@@ -72,10 +73,18 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
             raise FileNotFoundError(f"{source.location}: no image files found")
         table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature(decode=False)}))
         return table.to_iterable_dataset(num_shards=min(FOLDER_SHARDS, len(paths)))
+    if source.kind == "shards":
+        plan = shard_plan(source.location)
+        if "train" not in plan["splits"]:
+            raise ValueError(f"{source.location}: no train split among its shards' {list(plan['splits'])}")
+        count, layout = plan["splits"]["train"]["shards"], "data/train-*-of-{:05d}.parquet"
+        if plan["format"] == "webdataset":
+            layout = "train-*-of-{:05d}.tar"
+        return open_source(UnlabeledSource(plan["format"], str(Path(source.location) / layout.format(count))))
     if source.kind == "parquet":
         # Each local file's schema first: a file without images gets an error naming it, not a failure mid-stream.
         for path in sorted(glob.glob(source.location)):
-            _image_column(parquet_features(Path(path)), path)
+            image_column(parquet_features(Path(path)), path)
         stream = load_dataset("parquet", data_files=source.location, split="train", streaming=True)
     elif source.kind == "webdataset":
         stream = load_dataset("webdataset", data_files=source.location, split="train", streaming=True)
@@ -83,7 +92,7 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
         stream = load_dataset(source.location, split=source.split, streaming=True)
     else:
         raise ValueError(f"unknown source kind {source.kind!r}; choose from {SOURCE_KINDS}")
-    column = _image_column(stream.features or {}, f"{source.kind}:{source.location}")
+    column = image_column(stream.features or {}, f"{source.kind}:{source.location}")
     return (
         stream.select_columns([column])
         .rename_columns({column: "image"} if column != "image" else {})
@@ -91,7 +100,7 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
     )
 
 
-def _image_column(features: Features, where: str) -> str:
+def image_column(features: Features, where: str) -> str:
     """The column of encoded images: one of type `Image`, else the first of the usual names that holds bytes, a path
     or `{bytes, path}`."""
     for name, feature in features.items():
@@ -152,4 +161,4 @@ def load_unlabeled(
     return stream
 
 
-__all__ = ["UnlabeledSource", "load_unlabeled", "open_source"]
+__all__ = ["UnlabeledSource", "image_column", "load_unlabeled", "open_source"]

@@ -128,18 +128,23 @@ class CSKDImageProcessor(BaseImageProcessor):
         Fast input pipelines run this in DataLoader workers (a quarter of the bytes of float pixels to send back) and
         `to_pixel_values` on the batch; the result is identical to `transform`, which resizes in `uint8` too.
         """
-        interpolation = INTERPOLATIONS[self.interpolation]
         crop = (
             [v2.RandomCrop(self.image_size), v2.RandomHorizontalFlip(p=0.5)]
             if train
             else [v2.CenterCrop(self.image_size)]
         )
+        return v2.Compose([self.resize_transform(), *crop, *([v2.ToImage()] if self.resize_input == "pil" else [])])
+
+    def resize_transform(self) -> v2.Compose:
+        """The resize that comes before the crop: an RGB PIL image (or a `uint8` tensor) to a `uint8` tensor (a PIL
+        image when `resize_input="pil"`, float when `"float"`). `cskd data shard` stores its output, which this resize
+        then leaves unchanged."""
         size = self.resize_size if self.resize_mode == "shortest_edge" else (self.resize_size, self.resize_size)
-        resize = v2.Resize(size, interpolation=interpolation, antialias=True)
+        resize = v2.Resize(size, interpolation=INTERPOLATIONS[self.interpolation], antialias=True)
         if self.resize_input == "pil":
-            return v2.Compose([_to_pil, resize, *crop, v2.ToImage()])
+            return v2.Compose([_to_pil, resize])
         as_float = [v2.ToDtype(torch.float32, scale=True)] if self.resize_input == "float" else []
-        return v2.Compose([v2.ToImage(), *as_float, resize, *crop])
+        return v2.Compose([v2.ToImage(), *as_float, resize])
 
     def to_pixel_values(
         self, images: torch.Tensor, image_mean: list[float] | None = None, image_std: list[float] | None = None
