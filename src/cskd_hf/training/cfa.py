@@ -115,9 +115,12 @@ def train(args: CFAArguments) -> dict:
 
     caches = None
     if args.teacher_cache:
-        for index, (spec, teacher) in enumerate(zip(args.teacher, teachers, strict=True)):
+        descriptions = [
+            {"teacher": spec, "target": args.teacher_target, "image_size": model.config.image_size}
+            for spec in args.teacher
+        ]
+        for index, (teacher, description) in enumerate(zip(teachers, descriptions, strict=True)):
             if not cache_is_complete(args.cache_dir(index)):
-                description = {"teacher": spec, "target": args.teacher_target, "image_size": model.config.image_size}
                 build_teacher_cache(
                     args.cache_dir(index),
                     stream_batches(train=False, drop_last=False),
@@ -126,7 +129,8 @@ def train(args: CFAArguments) -> dict:
                     args.num_workers,
                     description,
                 )
-        caches = [TeacherCache(args.cache_dir(index)) for index in range(len(args.teacher))]
+        # A cache built for another teacher, target or input size is refused, naming what differs.
+        caches = [TeacherCache(args.cache_dir(index), description) for index, description in enumerate(descriptions)]
         teachers = None  # the caches replace the live teachers; free their memory
         logger.info(f"training from the teacher cache in {args.teacher_cache} ({len(caches[0])} images)")
 

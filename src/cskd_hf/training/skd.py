@@ -11,12 +11,19 @@ predictor with no labels at hand; `--validation_dataset` then validates each epo
 
     accelerate launch scripts/skd.py --teacher outputs/laion-aesthetic --unlabeled /data/photos \
         --architecture mobilenetv2_100 --backbone_pretrained --validation_dataset /data/ava-parquet --output_dir out
+
+`--teacher_cache DIR` (a variant of the paper's recipe, like CFA's teacher cache) runs the teacher once over the
+unlabeled images, before training, and stores its distributions; each step then looks the unlabeled images' targets
+up instead of running the teacher on mu * B_s images. The labeled images keep the live teacher. The trade-off: the
+paper's teacher sees the student's augmented view (random crop and flip) of each image, the cache holds its output on
+the fixed centre view, so the student learns the same target for every view of an unlabeled image.
 """
 
 import logging
 from dataclasses import dataclass, field
 
 import torch
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
@@ -26,8 +33,9 @@ from ..data.prepare import load_labeled
 from ..data.unlabeled import load_unlabeled
 from ..hub import public_name
 from ..losses import earth_movers_distance, skd_loss
-from ..models.cskd import CSKDConfig
+from ..models.cskd import CSKDConfig, CSKDImageProcessor
 from ..teachers.scorer import ScorerTeacher
+from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import (
     CommonArguments,
     TrainerState,
@@ -39,6 +47,7 @@ from .common import (
     parse_arguments,
     resume,
     teacher_dtype,
+    weights_fingerprint,
 )
 from .loop import export_model, fit_scorer, train_on_stream, validate
 from .supervised import DataArguments, ModelArguments, labeled_splits, scorer_from
@@ -82,6 +91,14 @@ class SKDArguments(CommonArguments, ModelArguments, DataArguments, UnlabeledArgu
         default=None,
         metadata={"help": "without --dataset: a labeled dataset whose --validation_split validates the student"},
     )
+    teacher_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder of the teacher's distributions for the unlabeled images, computed once on their centre "
+            "view (built on first use, then reused) instead of at every step on the student's augmented view as in "
+            "the paper; the labeled images keep the live teacher"
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -93,6 +110,8 @@ class SKDArguments(CommonArguments, ModelArguments, DataArguments, UnlabeledArgu
             raise ValueError("--validation_dataset is for runs without --dataset, which validate on its own split")
         if self.unlabeled and self.mu < 1:
             raise ValueError("--mu must be at least 1 with --unlabeled")
+        if self.teacher_cache and not self.unlabeled:
+            raise ValueError("--teacher_cache holds the teacher's outputs on the --unlabeled images: give --unlabeled")
 
 
 class UnlabeledFeed:
@@ -126,6 +145,33 @@ class UnlabeledFeed:
         raise RuntimeError("the unlabeled stream is empty")
 
 
+def cached_teacher(
+    args: SKDArguments,
+    teacher: ScorerTeacher,
+    image_processor: CSKDImageProcessor,
+    accelerator: Accelerator,
+    batch_size: int,
+) -> TeacherCache:
+    """The teacher's distributions for the unlabeled images, from `--teacher_cache`, built there first if needed.
+
+    They are its outputs on the centre view. The cache records the teacher (its path, weights and dtype) and the
+    student's image processor, which makes the view: a cache built for anything else is refused.
+    """
+    description = {
+        "teacher": args.teacher,
+        "teacher_weights": weights_fingerprint(teacher.model),
+        "teacher_dtype": str(teacher.model.dtype),
+        "image_processor": image_processor.to_dict(),
+    }
+    if not cache_is_complete(args.teacher_cache):
+        stream = unlabeled_stream(args, args.seed, accelerator)
+        batches = UnlabeledBatches(stream, image_processor, batch_size, train=False, seed=args.seed)
+        build_teacher_cache(args.teacher_cache, batches, teacher, accelerator, args.num_workers, description)
+    cache = TeacherCache(args.teacher_cache, description)
+    logger.info(f"the unlabeled images' targets from the teacher cache in {args.teacher_cache} ({len(cache)} images)")
+    return cache
+
+
 def train(args: SKDArguments):
     if not args.dataset:
         return distil_without_labels(args)
@@ -138,6 +184,10 @@ def train(args: SKDArguments):
     if teacher.bin_scores != bin_scores:
         raise ValueError(f"the teacher's bins {teacher.bin_scores} are not the dataset's {bin_scores}")
 
+    cache = None
+    if args.teacher_cache:
+        check_room_for_checkpoints(args.output_dir, model)  # before the teacher cache, which can take hours
+        cache = cached_teacher(args, teacher, image_processor, accelerator, args.mu * args.batch_size)
     batches = None
     if args.unlabeled:
         batches = UnlabeledBatches(
@@ -151,24 +201,33 @@ def train(args: SKDArguments):
     emd_r = model.config.emd_r
 
     def compute_loss(model, batch, state):
-        pixel_values = batch["pixel_values"]
+        labeled = pixel_values = batch["pixel_values"]
+        unlabeled_keys = []
         if batches is not None:
             if not feeds:
                 feeds.append(UnlabeledFeed(batches, args.num_workers, args.seed, state))
-            unlabeled = feeds[0].next()["pixel_values"]
-            if unlabeled is not None:
-                pixel_values = torch.cat([pixel_values, unlabeled.to(pixel_values.device)])
+            unlabeled = feeds[0].next()
+            if unlabeled["pixel_values"] is not None:
+                pixel_values = torch.cat([labeled, unlabeled["pixel_values"].to(labeled.device)])
+                unlabeled_keys = unlabeled["keys"]
+        if cache is None:
+            targets = teacher(pixel_values)  # the teacher sees the student's view of every image
+        else:
+            targets = torch.cat([teacher(labeled), cache.lookup(unlabeled_keys).to(labeled.device)])
         student = model(pixel_values=pixel_values).probabilities
-        loss, supervised, distillation = skd_loss(
-            student, batch["labels"], teacher(pixel_values), beta=args.beta, r=emd_r
-        )
+        loss, supervised, distillation = skd_loss(student, batch["labels"], targets, beta=args.beta, r=emd_r)
         return loss, {"train/loss_supervised": supervised.item(), "train/loss_distillation": distillation.item()}
 
     kind = "SKD (CSKD student)" if batches is not None else "supervised KD"
+    cached = "; the teacher's targets for them cached, on their centre view" if cache is not None else ""
     summary = (
         f"Distilled from the teacher `{public_name(args.teacher)}` on `{public_name(args.dataset)}` "
         f"({len(train_data)} labeled images)"
-        + (f" and the unlabeled sources {public_name(args.unlabeled)} (mu={args.mu})" if batches is not None else "")
+        + (
+            f" and the unlabeled sources {public_name(args.unlabeled)} (mu={args.mu}{cached})"
+            if batches is not None
+            else ""
+        )
         + f", beta={args.beta}, from `{public_name(args.model or args.architecture)}`. {validated_on}"
     )
     title = f"CSKD aesthetic scorer ({kind})"
@@ -195,6 +254,10 @@ def distil_without_labels(args: SKDArguments) -> dict:
             raise ValueError(f"the teacher's bins {bin_scores} are not {args.validation_dataset}'s")
         validation_loader = labeled_loader(validation, image_processor, args, train=False, batch_size=args.batch_size)
     check_room_for_checkpoints(args.output_dir, model)
+    cache = None
+    if args.teacher_cache:
+        cache = cached_teacher(args, teacher, image_processor, accelerator, args.batch_size)
+        teacher = None  # the cache replaces the live teacher; free its memory
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     if validation_loader is not None:
@@ -208,9 +271,10 @@ def distil_without_labels(args: SKDArguments) -> dict:
     emd_r = accelerator.unwrap_model(model).config.emd_r
     scale = args.metric_scale(bin_scores)
     title = "CSKD aesthetic scorer (SKD without labels)"
+    cached = "; the teacher's targets cached, on the images' centre view" if cache is not None else ""
     summary = (
         f"Distilled from the teacher `{public_name(args.teacher)}` on the unlabeled sources "
-        f"{public_name(args.unlabeled)} alone (no labels; beta={args.beta}), from "
+        f"{public_name(args.unlabeled)} alone (no labels; beta={args.beta}{cached}), from "
         f"`{public_name(args.model or args.architecture)}`."
         + (
             f" Validated on `{public_name(args.validation_dataset)}` ({args.validation_split})."
@@ -220,7 +284,10 @@ def distil_without_labels(args: SKDArguments) -> dict:
     )
 
     def loss_for(batch, pixel_values):
-        targets = teacher(pixel_values)
+        if cache is None:
+            targets = teacher(pixel_values)
+        else:
+            targets = cache.lookup(batch["keys"]).to(pixel_values.device)
         return lambda: (
             args.beta * earth_movers_distance(model(pixel_values=pixel_values).probabilities, targets, emd_r).mean()
         )
