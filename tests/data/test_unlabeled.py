@@ -158,3 +158,17 @@ def test_labeled_images_give_labels_and_skip_unreadable_files(tmp_path):
     assert not torch.equal(
         dataset[0]["pixel_values"], LabeledImages(ava, dataset.image_processor, True)[0]["pixel_values"]
     )
+
+
+@pytest.mark.parametrize("column", ["image", "img"])
+def test_streamed_images_are_the_stored_bytes_not_a_re_encoding(tmp_path, column):
+    # A map over a decoding `Image()` column re-encodes each image (JPEG at quality 75): the stream must not map one.
+    rng = np.random.default_rng(1)
+    paths = []
+    for index in range(3):
+        paths.append(tmp_path / f"{index}.jpg")
+        Image.fromarray(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8)).save(paths[-1], quality=95)
+    table = Dataset.from_dict({column: [str(p) for p in paths]}, features=Features({column: ImageFeature()}))
+    write_parquet({"train": table}, tmp_path / "parquet")
+    stream = load_unlabeled([f"parquet:{tmp_path / 'parquet' / 'data' / '*.parquet'}"], shuffle_buffer=0)
+    assert [item["image"]["bytes"] for item in stream] == [path.read_bytes() for path in paths]

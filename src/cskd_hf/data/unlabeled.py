@@ -93,11 +93,10 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
     else:
         raise ValueError(f"unknown source kind {source.kind!r}; choose from {SOURCE_KINDS}")
     column = image_column(stream.features or {}, f"{source.kind}:{source.location}")
-    return (
-        stream.select_columns([column])
-        .rename_columns({column: "image"} if column != "image" else {})
-        .cast_column("image", ImageFeature(decode=False))
-    )
+    # Cast first: `rename_columns` is a map, and a map over an `Image()` column decodes every image and re-encodes it
+    # (as JPEG at quality 75 for a JPEG): the stream then held other, degraded bytes, at the cost of a decode.
+    stream = stream.cast_column(column, ImageFeature(decode=False)).select_columns([column])
+    return stream.rename_columns({column: "image"}) if column != "image" else stream
 
 
 def image_column(features: Features, where: str) -> str:
