@@ -60,18 +60,19 @@ def open_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.
     return _decode(path, name=str(path), draft_size=draft_size)
 
 
-def decode_image(data: bytes | None, path: str | None = None) -> Image.Image:
-    """Decode encoded image bytes (or, without bytes, the file at `path`) as `open_image` does.
+def decode_image(data: bytes | None, path: str | None = None, draft_size: int | None = None) -> Image.Image:
+    """Decode encoded image bytes (or, without bytes, the file at `path`) as `open_image` does, `draft_size`
+    included.
 
     This is the form `datasets` stores images in (`{"bytes": ..., "path": ...}` with `Image(decode=False)`).
     """
     if data is None:
         if path is None:
             raise ImageReadError("<unnamed image>: neither bytes nor a path")
-        return open_image(path)
+        return open_image(path, draft_size=draft_size)
     if len(data) == 0:
         raise ImageReadError(f"{path or '<bytes>'}: empty image data (0 bytes)")
-    return _decode(io.BytesIO(data), name=path or "<bytes>")
+    return _decode(io.BytesIO(data), name=path or "<bytes>", draft_size=draft_size)
 
 
 def _decode(source: Path | io.BytesIO, name: str, draft_size: int | None = None) -> Image.Image:
