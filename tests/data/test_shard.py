@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from datasets import load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
@@ -175,3 +176,20 @@ def test_labeled_sources_refuse_webdataset_and_float_resizing_processors(tmp_pat
         shard(str(source), tmp_path / "out", PROCESSOR, fmt="webdataset", progress=False)
     with pytest.raises(ValueError, match="cannot be sharded"):
         shard(str(photo_folder), tmp_path / "out2", CSKDImageProcessor(resize_input="float"), progress=False)
+
+
+def test_parquet_and_webdataset_sources_shard_again_keeping_the_ids(photo_folder, tmp_path):
+    first, second, third = tmp_path / "parquet", tmp_path / "tars", tmp_path / "from-tars"
+    shard(str(photo_folder), first, PROCESSOR, shard_multiple=4, rows_per_shard=3, progress=False)
+    smaller = CSKDImageProcessor(image_size=16)  # a smaller model's resize, from the 37-px shards
+    shard(str(first), second, smaller, fmt="webdataset", shard_multiple=2, rows_per_shard=8, progress=False)
+    shard(f"webdataset:{second}/train-*.tar", third, smaller, shard_multiple=1, progress=False)
+    ids = sorted(str(path.relative_to(photo_folder)) for path in photo_folder.glob("*.*"))
+    for folder in (first, third):
+        table = load_dataset("parquet", data_files=str(folder / "data" / "*.parquet"), split="train")
+        assert sorted(table["image_id"]) == ids
+    sizes = {
+        image.size for image in load_dataset("parquet", data_files=str(third / "data" / "*.parquet"))["train"]["image"]
+    }
+    assert sizes == {(18, 18)}
+    assert sum(1 for _ in load_unlabeled([str(second)])) == 20

@@ -47,8 +47,8 @@ from tqdm.auto import tqdm
 from ..models.cskd import CSKDImageProcessor
 from .images import ImageReadError, decode_image, find_images
 from .labeled import check_labeled_features
-from .prepare import DROPPED_REPORT, LOADERS, SHARD_PLAN_FILE, load_labeled
-from .unlabeled import UnlabeledSource, image_column
+from .prepare import DROPPED_REPORT, LOADERS, SHARD_PLAN_FILE, load_labeled, shard_plan
+from .unlabeled import UnlabeledSource, image_column, shard_folder_source
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +82,12 @@ def read_source(spec: str, dropped_report: Path | None = None) -> tuple[DatasetD
         if dropped_report is not None:
             dropped_report.parent.mkdir(parents=True, exist_ok=True)
         return _encoded(load_labeled(spec, verify="exists", dropped_report=dropped_report)), True
-    if Path(spec).is_dir() and list(Path(spec).glob("data/*-of-*.parquet")):
+    plan = shard_plan(spec) if Path(spec).is_dir() else None
+    if plan["labeled"] if plan else Path(spec).is_dir() and list(Path(spec).glob("data/*-of-*.parquet")):
         return _encoded(load_labeled(spec)), True
     source = UnlabeledSource.parse(spec)
+    if source.kind == "shards":
+        source = shard_folder_source(source.location)
     if source.kind == "folder":
         paths = find_images([source.location])
         if not paths:
@@ -98,11 +101,21 @@ def read_source(spec: str, dropped_report: Path | None = None) -> tuple[DatasetD
     else:
         table = load_dataset(source.kind, data_files=source.location, split="train")
     column = image_column(table.features, spec)
+    table = table.cast_column(column, ImageFeature(decode=False))
     if "image_id" not in table.column_names:
-        ids = table["__key__"] if "__key__" in table.column_names else [f"{index:09d}" for index in range(len(table))]
-        table = table.add_column("image_id", ids)
+        table = table.add_column("image_id", image_ids(table))
     table = table.select_columns([column, "image_id"]).rename_columns({column: "image"} if column != "image" else {})
-    return DatasetDict({"train": table.cast_column("image", ImageFeature(decode=False))}), False
+    return DatasetDict({"train": table}), False
+
+
+def image_ids(table: Dataset) -> list[str]:
+    """Ids for a table without an `image_id` column: a WebDataset sample's own (its JSON's `image_id`, as `shard`
+    writes it, else its key), else the row number."""
+    if isinstance(table.features.get("json"), dict) and "image_id" in table.features["json"]:
+        return [str(entry["image_id"]) for entry in table["json"]]
+    if "__key__" in table.column_names:
+        return table["__key__"]
+    return [f"{index:09d}" for index in range(len(table))]
 
 
 def _encoded(dataset_dict: DatasetDict) -> DatasetDict:

@@ -74,13 +74,7 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
         table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature(decode=False)}))
         return table.to_iterable_dataset(num_shards=min(FOLDER_SHARDS, len(paths)))
     if source.kind == "shards":
-        plan = shard_plan(source.location)
-        if "train" not in plan["splits"]:
-            raise ValueError(f"{source.location}: no train split among its shards' {list(plan['splits'])}")
-        count, layout = plan["splits"]["train"]["shards"], "data/train-*-of-{:05d}.parquet"
-        if plan["format"] == "webdataset":
-            layout = "train-*-of-{:05d}.tar"
-        return open_source(UnlabeledSource(plan["format"], str(Path(source.location) / layout.format(count))))
+        return open_source(shard_folder_source(source.location))
     if source.kind == "parquet":
         # Each local file's schema first: a file without images gets an error naming it, not a failure mid-stream.
         for path in sorted(glob.glob(source.location)):
@@ -97,6 +91,15 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
     # (as JPEG at quality 75 for a JPEG): the stream then held other, degraded bytes, at the cost of a decode.
     stream = stream.cast_column(column, ImageFeature(decode=False)).select_columns([column])
     return stream.rename_columns({column: "image"}) if column != "image" else stream
+
+
+def shard_folder_source(folder: str) -> UnlabeledSource:
+    """The `train` shards of a `cskd data shard` folder, as the Parquet or WebDataset source they are."""
+    plan = shard_plan(folder)
+    if "train" not in plan["splits"]:
+        raise ValueError(f"{folder}: no train split among its shards' {list(plan['splits'])}")
+    layout = "data/train-*-of-{:05d}.parquet" if plan["format"] == "parquet" else "train-*-of-{:05d}.tar"
+    return UnlabeledSource(plan["format"], str(Path(folder) / layout.format(plan["splits"]["train"]["shards"])))
 
 
 def image_column(features: Features, where: str) -> str:
@@ -160,4 +163,4 @@ def load_unlabeled(
     return stream
 
 
-__all__ = ["UnlabeledSource", "image_column", "load_unlabeled", "open_source"]
+__all__ = ["UnlabeledSource", "image_column", "load_unlabeled", "open_source", "shard_folder_source"]
