@@ -36,10 +36,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PYTHON) -m pytest -m slow
 
-# CPU throughput tables (README "Speed"); pyiqa, the comparison, is installed here only.
+# CPU throughput tables (README "Speed") and the recipe's cost from them; pyiqa, the comparison, is installed here only.
 bench: $(STAMP)
 	$(PYTHON) -m pip install --quiet -e ".[bench]"
 	$(PYTHON) benchmarks/score_throughput.py
+	mkdir -p outputs
+	$(PYTHON) benchmarks/loader_throughput.py --json outputs/loader_throughput.json
+	$(PYTHON) benchmarks/recipe_cost.py --loader outputs/loader_throughput.json
 	$(PYTHON) benchmarks/train_throughput.py
 
 style: $(STAMP)

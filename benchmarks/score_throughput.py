@@ -1,12 +1,15 @@
-"""End-to-end folder scoring: our MobileNetV2 student (eager, compiled, ONNX Runtime fp32 and int8) against pyiqa's
-NIMA, NIMA-VGG16 and LAION aesthetic predictor, on the same folder of real photos, in one run.
+"""End-to-end folder scoring: our MobileNetV2 student (`cskd score`'s default, eager PyTorch, compiled, ONNX Runtime
+fp32 and int8, the `image-aesthetics` pipeline) against pyiqa's NIMA, NIMA-VGG16 and LAION aesthetic predictor, on
+the same folder of real photos, in one run.
 
 Random weights everywhere, no downloads: speed does not depend on the weights. The photo folder is written by the
-script from scikit-image's bundled photographs, re-rendered at mixed camera-like sizes (640 px to 4000 px long side)
-as JPEG, so decoding costs what it costs on real folders.
+script from scikit-image's bundled photographs, re-rendered at mixed sizes, so decoding costs what it costs on real
+folders: `--mix camera` (640 px to 4000 px long side, JPEG) or `--mix web` (640-1024 px, one in five a PNG, as a
+folder of photos from the web or a phone's exports).
 
 Each method runs in its own process (so that peak memory is its own) over the folder, as a user would run it:
-ours through `cskd_hf.scoring.score_files` (DataLoader workers, draft JPEG decoding, channels-last, batches),
+ours through `cskd_hf.scoring.score_files` (DataLoader workers, draft JPEG decoding, batches) — `cskd-default` is
+exactly `cskd score`'s default path, its ONNX graph exported on first use into an empty cache (the setup column) —,
 pyiqa's one image at a time through `pyiqa.create_metric(...)(path)`, which is what its CLI does. Ours take the
 median of `--repeats` passes; pyiqa's metrics see one pass over a strided subset of the folder (same size mix) so that
 the slow ones finish; throughputs are rates, so comparable. A second, sequential pass over a subset splits the time
@@ -31,22 +34,26 @@ from pathlib import Path
 
 import numpy as np
 
-LONG_SIDES = (640, 1024, 2048, 4000)
-LONG_SIDE_WEIGHTS = (0.4, 0.3, 0.2, 0.1)
-OURS = ("cskd-eager", "cskd-compiled", "cskd-onnx", "cskd-onnx-int8")
+MIXES = {  # long sides, their weights, the share of PNGs
+    "camera": ((640, 1024, 2048, 4000), (0.4, 0.3, 0.2, 0.1), 0.0),
+    "web": ((640, 768, 896, 1024), (0.25, 0.25, 0.25, 0.25), 0.2),
+}
+OURS = ("cskd-default", "cskd-eager", "cskd-compiled", "cskd-onnx", "cskd-onnx-int8", "cskd-pipeline")
 PYIQA = {"pyiqa-nima": "nima", "pyiqa-nima-vgg16": "nima-vgg16-ava", "pyiqa-laion": "laion_aes"}
 
 
-def write_photo_folder(out_dir: Path, count: int, seed: int = 0) -> list[Path]:
-    """`count` JPEGs of mixed sizes made from scikit-image's photographs (cropped, flipped, resized)."""
+def write_photo_folder(out_dir: Path, count: int, seed: int = 0, mix: str = "camera") -> list[Path]:
+    """`count` photos of the `mix`'s sizes and formats made from scikit-image's photographs (cropped, flipped,
+    resized)."""
     from PIL import Image
 
     from cskd_hf.data.samples import SAMPLE_PHOTOS, sample_photo
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    existing = sorted(out_dir.glob("*.jpg"))
+    existing = photo_paths(out_dir)
     if len(existing) == count:
         return existing
+    long_sides, weights, png_share = MIXES[mix]
     rng = np.random.default_rng(seed)
     sources = [Image.fromarray(sample_photo(name)).convert("RGB") for name, _ in SAMPLE_PHOTOS]
     paths = []
@@ -59,13 +66,18 @@ def write_photo_folder(out_dir: Path, count: int, seed: int = 0) -> list[Path]:
         )
         if rng.random() < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        long_side = int(rng.choice(LONG_SIDES, p=LONG_SIDE_WEIGHTS))
+        long_side = int(rng.choice(long_sides, p=weights))
         scale = long_side / max(image.size)
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
-        path = out_dir / f"photo_{index:04d}.jpg"
-        image.save(path, quality=90)
+        as_png = png_share and index % round(1 / png_share) == round(1 / png_share) - 1
+        path = out_dir / f"photo_{index:04d}.{'png' if as_png else 'jpg'}"
+        image.save(path, **({} if as_png else {"quality": 90}))
         paths.append(path)
     return paths
+
+
+def photo_paths(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob("photo_*.*") if path.suffix in (".jpg", ".png"))
 
 
 def write_student(out_dir: Path) -> Path:
@@ -128,11 +140,18 @@ def run_ours(
 ):
     import torch
 
-    from cskd_hf.scoring import TorchScorer, load_onnx_scorer, load_scorer, score_files
+    from cskd_hf.scoring import TorchScorer, fast_scorer, load_onnx_scorer, load_scorer, score_files
 
+    if method == "cskd-pipeline":
+        return run_pipeline(paths, model_dir, batch_size, num_workers, repeats)
     start = time.perf_counter()
     if method.startswith("cskd-onnx"):
         scorer, image_processor, _ = load_onnx_scorer(model_dir, quantized=method.endswith("int8"))
+    elif method == "cskd-default":
+        os.environ["CSKD_ONNX_CACHE"] = tempfile.mkdtemp()  # an empty cache: the setup time includes the export
+        model, image_processor = load_scorer(model_dir, device="cpu")
+        scorer = fast_scorer(model)
+        assert type(scorer).__name__ == "OnnxScorer", "cskd score's default did not pick ONNX Runtime"
     else:
         model, image_processor = load_scorer(model_dir, device="cpu")
         scorer = TorchScorer(model)
@@ -150,6 +169,30 @@ def run_ours(
     assert all(result.error is None for result in results)
     stages = stage_times_ours(scorer, image_processor, paths[::4][:64], batch_size or scorer.default_batch_size)
     return {"images": len(results), "seconds": seconds, "setup_seconds": setup_seconds, **stages}
+
+
+def run_pipeline(paths: list[Path], model_dir: Path, batch_size: int | None, num_workers: int | None, repeats: int):
+    """`pipeline("image-aesthetics")` with its defaults over the folder's paths (graph cache already warm)."""
+    from transformers import pipeline
+
+    import cskd_hf  # noqa: F401  (registers the task)
+    from cskd_hf.scoring import default_num_workers
+
+    start = time.perf_counter()
+    scorer = pipeline("image-aesthetics", model=str(model_dir))
+    batch_size = batch_size or scorer.scorer.default_batch_size
+    num_workers = default_num_workers() if num_workers is None else num_workers
+    scorer([str(path) for path in paths[:32]], batch_size=batch_size, num_workers=0)
+    setup_seconds = time.perf_counter() - start
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results = scorer([str(path) for path in paths], batch_size=batch_size, num_workers=num_workers)
+        timings.append(time.perf_counter() - start)
+    assert len(results) == len(paths)
+    nan = float("nan")
+    return {"images": len(paths), "seconds": float(np.median(timings)), "setup_seconds": setup_seconds,
+            "ms_decode": nan, "ms_preprocess": nan, "ms_forward": nan}  # fmt: skip
 
 
 def stage_times_ours(scorer, image_processor, paths, batch_size) -> dict:
@@ -214,7 +257,7 @@ def worker(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    paths = sorted(Path(args.folder).glob("*.jpg"))
+    paths = photo_paths(Path(args.folder))
     if args.worker in PYIQA:
         measured = run_pyiqa(args.worker, paths[:: max(1, len(paths) // args.pyiqa_images)][: args.pyiqa_images])
     else:
@@ -223,21 +266,27 @@ def worker(args) -> None:
     print("RESULT " + json.dumps({"method": args.worker, **measured}))
 
 
+def cell(milliseconds: float) -> str:
+    return "–" if np.isnan(milliseconds) else f"{milliseconds:.1f}"
+
+
 def format_table(rows: list[dict]) -> str:
     reference = next((row for row in rows if row["method"] == "pyiqa-nima"), None)
     lines = [
-        "| method | images | img/s | decode ms/img | preprocess ms/img | forward ms/img | peak RSS MB (main / worker)"
-        " | × pyiqa NIMA |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | images | img/s | setup s | decode ms/img | preprocess ms/img | forward ms/img |"
+        " peak RSS MB (main / worker) | × pyiqa NIMA |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         rate = row["images"] / row["seconds"]
         ratio = rate / (reference["images"] / reference["seconds"]) if reference else float("nan")
-        preprocess = "in forward" if np.isnan(row["ms_preprocess"]) else f"{row['ms_preprocess']:.1f}"
+        decode, preprocess, forward = (cell(row[key]) for key in ("ms_decode", "ms_preprocess", "ms_forward"))
+        if np.isnan(row["ms_preprocess"]) and not np.isnan(row["ms_forward"]):
+            preprocess = "in forward"  # pyiqa resizes inside its forward pass
         worker_rss = f" / {row['worker_rss_mb']:.0f}" if row["worker_rss_mb"] else ""
         lines.append(
-            f"| {row['method']} | {row['images']} | {rate:.1f} | {row['ms_decode']:.1f} | {preprocess} | "
-            f"{row['ms_forward']:.1f} | {row['rss_mb']:.0f}{worker_rss} | {ratio:.1f}× |"
+            f"| {row['method']} | {row['images']} | {rate:.1f} | {row['setup_seconds']:.1f} | {decode} | "
+            f"{preprocess} | {forward} | {row['rss_mb']:.0f}{worker_rss} | {ratio:.1f}× |"
         )
     return "\n".join(lines)
 
@@ -245,6 +294,7 @@ def format_table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=300, help="photos in the folder")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="web", help="the folder's sizes and formats")
     parser.add_argument("--pyiqa-images", type=int, default=40, help="photos (a strided subset) scored by pyiqa")
     # torch.compile is left out by default: on this CPU it gained 1.26x on the forward pass (5.7 against 7.2 ms per
     # image) but recompiled for the last, smaller batch, which cost more than the whole folder; ONNX Runtime is faster.
@@ -264,7 +314,7 @@ def main() -> None:
         return worker(args)
 
     work_dir = Path(args.work_dir)
-    paths = write_photo_folder(work_dir / "photos", args.images)
+    paths = write_photo_folder(work_dir / f"photos-{args.mix}", args.images, mix=args.mix)
     model_dir = write_student(work_dir / "mv2-student")
     print(f"{len(paths)} photos in {paths[0].parent}; MV2 student (random weights) in {model_dir}", flush=True)
     rows = []
@@ -297,7 +347,7 @@ def main() -> None:
         rows.append(json.loads(result[-1][len("RESULT ") :]))
         row = rows[-1]
         print(f"{method}: {row['images'] / row['seconds']:.1f} img/s", flush=True)
-    print(f"\nEnd-to-end folder scoring, CPU, {args.threads} threads (torch.get_num_threads):\n")
+    print(f"\nEnd-to-end folder scoring, {args.mix} mix, CPU, {args.threads} threads (torch.get_num_threads):\n")
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
