@@ -21,6 +21,7 @@ def run(script: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # runs the benchmark script itself
 def test_loader_throughput_quick_measures_every_source_draft_setting_and_core_count(tmp_path):
     out = tmp_path / "loader.json"
     table = run("loader_throughput.py", "--quick", "--json", str(out))
@@ -118,6 +119,7 @@ def test_recipe_cost_with_fast_decoding_is_gpu_bound_and_scales_with_gpus(tmp_pa
     assert "| CFA MobileNetV2 <- CLIP ViT-L/14, live teacher | 8,000 X | 375 D | 1,500 M |" in table
 
 
+@pytest.mark.slow  # runs the benchmark script itself
 def test_recipe_cost_reads_the_rows_gpu_check_writes(tmp_path):
     run("gpu_check.py", "--smoke", "--json", str(tmp_path / "smoke.json"))
     report = json.loads((tmp_path / "smoke.json").read_text())

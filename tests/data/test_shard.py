@@ -67,7 +67,7 @@ def test_unlabeled_shards_give_the_sources_batches(photo_folder, tmp_path, fmt):
     images = tmp_path / "photos"
     shutil.copytree(photo_folder, images, ignore=shutil.ignore_patterns("broken"))
     out = tmp_path / "shards"
-    shard(str(images), out, PROCESSOR, fmt=fmt, image_format="png", num_workers=2, progress=False)
+    shard(str(images), out, PROCESSOR, fmt=fmt, image_format="png", num_workers=1, progress=False)
     from_source, from_shards = stream_batches(str(images)), stream_batches(str(out))
     assert [batch["num_read"] for batch in from_shards] == [4, 4, 4, 4, 4]
     source_pixels = torch.cat([batch["pixel_values"] for batch in from_source])
@@ -116,7 +116,7 @@ def _processor_dir(tmp_path):
 
 def test_ava_root_shards_skip_the_truncated_image_and_report_the_missing_one(tmp_path):
     out = tmp_path / "shards"
-    plan = shard(f"ava:{write_ava(tmp_path / 'AVA')}", out, PROCESSOR, shard_multiple=1, progress=False)
+    plan = shard(f"ava:{write_ava(tmp_path / 'AVA')}", out, PROCESSOR, shard_multiple=1, num_workers=1, progress=False)
     # 8 rows: one image missing (dropped by the loader), one truncated (found by decoding it, while sharding).
     assert plan.splits["train"] == {"images": 4, "shards": 1, "skipped": 0}
     assert plan.splits["test"] == {"images": 3, "shards": 1, "skipped": 1}
@@ -157,7 +157,7 @@ def test_processes_times_workers_read_disjoint_shards_that_cover_the_corpus(tmp_
         photo = Image.fromarray(sample_photo(PHOTOS[index % len(PHOTOS)])).resize((40 + index, 40))
         photo.save(images / f"{index:02d}.jpg")
     out = tmp_path / "shards"
-    shard(str(images), out, PROCESSOR, rows_per_shard=4, shard_multiple=4, progress=False)
+    shard(str(images), out, PROCESSOR, rows_per_shard=4, shard_multiple=4, num_workers=1, progress=False)
     seen = []
     for rank in range(2):  # 2 processes x 2 DataLoader workers, as datasets hands shards to them
         stream = split_dataset_by_node(load_unlabeled([str(out)], seed=1), rank=rank, world_size=2)
@@ -173,17 +173,32 @@ def test_labeled_sources_refuse_webdataset_and_float_resizing_processors(tmp_pat
     source = tmp_path / "synthava"
     write_synthava(source, splits={"train": 4}, image_size=32, seed=0)
     with pytest.raises(ValueError, match="labeled shards are Parquet"):
-        shard(str(source), tmp_path / "out", PROCESSOR, fmt="webdataset", progress=False)
+        shard(str(source), tmp_path / "out", PROCESSOR, fmt="webdataset", num_workers=1, progress=False)
     with pytest.raises(ValueError, match="cannot be sharded"):
-        shard(str(photo_folder), tmp_path / "out2", CSKDImageProcessor(resize_input="float"), progress=False)
+        shard(
+            str(photo_folder),
+            tmp_path / "out2",
+            CSKDImageProcessor(resize_input="float"),
+            num_workers=1,
+            progress=False,
+        )
 
 
 def test_parquet_and_webdataset_sources_shard_again_keeping_the_ids(photo_folder, tmp_path):
     first, second, third = tmp_path / "parquet", tmp_path / "tars", tmp_path / "from-tars"
-    shard(str(photo_folder), first, PROCESSOR, shard_multiple=4, rows_per_shard=3, progress=False)
+    shard(str(photo_folder), first, PROCESSOR, shard_multiple=4, rows_per_shard=3, num_workers=1, progress=False)
     smaller = CSKDImageProcessor(image_size=16)  # a smaller model's resize, from the 37-px shards
-    shard(str(first), second, smaller, fmt="webdataset", shard_multiple=2, rows_per_shard=8, progress=False)
-    shard(f"webdataset:{second}/train-*.tar", third, smaller, shard_multiple=1, progress=False)
+    shard(
+        str(first),
+        second,
+        smaller,
+        fmt="webdataset",
+        shard_multiple=2,
+        rows_per_shard=8,
+        num_workers=1,
+        progress=False,
+    )
+    shard(f"webdataset:{second}/train-*.tar", third, smaller, shard_multiple=1, num_workers=1, progress=False)
     ids = sorted(str(path.relative_to(photo_folder)) for path in photo_folder.glob("*.*"))
     for folder in (first, third):
         table = load_dataset("parquet", data_files=str(folder / "data" / "*.parquet"), split="train")

@@ -11,7 +11,7 @@ from tests.training.conftest import QUICK, last_checkpoint
 
 
 def finetune(dataset, out) -> dict:
-    args = ["--dataset", str(dataset), "--output_dir", str(out), "--num_epochs", "2", "--batch_size", "8",
+    args = ["--dataset", str(dataset), "--output_dir", str(out), "--num_epochs", "1", "--batch_size", "8",
             "--num_workers", "0", "--head_dropout", "0.1", "--seed", "3", *QUICK]  # fmt: skip
     supervised.train(parse_arguments(supervised.FinetuneArguments, args))
     return json.loads((last_checkpoint(out) / "trainer_state_rank0.json").read_text())

@@ -176,6 +176,7 @@ def test_teacher_cache_needs_unlabeled_images(toy_world, toy_teacher, tmp_path):
         skd.parse_arguments(skd.SKDArguments, [*supervised_kd, "--teacher_cache", str(tmp_path / "cache")])
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_two_processes_build_a_shard_each_and_a_resumed_run_reuses_them(
     toy_world, toy_teacher, two_process_config, tmp_path

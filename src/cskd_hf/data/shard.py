@@ -33,7 +33,7 @@ import math
 import multiprocessing
 import os
 import tarfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -172,7 +172,6 @@ def write_shard(
 ) -> tuple[int, list[tuple[str, str]]]:  # fmt: skip
     """Write `rows` as shard `index` of `count` of a split (`first_position`: its first row's index in the split);
     returns the number of images written and `(image id, error)` for each one skipped."""
-    datasets.disable_progress_bars()  # one bar, the main process's, counts the images
     encode = ResizedEncoder(CSKDImageProcessor(**image_processor), plan.image_format, plan.quality)
     extension = IMAGE_FORMATS[plan.image_format]
     encoded, skipped = [], []
@@ -268,7 +267,15 @@ def shard(
     num_workers = min(num_workers or os.cpu_count() or 1, max(1, len(tasks)))
     bar = tqdm(total=total, initial=total - remaining, unit="img", desc="sharding", disable=not progress)
     # Spawned processes: this one has torch's and datasets' threads running, which forked children can deadlock on.
-    with bar, ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # One worker needs no pool (which costs seconds to start).
+    pool = (
+        ProcessPoolExecutor(
+            num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=datasets.disable_progress_bars
+        )
+        if num_workers > 1
+        else InProcess()
+    )
+    with bar, pool:
         futures = []
         for split, index, count in tasks:
             dataset = dataset_dict[split]
@@ -284,6 +291,21 @@ def shard(
                 logger.warning(f"skipped {image_id}: {error}")
     _finish(out_dir, plan)
     return plan
+
+
+class InProcess:
+    """The part of `ProcessPoolExecutor` that `shard` uses, run in this process."""
+
+    def __enter__(self) -> "InProcess":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def submit(self, function, *args) -> Future:
+        future = Future()
+        future.set_result(function(*args))
+        return future
 
 
 def _start_or_resume(out_dir: Path, plan: ShardPlan) -> None:
