@@ -30,6 +30,7 @@ from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 logger = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = ("csv", "jsonl")
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 @dataclass
@@ -180,8 +181,8 @@ def fast_scorer(model: CSKDForAestheticScoring, backend: str = "auto") -> "Torch
     (benchmarks/score_throughput.py); on a GPU, or if the export fails (logged), the PyTorch model channels-last.
     `"torch"`: always the PyTorch model; `"onnxruntime"`: the graph, failing loudly if it cannot be had.
     """
-    if backend not in ("auto", "torch", "onnxruntime"):
-        raise ValueError(f"unknown backend {backend!r}; choose from auto, torch, onnxruntime")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     on_cpu_in_float32 = model.device.type == "cpu" and model.dtype == torch.float32
     if backend == "torch" or (backend == "auto" and not (on_cpu_in_float32 and onnx_runtime_installed())):
         return TorchScorer(model)
@@ -346,9 +347,6 @@ def count_results(results: Iterable[ScoreResult]) -> tuple[int, int]:
         else:
             scored += 1
     return scored, failed
-
-
-BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def score_to_file(
