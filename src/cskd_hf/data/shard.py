@@ -46,7 +46,6 @@ from tqdm.auto import tqdm
 
 from ..models.cskd import CSKDImageProcessor
 from .images import ImageReadError, decode_image, find_images
-from .labeled import check_labeled_features
 from .prepare import DROPPED_REPORT, LOADERS, SHARD_PLAN_FILE, load_labeled, shard_plan
 from .unlabeled import UnlabeledSource, image_column, shard_folder_source
 
@@ -244,9 +243,6 @@ def shard(
     dataset_dict, labeled = read_source(source, dropped_report=out_dir / DROPPED_REPORT)
     if labeled and fmt == "webdataset":
         raise ValueError(f"{source} is labeled: labeled shards are Parquet (--dataset reads them with random access)")
-    for split, dataset in dataset_dict.items():
-        if labeled:
-            check_labeled_features(dataset.features, f"{source} (split {split})")
     resize = {key: getattr(image_processor, key) for key in ("resize_size", "resize_mode", "interpolation")}
     plan = ShardPlan(source, labeled, fmt, image_format, quality, resize)
     for split, dataset in dataset_dict.items():
