@@ -69,8 +69,8 @@ def random_clip_dir(tmp_path_factory):
     and an image processor, saved as a Hub-style folder."""
     from transformers import CLIPImageProcessor, CLIPModel
 
-    from cskd_hf.data.synthetic import ZERO_SHOT_PROMPTS
-    from cskd_hf.teachers.tiny_clip import build_tokenizer, tiny_clip_config
+    from cskd_hf.synthetic.synthava import ZERO_SHOT_PROMPTS
+    from cskd_hf.synthetic.tiny_clip import build_tokenizer, tiny_clip_config
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("clip")

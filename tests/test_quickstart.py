@@ -5,7 +5,7 @@ from datasets import load_dataset
 from transformers import AutoModelForImageClassification
 
 from cskd_hf.cli import main
-from cskd_hf.quickstart import BASELINE_ROWS, ROWS, ZERO_SHOT_ROW
+from cskd_hf.synthetic.quickstart import BASELINE_ROWS, ROWS, ZERO_SHOT_ROW
 
 pytestmark = pytest.mark.slow  # about 1.5 minutes on 2 cores
 

@@ -9,8 +9,8 @@ from scipy.stats import spearmanr
 
 from cskd_hf.baselines.zero_shot import ScoreMap, ZeroShotScorer, evaluate_zero_shot, load_prompts, write_prompts
 from cskd_hf.cli import main
-from cskd_hf.data.synthetic import ZERO_SHOT_PROMPTS, generate, write_synthava
-from cskd_hf.teachers.tiny_clip import train_tiny_clip
+from cskd_hf.synthetic.synthava import ZERO_SHOT_PROMPTS, generate, write_synthava
+from cskd_hf.synthetic.tiny_clip import train_tiny_clip
 from tests.helpers import write_awkward_images
 
 
@@ -51,7 +51,7 @@ def test_hostile_prompt_files_get_an_error_naming_the_file_and_line(tmp_path, na
 
 
 def test_a_prompt_longer_than_clip_reads_is_refused_by_cskd_zeroshot(random_clip_dir, tmp_path, sample_dir, capsys):
-    from cskd_hf.teachers.tiny_clip import MAX_LENGTH
+    from cskd_hf.synthetic.tiny_clip import MAX_LENGTH
 
     positive, negative = ZERO_SHOT_PROMPTS[0]
     rambling = " ".join([positive] * MAX_LENGTH)  # words the tokenizer knows, far more tokens than CLIP reads

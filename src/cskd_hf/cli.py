@@ -554,7 +554,7 @@ def _data_shard(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from .data.synthetic import write_synthava
+    from .synthetic.synthava import write_synthava
 
     splits = {"unlabeled": args.unlabeled, "train": args.train, "validation": args.validation, "test": args.test}
     dataset_dict = write_synthava(args.out, splits=splits, image_size=args.image_size, seed=args.seed)
@@ -563,7 +563,7 @@ def _data_synth(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    from .quickstart import run_quickstart
+    from .synthetic.quickstart import run_quickstart
 
     run_quickstart(args.out, smoke=args.smoke, seed=args.seed)
     return 0

@@ -17,7 +17,7 @@ from cskd_hf.data.batching import LabeledImages, UnlabeledBatches, collate_label
 from cskd_hf.data.prepare import load_labeled
 from cskd_hf.data.samples import sample_photo
 from cskd_hf.data.shard import number_of_shards, shard, shard_bounds
-from cskd_hf.data.synthetic import write_synthava
+from cskd_hf.synthetic.synthava import write_synthava
 from cskd_hf.data.unlabeled import load_unlabeled
 from tests.data.benchmark_files import AVA_CORRUPT, AVA_MISSING, write_ava
 

@@ -4,7 +4,7 @@ from scipy import ndimage, stats
 
 from cskd_hf.cli import main
 from cskd_hf.data.prepare import load_labeled
-from cskd_hf.data.synthetic import CONTENT_CLASSES, generate, vote_statistics
+from cskd_hf.synthetic.synthava import CONTENT_CLASSES, generate, vote_statistics
 
 SPLITS = {"unlabeled": 300, "train": 1200, "test": 600}
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .data.synthetic import CONTENT_CLASSES, generate, unlabeled_source, vote_statistics, write_synthava
+from .synthava import CONTENT_CLASSES, generate, unlabeled_source, vote_statistics, write_synthava
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +109,15 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
     """Run every stage and write `results.json`, `results.md`, `ier.png` and the model folders into `out_dir`."""
     import datasets.config
 
-    from .analysis import analyze_models
-    from .baselines.linear_probe import fit_linear_probe
-    from .baselines.zero_shot import evaluate_zero_shot
-    from .data.synthetic import ZERO_SHOT_PROMPTS
-    from .evaluation import comparison_table, evaluate_model, plot_interval_error_rates
-    from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
-    from .teachers.tiny_clip import retrieval_recall, train_tiny_clip
-    from .training import cfa, skd, supervised
-    from .training.content_pretraining import pretrain_content_classifier
+    from ..analysis import analyze_models
+    from ..baselines.linear_probe import fit_linear_probe
+    from ..baselines.zero_shot import evaluate_zero_shot
+    from .synthava import ZERO_SHOT_PROMPTS
+    from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
+    from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+    from .tiny_clip import retrieval_recall, train_tiny_clip
+    from ..training import cfa, skd, supervised
+    from .content_pretraining import pretrain_content_classifier
 
     # `datasets` pauses 5 s after every pass over a Parquet stream (a guard against apache/arrow#45214 at thread
     # shutdown); negligible per epoch of a real corpus, but most of the time of a small world's many short passes.
