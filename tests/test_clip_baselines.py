@@ -17,9 +17,9 @@ from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSK
 from cskd_hf.analysis import analyze_attention, attention_statistics
 from cskd_hf.baselines.linear_probe import distribution_from_mean, fit_linear_probe, ridge_fit
 from cskd_hf.cli import main
-from cskd_hf.synthetic.synthava import write_synthava
 from cskd_hf.evaluation import evaluate_model, predict_dataset
 from cskd_hf.scoring import load_scorer
+from cskd_hf.synthetic.synthava import write_synthava
 from tests.helpers import tiny_config
 
 

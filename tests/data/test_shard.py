@@ -17,8 +17,8 @@ from cskd_hf.data.batching import LabeledImages, UnlabeledBatches, collate_label
 from cskd_hf.data.prepare import load_labeled
 from cskd_hf.data.samples import sample_photo
 from cskd_hf.data.shard import number_of_shards, shard, shard_bounds
-from cskd_hf.synthetic.synthava import write_synthava
 from cskd_hf.data.unlabeled import load_unlabeled
+from cskd_hf.synthetic.synthava import write_synthava
 from tests.data.benchmark_files import AVA_CORRUPT, AVA_MISSING, write_ava
 
 PROCESSOR = CSKDImageProcessor(image_size=32)  # resizes to 37 x 37: tiny shards, same code as 256 x 256

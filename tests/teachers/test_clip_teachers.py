@@ -3,8 +3,8 @@ import torch
 from transformers import AutoTokenizer, CLIPModel
 
 from cskd_hf.synthetic.synthava import generate
-from cskd_hf.teachers.clip import ClipTeacher
 from cskd_hf.synthetic.tiny_clip import build_tokenizer, retrieval_recall, tiny_clip_config, train_tiny_clip
+from cskd_hf.teachers.clip import ClipTeacher
 
 
 def test_word_level_tokenizer_ends_each_caption_with_the_last_id(tmp_path):

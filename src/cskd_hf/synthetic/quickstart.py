@@ -112,12 +112,12 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
     from ..analysis import analyze_models
     from ..baselines.linear_probe import fit_linear_probe
     from ..baselines.zero_shot import evaluate_zero_shot
-    from .synthava import ZERO_SHOT_PROMPTS
     from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
     from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
-    from .tiny_clip import retrieval_recall, train_tiny_clip
     from ..training import cfa, skd, supervised
     from .content_pretraining import pretrain_content_classifier
+    from .synthava import ZERO_SHOT_PROMPTS
+    from .tiny_clip import retrieval_recall, train_tiny_clip
 
     # `datasets` pauses 5 s after every pass over a Parquet stream (a guard against apache/arrow#45214 at thread
     # shutdown); negligible per epoch of a real corpus, but most of the time of a small world's many short passes.
