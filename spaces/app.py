@@ -6,7 +6,7 @@ Models come from `--model` or the `CSKD_MODELS` environment variable (comma-sepa
 the quickstart's CSKD student and its teacher. On a Hugging Face Space there is no quickstart output: set
 `CSKD_MODELS` in the Space's settings. The address is gradio's own: `GRADIO_SERVER_NAME` and `GRADIO_SERVER_PORT`
 (which Spaces set), unless `--host`/`--port` are given. The named API endpoints `/score`, `/compare` and `/rank`
-serve `gradio_client` users.
+serve `gradio_client` users. Scores are those of cskd-hf's `image-aesthetics` pipeline.
 """
 
 import argparse
@@ -21,9 +21,10 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from PIL import Image
+from transformers import pipeline
 
 from cskd_hf.data.images import ImageReadError, open_image
-from cskd_hf.scoring import load_scorer
+from cskd_hf.pipeline import TASK
 
 DEFAULT_MODELS = ["outputs/quickstart/models/cskd-student", "outputs/quickstart/models/cfa-teacher-scorer"]
 DEFAULT_REFERENCE = "outputs/quickstart/synthava"
@@ -38,8 +39,9 @@ class Limits:
     max_upload_mb: float = float(os.environ.get("CSKD_MAX_UPLOAD_MB", 20))
     max_pixels: int = int(os.environ.get("CSKD_MAX_PIXELS", 40_000_000))
     max_files: int = int(os.environ.get("CSKD_MAX_FILES", 32))
-    # Requests computed at once, over all endpoints. One: a forward pass already uses every core (torch's threads),
-    # and two or four at once were slower under 20 clients (benchmarks/space_load.py, figures in the README).
+    # Requests computed at once, over all endpoints. One: a forward pass already uses every core (ONNX Runtime's or
+    # torch's threads), and two or four at once were slower under 20 clients (benchmarks/space_load.py, figures in
+    # the README, measured with the PyTorch model).
     concurrency: int = int(os.environ.get("CSKD_CONCURRENCY", 1))
     # Requests waiting beyond those; more are refused at once ("queue is full") instead of piling up in memory.
     max_queue: int = int(os.environ.get("CSKD_MAX_QUEUE", 64))
@@ -50,40 +52,35 @@ class Limits:
 
 
 class Scorers:
-    """The loaded models, scoring one PIL image at a time (a Space serves one visitor's photo per request)."""
+    """The models as `image-aesthetics` pipelines, scoring one PIL image at a time (a Space serves one visitor's photo
+    per request). On the CPU, the pipeline's default backend runs each model as its ONNX graph in ONNX Runtime
+    (exported once at start-up, then cached), or as the PyTorch model where the export fails."""
 
     def __init__(self, model_paths: list[str]):
-        self.models = {}
-        for path in model_paths:
-            model, processor = load_scorer(path, device="cpu")
-            self.models[_short_name(path)] = (model, processor)
+        self.pipelines = {_short_name(path): pipeline(TASK, model=path, device="cpu") for path in model_paths}
         self.synthetic = any(_is_synthetic(path) for path in model_paths)
 
     @property
     def names(self) -> list[str]:
-        return list(self.models)
+        return list(self.pipelines)
+
+    @property
+    def bin_labels(self) -> list[str]:
+        """The first model's scale, for the plot of its predicted distribution."""
+        return [f"{b:g}" for b in self.pipelines[self.names[0]].model.config.bin_scores]
 
     @property
     def draft_size(self) -> int | None:
         """Large JPEGs decode at a reduced size still covering every model's resize, as `cskd score` decodes (in full
         when a model's processor says so: converted predictors decode as their originals do)."""
-        sizes = [processor.draft_size() for _, processor in self.models.values()]
+        sizes = [scorer.image_processor.draft_size() for scorer in self.pipelines.values()]
         return None if None in sizes else max(sizes)
 
     def score(self, image: Image.Image, name: str | None = None) -> dict:
-        model, processor = self.models[name or self.names[0]]
+        """The pipeline's `score`, `std` and `distribution`, and the call's `latency_ms`."""
         start = time.perf_counter()
-        import torch
-
-        with torch.inference_mode():
-            output = model(**processor(image, return_tensors="pt"))
-        return {
-            "score": output.mean_score[0].item(),
-            "std": output.std_score[0].item(),
-            "distribution": output.probabilities[0].tolist(),
-            "bins": model.config.bin_scores,
-            "latency_ms": 1000 * (time.perf_counter() - start),
-        }
+        result = self.pipelines[name or self.names[0]](image)
+        return {**result, "latency_ms": 1000 * (time.perf_counter() - start)}
 
 
 def _short_name(path: str) -> str:
@@ -163,12 +160,11 @@ def build_demo(
     """The Space's page, without launching it (tests call the functions and launch it on localhost)."""
     scorers = Scorers(model_paths)
     limits = limits or Limits()
-    first_model = scorers.models[scorers.names[0]][0]
-    bin_labels = [f"{b:g}" for b in first_model.config.bin_scores]
+    bin_labels = scorers.bin_labels
 
     def score(path):
         result = scorers.score(read_upload(path, limits, scorers.draft_size))
-        bars = pd.DataFrame({"score": [f"{b:g}" for b in result["bins"]], "probability": result["distribution"]})
+        bars = pd.DataFrame({"score": bin_labels, "probability": result["distribution"]})
         public = {key: result[key] for key in ("score", "std", "distribution")}
         return percentile_reading(result["score"], result["std"], reference), bars, public
 

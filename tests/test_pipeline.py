@@ -1,6 +1,13 @@
+import pytest
 import torch
 from PIL import Image
-from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+    pipeline,
+)
 
 from cskd_hf.data.images import open_image
 
@@ -32,3 +39,11 @@ def test_pipeline_scores_paths_pil_images_and_batches(tiny_scorer_dir, sample_di
     torch.testing.assert_close(torch.tensor([r["distribution"] for r in full_decode]), exact.probabilities)
     assert abs(single["score"] - batched[0]["score"]) < 1e-5  # batching changes only float rounding
     assert len({round(r["score"], 6) for r in batched}) > 1  # different photos, different scores
+
+
+def test_pipeline_refuses_a_model_that_does_not_score(tiny_scorer_dir):
+    """Another kind of model fails when the pipeline is built, by name, not at its first call."""
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+    processor = AutoImageProcessor.from_pretrained(tiny_scorer_dir)
+    with pytest.raises(ValueError, match="is a ViTForImageClassification, not a CSKD aesthetic scoring model"):
+        pipeline("image-aesthetics", model=ViTForImageClassification(config), image_processor=processor)

@@ -37,6 +37,12 @@ class ImageAestheticsPipeline(Pipeline):
 
     def __init__(self, *args, backend: str = "auto", **kwargs):
         super().__init__(*args, **kwargs)
+        # By name: with `trust_remote_code=True` the class comes from the model's own copy of our code.
+        if type(self.model).__name__ != "CSKDForAestheticScoring":
+            raise ValueError(
+                f"{self.model.name_or_path or 'the model'} is a {type(self.model).__name__}, not a CSKD aesthetic "
+                "scoring model"
+            )
         self.scorer = fast_scorer(self.model, backend)
 
     def get_inference_context(self):
