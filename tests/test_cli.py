@@ -101,10 +101,10 @@ def test_exit_code_is_nonzero_only_when_nothing_could_be_scored(photo_folder, ti
 
 
 def test_an_unwritable_output_fails_before_scoring(photo_folder, tiny_scorer_dir, tmp_path, capsys, monkeypatch):
-    import cskd_hf.scoring
+    import cskd_hf.cli.score
 
     scored = []
-    monkeypatch.setattr(cskd_hf.scoring, "score_files", lambda *args, **kwargs: scored.append(args) or iter(()))
+    monkeypatch.setattr(cskd_hf.cli.score, "score_files", lambda *args, **kwargs: scored.append(args) or iter(()))
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
     output = blocker / "scores.csv"

@@ -1,21 +1,16 @@
 """Batch scoring of image files: what `cskd score` runs.
 
 Each file gives one `ScoreResult`, in input order; a file that cannot be read gives a result with `error` set and
-the run goes on.
+the run goes on. Writing them to a file is the command line's part (`cskd_hf.cli.results`).
 """
 
-import contextlib
-import csv
 import importlib.util
-import json
 import logging
 import math
 import os
-import sys
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 import torch
@@ -23,13 +18,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-from .data.images import ImageReadError, find_images, open_image
+from .data.images import ImageReadError, open_image
 from .export import cached_onnx_graph, onnx_path
 from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FORMATS = ("csv", "jsonl")
 BACKENDS = ("auto", "torch", "onnxruntime")
 
 
@@ -284,109 +278,6 @@ def score_files(
             bar.update(len(results))
 
 
-def output_format(path: str | os.PathLike | None, requested: str | None = None) -> str:
-    """The output format: as requested, else from the file extension (`.jsonl`/`.json` or `.csv`), else CSV."""
-    if requested:
-        if requested not in OUTPUT_FORMATS:
-            raise ValueError(f"unknown output format {requested!r}; choose from {', '.join(OUTPUT_FORMATS)}")
-        return requested
-    suffix = Path(path).suffix.lower() if path else ""
-    return "jsonl" if suffix in (".jsonl", ".json", ".ndjson") else "csv"
-
-
-def write_results(
-    results: Iterable[ScoreResult], stream: TextIO, fmt: str, bin_labels: Sequence[str]
-) -> Iterator[ScoreResult]:
-    """Write results to `stream` as they arrive (CSV with one probability column per bin, or JSON Lines).
-
-    Yields each result after writing it, so callers can count them.
-    """
-    if fmt == "csv":
-        writer = csv.writer(stream)
-        writer.writerow(["path", "score", "std", *[f"p_{label}" for label in bin_labels], "error"])
-        for result in results:
-            probabilities = result.distribution or [None] * len(bin_labels)
-            writer.writerow(
-                [
-                    result.path,
-                    format_value(result.score),
-                    format_value(result.std),
-                    *map(format_value, probabilities),
-                    result.error or "",
-                ]
-            )
-            yield result
-    else:
-        for result in results:
-            stream.write(json.dumps(asdict(result)) + "\n")
-            yield result
-
-
-def format_value(value: float | None) -> str:
-    """A number as written to CSV output: 6 significant digits, empty for a file that could not be scored."""
-    return "" if value is None else f"{value:.6g}"
-
-
-@contextlib.contextmanager
-def open_output(path: str | os.PathLike | None) -> Iterator[TextIO]:
-    """`path` opened for writing (UTF-8, newlines as the csv module wants), or stdout when None."""
-    if path is None:
-        yield sys.stdout
-        return
-    with open(path, "w", newline="", encoding="utf-8") as stream:
-        yield stream
-
-
-def count_results(results: Iterable[ScoreResult]) -> tuple[int, int]:
-    """Consume `results`, printing each unreadable file's error to stderr: (number scored, number unreadable)."""
-    scored = failed = 0
-    for result in results:
-        if result.error:
-            failed += 1
-            print(f"error: {result.error}", file=sys.stderr)
-        else:
-            scored += 1
-    return scored, failed
-
-
-def score_to_file(
-    model_name_or_path: str,
-    inputs: Sequence[str],
-    output: str | None = None,
-    fmt: str | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    num_workers: int | None = None,
-    progress: bool = True,
-    backend: str = "auto",
-    quantized: bool = False,
-    draft: bool = True,
-) -> tuple[int, int]:
-    """Find the images in `inputs`, score them and write the results to `output` (stdout when None).
-
-    Args:
-        backend: `"auto"` (`fast_scorer`: the cached ONNX graph on the CPU where ONNX Runtime is installed, else
-            PyTorch), `"torch"`, or `"onnxruntime"` to run the graph `cskd export` wrote into the model folder
-            (`quantized`: its int8 copy).
-
-    Returns:
-        (number scored, number of files that could not be read).
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    paths = find_images(inputs)
-    fmt = output_format(output, fmt)
-    if backend == "onnxruntime":
-        scorer, image_processor, config = load_onnx_scorer(model_name_or_path, quantized=quantized)
-    else:
-        model, image_processor = load_scorer(model_name_or_path, device=device)
-        scorer, config = fast_scorer(model, backend), model.config
-    bin_labels = [config.id2label[i] for i in range(config.num_bins)]
-    with open_output(output) as stream:
-        results = score_files(scorer, image_processor, paths, batch_size, num_workers, progress, draft=draft)
-        return count_results(write_results(results, stream, fmt, bin_labels))
-
-
 __all__ = [
     "BACKENDS",
     "BatchScores",
@@ -395,16 +286,10 @@ __all__ = [
     "TorchScorer",
     "ScoreResult",
     "collate_scored_files",
-    "count_results",
     "default_num_workers",
     "fast_scorer",
     "load_onnx_scorer",
     "load_scorer",
-    "format_value",
-    "open_output",
-    "output_format",
     "resolve_device",
     "score_files",
-    "score_to_file",
-    "write_results",
 ]

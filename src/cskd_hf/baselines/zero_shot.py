@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+
+from ..data.batching import iter_labeled_images
+from ..data.images import ImageReadError, open_image
+from ..data.labeled import bin_scores_of
+from ..metrics import aesthetic_metrics, metric_scale
+from ..scoring import ScoreResult
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +165,6 @@ class ZeroShotScorer:
 
     def score_dataset(self, dataset, batch_size: int = 64, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Zero-shot scores and true mean scores over a labeled split (unreadable images skipped)."""
-        from tqdm.auto import tqdm
-
-        from ..data.batching import iter_labeled_images
 
         scores, targets = [], []
         batch, batch_targets = [], []
@@ -182,9 +186,6 @@ class ZeroShotScorer:
 def score_paths(scorer: ZeroShotScorer, paths: Sequence[str | os.PathLike], batch_size: int = 32):
     """A `ScoreResult` per file, in order: `score` is the zero-shot score, or `error` says why the file is
     unreadable."""
-    from ..data.images import ImageReadError, open_image
-    from ..scoring import ScoreResult
-
     for start in range(0, len(paths), batch_size):
         images, results = [], []
         for path in paths[start : start + batch_size]:
@@ -206,40 +207,6 @@ def fit_score_map(scorer: ZeroShotScorer, calibration, calibration_size: int = 2
     return ScoreMap.fit(*scorer.score_dataset(calibration, progress=progress))
 
 
-def zero_shot_to_file(
-    clip_name_or_path: str | os.PathLike,
-    inputs: Sequence[str],
-    output: str | None = None,
-    prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
-    calibration=None,
-    batch_size: int = 32,
-) -> tuple[int, int]:
-    """Zero-shot scores of the images in `inputs` as CSV (`path, zero_shot[, score], error`) to `output` or stdout;
-    with a labeled `calibration` split, `score` is on its scale. Returns (number scored, number unreadable)."""
-    from ..data.images import find_images
-    from ..scoring import count_results, open_output
-
-    scorer = ZeroShotScorer(clip_name_or_path, prompts)
-    score_map = fit_score_map(scorer, calibration) if calibration is not None else None
-    with open_output(output) as stream:
-        results = score_paths(scorer, find_images(inputs), batch_size)
-        return count_results(_write_csv(results, stream, score_map))
-
-
-def _write_csv(results, stream, score_map: ScoreMap | None):
-    """Write each result as a CSV row as it arrives, then yield it."""
-    import csv
-
-    from ..scoring import format_value
-
-    writer = csv.writer(stream)
-    writer.writerow(["path", "zero_shot", *(["score"] if score_map else []), "error"])
-    for result in results:
-        mapped = [] if score_map is None else [format_value(None if result.score is None else score_map(result.score))]
-        writer.writerow([result.path, format_value(result.score), *mapped, result.error or ""])
-        yield result
-
-
 def evaluate_zero_shot(
     clip_name_or_path: str | os.PathLike,
     dataset_dict,
@@ -251,9 +218,6 @@ def evaluate_zero_shot(
 ) -> dict:
     """Metrics of the zero-shot scores on `split`, mapped onto the dataset's scale by a `ScoreMap` fitted on (at
     most `calibration_size` images of) `calibration_split`; SRCC and PLCC do not depend on the map."""
-    from ..data.labeled import bin_scores_of
-    from ..metrics import aesthetic_metrics, metric_scale
-
     scorer = ZeroShotScorer(clip_name_or_path, prompts)
     score_map = fit_score_map(scorer, dataset_dict[calibration_split], calibration_size, progress)
     zero_shot, targets = scorer.score_dataset(dataset_dict[split], progress=progress)
@@ -280,5 +244,4 @@ __all__ = [
     "load_prompts",
     "score_paths",
     "write_prompts",
-    "zero_shot_to_file",
 ]
