@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .data.batching import evaluation_loader
+from .data.labeled import bin_scores_of
+from .data.prepare import load_labeled
 from .metrics import aesthetic_metrics, metric_scale
 from .scoring import load_scorer
+from .training.common import predict_mean_scores
 
 
 @torch.inference_mode()
@@ -24,22 +26,10 @@ def predict_dataset(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predicted and true mean scores over a labeled split (unreadable images skipped).
 
-    With `tta`, the predicted distribution is the average over the centre crop and its horizontal flip.
+    With `tta`, the prediction is the mean over the centre crop and its horizontal flip.
     """
     loader = evaluation_loader(dataset, image_processor, batch_size, num_workers)
-    bin_scores = torch.tensor(model.config.bin_scores)
-    predicted, target = [], []
-    for batch in tqdm(loader, desc="evaluating", disable=not progress):
-        if batch["pixel_values"] is None:
-            continue
-        pixel_values = batch["pixel_values"].to(model.device)
-        probabilities = model(pixel_values=pixel_values).probabilities.float().cpu()
-        if tta:
-            flipped = model(pixel_values=pixel_values.flip(-1)).probabilities.float().cpu()
-            probabilities = (probabilities + flipped) / 2
-        predicted.append(probabilities @ bin_scores)
-        target.append(batch["mean_scores"])
-    return torch.cat(predicted).numpy(), torch.cat(target).numpy()
+    return predict_mean_scores(model, loader, tta=tta, progress=progress)
 
 
 def model_revision(model, model_name_or_path: str | os.PathLike) -> str:
@@ -62,8 +52,6 @@ def evaluate_model(
 ) -> dict:
     """All metrics of a saved scoring model on a labeled split, at the split's scale (`metrics.metric_scale` of its
     bins) unless `scale` is given."""
-    from .data.labeled import bin_scores_of
-
     model, image_processor = load_scorer(model_name_or_path, device="cpu")
     predicted, target = predict_dataset(model, image_processor, dataset, tta=tta, **kwargs)
     return aesthetic_metrics(predicted, target, **(scale or metric_scale(bin_scores_of(dataset))))
@@ -90,9 +78,6 @@ def evaluate_models(
     `comparison.md`, `ier.png`, `scatter.png` and `histogram.png`. With `tta`, each model also gets a row with
     test-time augmentation (centre + horizontal flip).
     """
-    from .data.labeled import bin_scores_of
-    from .data.prepare import load_labeled
-
     dataset = load_labeled(dataset_spec)[split]
     scale = metric_scale(bin_scores_of(dataset), ier_threshold, interval_width)
     out_dir = Path(out_dir)

@@ -18,23 +18,31 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate.utils import set_seed
+from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
 from ..hub import public_name
 from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
 from ..teachers.classifier import load_teacher, teacher_embedding_size
+from .arguments import CommonArguments, UnlabeledArguments, parse_arguments
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import (
-    CommonArguments,
+    check_finite,
     check_room_for_checkpoints,
+    end_of_epoch,
+    end_of_step,
     init_trackers,
+    learning_rate_at,
     make_accelerator,
-    parse_arguments,
+    mean_over_processes,
+    reached_max_steps,
     resume,
+    save_checkpoint,
+    set_learning_rate,
     teacher_dtype,
 )
-from .loop import export_model, train_on_stream
-from .skd import UnlabeledArguments, unlabeled_stream
+from .data import stream_epoch, unlabeled_stream
+from .models import RunCard, export_model
 
 logger = logging.getLogger(__name__)
 
@@ -143,26 +151,54 @@ def train(args: CFAArguments) -> dict:
 
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
-    state, last_checkpoint = resume(accelerator, args)
+    state = resume(accelerator, args)
     init_trackers(accelerator, "cfa", args)
     batches = stream_batches(train=args.train_augmentation, drop_last=True)
 
-    def loss_for(batch, pixel_values):
-        targets = targets_of(batch, pixel_values)  # the teacher's, before the student's step
-        return lambda: model(pixel_values=pixel_values, teacher_embeds=targets).loss
+    progress = tqdm(desc="CFA steps", initial=state.global_step, disable=not accelerator.is_local_main_process)
+    model.train()
+    for epoch in range(state.epoch, args.num_epochs):
+        set_learning_rate(optimizer, learning_rate_at(args, epoch))
+        epoch_loss, epoch_batches = 0.0, 0
+        for batch in stream_epoch(accelerator, batches, state, epoch, args.num_workers, args.seed):
+            pixel_values = batch["pixel_values"].to(accelerator.device)
+            targets = targets_of(batch, pixel_values)  # the frozen teachers' embeddings (eq. 1's x_clip)
+            with accelerator.accumulate(model):
+                loss = model(pixel_values=pixel_values, teacher_embeds=targets).loss  # 1 - cos(x_clip, proj(x))
+                check_finite(accelerator, loss, state)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
+            if accelerator.sync_gradients and end_of_step(accelerator, args, state, model, optimizer, progress, loss):
+                break
+        end_of_epoch(
+            accelerator,
+            state,
+            epoch,
+            {"train/epoch_loss": mean_over_processes(accelerator, epoch_loss, epoch_batches)},
+        )
+        if reached_max_steps(args, state):
+            break
+    progress.close()
+    save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
 
-    train_on_stream(accelerator, args, model, optimizer, batches, state, last_checkpoint, loss_for, "CFA steps")
-
-    title = "CSKD feature-aligned backbone (CFA, phase I)"
-    summary = (
-        f"`{accelerator.unwrap_model(model).config.architecture}` aligned to "
-        f"{' + '.join(f'`{spec}`' for spec in public_name(args.teacher))} ({args.teacher_target} embedding) on "
-        f"{public_name(args.unlabeled)}"
-        + (" from cached teacher embeddings." if caches else ".")
-        + " Load it with `CSKDForAestheticScoring.from_pretrained` to train a scorer on its backbone."
+    card = RunCard(
+        title="CSKD feature-aligned backbone (CFA, phase I)",
+        summary=(
+            f"`{accelerator.unwrap_model(model).config.architecture}` aligned to "
+            f"{' + '.join(f'`{spec}`' for spec in public_name(args.teacher))} ({args.teacher_target} embedding) on "
+            f"{public_name(args.unlabeled)}"
+            + (" from cached teacher embeddings." if caches else ".")
+            + " Load it with `CSKDForAestheticScoring.from_pretrained` to train a scorer on its backbone."
+        ),
+        args=args,
+        sources=args.unlabeled,
     )
     final = {"alignment_loss": state.history[-1]["train/epoch_loss"]} if state.history else {}
-    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, final)
+    export_model(accelerator, model, image_processor, args.output_dir, card, final)
     accelerator.end_training()
     return {"history": state.history, **final}
 

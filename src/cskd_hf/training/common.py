@@ -1,32 +1,28 @@
-"""What every trainer shares: arguments, the Accelerator, learning-rate steps, checkpoints, validation."""
+"""The leaves every trainer's loop calls: the Accelerator, learning-rate steps, the non-finite check, the bookkeeping
+after each step and epoch, checkpoints and resuming, and the prediction loop that validates and evaluates."""
 
-import argparse
-import dataclasses
 import errno
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import torch
-import yaml
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
 from safetensors import SafetensorError
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
-from ..data.batching import LabeledImages, collate_labeled, worker_processes
 from ..metrics import aesthetic_metrics
+from .arguments import CommonArguments
 
 logger = logging.getLogger(__name__)
 
@@ -34,49 +30,6 @@ STATE_FILE = "trainer_state_rank{rank}.json"
 # Written last, by the main process, once every process has saved its part: a checkpoint without it is one that a kill
 # interrupted, and `latest` passes over it.
 COMPLETE_FILE = "checkpoint_complete.json"
-
-
-@dataclass(kw_only=True)
-class CommonArguments:
-    """Options of every trainer. The defaults are the CSKD paper's (§4.2)."""
-
-    output_dir: str = field(metadata={"help": "where checkpoints, logs and the final model go"})
-    seed: int = field(default=0, metadata={"help": "seed of everything: model init, data order, augmentation"})
-    num_epochs: int = field(default=16, metadata={"help": "training epochs"})
-    max_train_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
-    batch_size: int = field(default=32, metadata={"help": "images per process and step (labeled: B_s for SKD)"})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Adam's learning rate"})
-    lr_decay_epochs: list[int] = field(default_factory=lambda: [5], metadata={"help": "epochs where lr is decayed"})
-    lr_decay_factor: float = field(default=0.1, metadata={"help": "the decay's factor"})
-    weight_decay: float = field(default=0.0, metadata={"help": "Adam's L2 weight decay"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
-    max_grad_norm: float = field(default=0.0, metadata={"help": "clip gradients to this norm (0: no clipping)"})
-    mixed_precision: str | None = field(
-        default=None, metadata={"help": "no, fp16 or bf16; default: as `accelerate config` says"}
-    )
-    num_workers: int = field(default=2, metadata={"help": "DataLoader workers decoding images, per process"})
-    checkpointing_steps: int = field(default=500, metadata={"help": "save the training state every N steps"})
-    checkpoints_total_limit: int = field(default=3, metadata={"help": "keep only the newest N checkpoints"})
-    resume_from_checkpoint: str | None = field(
-        default=None, metadata={"help": "`latest` or a checkpoint folder to continue from"}
-    )
-    report_to: str = field(default="tensorboard", metadata={"help": "an Accelerate tracker, or `none`"})
-    logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
-    ddp_timeout: int = field(
-        default=1800, metadata={"help": "seconds a process waits for the others in a collective before failing"}
-    )
-
-    def __post_init__(self):
-        if self.batch_size < 1 or self.gradient_accumulation_steps < 1 or self.num_epochs < 1:
-            raise ValueError("batch_size, gradient_accumulation_steps and num_epochs must be at least 1")
-        if self.checkpointing_steps < 1:
-            raise ValueError("checkpointing_steps must be at least 1")
-        if self.ddp_timeout < 1:
-            raise ValueError("ddp_timeout must be at least 1 second")
-        if self.checkpoints_total_limit < 1:
-            raise ValueError("checkpoints_total_limit must be at least 1 (the checkpoint a resume starts from)")
-        if hasattr(super(), "__post_init__"):  # the other argument groups of a trainer's dataclass check theirs
-            super().__post_init__()
 
 
 @dataclass
@@ -92,9 +45,11 @@ class TrainerState:
     best_metric: float | None = None
     history: list[dict] = field(default_factory=list)
     weights_fingerprint: str = ""  # of this process's model at the checkpoint: equal on every process
+    last_checkpoint: str | None = None  # of this run (not saved): the one a non-finite loss's message points to
 
     def save(self, folder: str | os.PathLike, rank: int) -> None:
-        Path(folder, STATE_FILE.format(rank=rank)).write_text(json.dumps(asdict(self), indent=1))
+        saved = {name: value for name, value in asdict(self).items() if name != "last_checkpoint"}
+        Path(folder, STATE_FILE.format(rank=rank)).write_text(json.dumps(saved, indent=1))
 
     @classmethod
     def load(cls, folder: str | os.PathLike, rank: int) -> "TrainerState":
@@ -103,62 +58,6 @@ class TrainerState:
 
 class NonFiniteLossError(RuntimeError):
     pass
-
-
-def parse_arguments(arguments_class, argv: list[str] | None = None):
-    """Flags, or a single YAML / JSON file holding the same options (`HfArgumentParser`).
-
-    A file's values go through the same parser as flags, so a value of the wrong type, an unknown key or a missing
-    required one is a `ValueError` naming the file. `null`, an empty list and `true`/`false` for an option that is not
-    a flag are set as written, as `HfArgumentParser.parse_yaml_file` does.
-    """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
-        flags, as_written = options_file_as_flags(argv[0], arguments_class)
-        parser = HfArgumentParser(arguments_class, exit_on_error=False)
-        try:
-            (args,) = parser.parse_args_into_dataclasses(args=flags)
-        except argparse.ArgumentError as error:
-            raise ValueError(f"{argv[0]}: {error}") from error
-        return dataclasses.replace(args, **as_written) if as_written else args
-    (args,) = HfArgumentParser(arguments_class).parse_args_into_dataclasses(args=argv)
-    return args
-
-
-def options_file_as_flags(path: str, arguments_class) -> tuple[list[str], dict]:
-    """A YAML / JSON file's options as command-line flags, plus the values no flag can carry (see `parse_arguments`).
-
-    Unknown or missing required keys raise a `ValueError` naming them and the file.
-    """
-    with open(path, encoding="utf-8") as file:
-        options = json.load(file) if path.endswith(".json") else yaml.safe_load(file)
-    if not isinstance(options, dict):
-        raise ValueError(f"{path}: expected a mapping of option names to values, got {type(options).__name__}")
-    known = {f.name: f for f in dataclasses.fields(arguments_class)}
-    unknown = sorted(str(name) for name in options if name not in known)
-    if unknown:
-        raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)} for {arguments_class.__name__}")
-    required = [name for name, f in known.items() if _is_required(f) and name not in options]
-    if required:
-        raise ValueError(f"{path}: missing required option(s) {', '.join(required)}")
-    flags, as_written = [], {}
-    for name, value in options.items():
-        is_flag = known[name].type in (bool, "bool")
-        if value is None or value == [] or (isinstance(value, bool) and not is_flag):
-            as_written[name] = value
-            continue
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(item, (dict, list)) for item in values):
-            raise ValueError(f"{path}: option {name} must be a value or a list of values, got {value!r}")
-        if isinstance(value, list):
-            flags += [f"--{name}", *map(str, values)]
-        else:
-            flags.append(f"--{name}={value}")  # one token, so that a negative number is not read as an option
-    return flags, as_written
-
-
-def _is_required(f: dataclasses.Field) -> bool:
-    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def make_accelerator(args: CommonArguments) -> Accelerator:
@@ -250,13 +149,14 @@ def mean_over_processes(accelerator: Accelerator, total: float, count: int) -> f
     return (sums[0] / sums[1].clamp_min(1)).item()
 
 
-def check_finite(accelerator: Accelerator, loss: torch.Tensor, state: TrainerState, last_checkpoint: str | None):
+def check_finite(accelerator: Accelerator, loss: torch.Tensor, state: TrainerState):
     """Stop every process with a clear message when any process's loss is NaN or infinite.
 
-    Raised before the backward pass and the optimizer step, so the weights and the last checkpoint stay good.
+    Called before the backward pass and the optimizer step, so the weights and the last checkpoint stay good.
     """
     if not all_processes(accelerator, bool(torch.isfinite(loss.detach()).all())):
-        where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
+        last = state.last_checkpoint
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved yet"
         raise NonFiniteLossError(
             f"non-finite loss at step {state.global_step + 1} (epoch {state.epoch}); {where}. "
             "Lower --learning_rate, set --max_grad_norm, or check the data."
@@ -276,21 +176,38 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def optimization_step(accelerator, model, optimizer, loss_of, args, state: TrainerState, last_checkpoint: str | None):
-    """One accumulated step: loss, the non-finite check (before anything changes), backward, clipping, update.
+def end_of_step(
+    accelerator: Accelerator,
+    args: CommonArguments,
+    state: TrainerState,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: tqdm,
+    loss: torch.Tensor,
+    logs: dict | None = None,
+) -> bool:
+    """The bookkeeping after an optimizer update, the same for every trainer: count it, log the loss (and `logs`)
+    every `logging_steps`, checkpoint every `checkpointing_steps`. Returns whether `max_train_steps` is reached."""
+    state.global_step += 1
+    progress.update(1)
+    if state.global_step % args.logging_steps == 0:
+        scalars = {"train/loss": loss.item(), **(logs or {}), "train/lr": optimizer.param_groups[0]["lr"]}
+        accelerator.log({**scalars, "train/skipped_images": state.skipped_images}, step=state.global_step)
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+    if state.global_step % args.checkpointing_steps == 0:
+        state.last_checkpoint = save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
+    return reached_max_steps(args, state)
 
-    `loss_of()` computes the loss (and may return extra values after it, as a tuple); returns what it returned.
-    """
-    with accelerator.accumulate(model):
-        result = loss_of()
-        loss = result[0] if isinstance(result, tuple) else result
-        check_finite(accelerator, loss, state, last_checkpoint)
-        accelerator.backward(loss)
-        if accelerator.sync_gradients and args.max_grad_norm > 0:
-            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad()
-    return result
+
+def reached_max_steps(args: CommonArguments, state: TrainerState) -> bool:
+    return bool(args.max_train_steps) and state.global_step >= args.max_train_steps
+
+
+def end_of_epoch(accelerator: Accelerator, state: TrainerState, epoch: int, scalars: dict) -> None:
+    """An epoch's summary (training loss, validation metrics) into the history, the trackers and the log."""
+    state.history.append({"epoch": epoch, "step": state.global_step, **scalars})
+    accelerator.log(scalars, step=state.global_step)
+    logger.info(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
 
 
 def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.nn.Module, keep: int) -> str:
@@ -338,14 +255,14 @@ def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / COMPLETE_FILE).is_file()
 
 
-def resume(accelerator: Accelerator, args: CommonArguments) -> tuple[TrainerState, str | None]:
+def resume(accelerator: Accelerator, args: CommonArguments) -> TrainerState:
     """Restore Accelerate's state and ours from `args.resume_from_checkpoint`; a fresh state without one.
 
     `latest` is the newest complete checkpoint. Incomplete ones (a kill while saving) are named in the log and moved
     aside to `incomplete_checkpoint_<n>`, so that the resumed run can write its own `checkpoint_<n>` there.
     """
     if not args.resume_from_checkpoint:
-        return TrainerState(), None
+        return TrainerState()
     path = args.resume_from_checkpoint
     if path == "latest":
         folders = checkpoint_folders(Path(args.output_dir, "checkpoints"))
@@ -363,7 +280,7 @@ def resume(accelerator: Accelerator, args: CommonArguments) -> tuple[TrainerStat
         accelerator.wait_for_everyone()
         if not complete:
             logger.warning(f"no complete checkpoint in {Path(args.output_dir, 'checkpoints')}: starting from scratch")
-            return TrainerState(), None
+            return TrainerState()
         path = str(complete[-1])
     elif not is_complete(Path(path)):
         raise ValueError(f"{path} is not a complete checkpoint (no {COMPLETE_FILE}: the run was killed while saving)")
@@ -371,8 +288,9 @@ def resume(accelerator: Accelerator, args: CommonArguments) -> tuple[TrainerStat
     # Later checkpoints continue the numbering instead of colliding with the one we resumed from.
     accelerator.project_configuration.iteration = _checkpoint_number(Path(path)) + 1
     state = TrainerState.load(path, accelerator.process_index)
+    state.last_checkpoint = path
     logger.info(f"resumed from {path} at step {state.global_step}, epoch {state.epoch}")
-    return state, path
+    return state
 
 
 def _checkpoint_number(path: Path) -> int:
@@ -380,58 +298,60 @@ def _checkpoint_number(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
-def labeled_loader(dataset, image_processor, args: CommonArguments, train: bool, batch_size: int) -> DataLoader:
-    images = LabeledImages(dataset, image_processor, train=train, seed=args.seed)
-    return DataLoader(
-        images,
-        batch_size=batch_size,
-        shuffle=train,
-        drop_last=train,
-        collate_fn=collate_labeled,
-        **worker_processes(images, args.num_workers),
-        # Its own generator: creating an iterator (e.g. after resuming mid-epoch) must not draw from the global RNG,
-        # which dropout uses, or a resumed run would diverge from an uninterrupted one.
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-
-
 @torch.no_grad()
-def evaluate_scorer(model, loader: DataLoader, accelerator: Accelerator, scale: dict[str, float]) -> dict:
-    """MSE, SRCC, PLCC, accuracy and IER of a scoring model over a prepared DataLoader, gathered from all processes;
-    `scale` holds the scale-dependent parameters (`metrics.metric_scale`)."""
+def predict_mean_scores(
+    model, loader: DataLoader, accelerator: Accelerator | None = None, tta: bool = False, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true mean scores over a labeled loader; batches with no readable image are passed over.
+
+    With `accelerator` (a loader it prepared) each process predicts its part and the results are gathered, as
+    validation during training does; without, one process predicts everything (`cskd evaluate`). With `tta` the
+    prediction is the mean over the view and its horizontal flip.
+    """
+    was_training = model.training
     model.eval()
+    main_process = accelerator is None or accelerator.is_local_main_process
     predicted, target = [], []
-    for batch in tqdm(loader, desc="validation", disable=not accelerator.is_local_main_process, leave=False):
+    for batch in tqdm(loader, desc="predicting", disable=not (progress and main_process), leave=False):
         if batch["pixel_values"] is None:
             continue
-        outputs = model(pixel_values=batch["pixel_values"])
-        scores, truth = accelerator.gather_for_metrics((outputs.mean_score.float(), batch["mean_scores"]))
+        pixel_values = batch["pixel_values"].to(next(model.parameters()).device)
+        scores = model(pixel_values=pixel_values).mean_score.float()
+        if tta:
+            scores = (scores + model(pixel_values=pixel_values.flip(-1)).mean_score.float()) / 2
+        truth = batch["mean_scores"]
+        if accelerator is not None:
+            scores, truth = accelerator.gather_for_metrics((scores, truth))
         predicted.append(scores.cpu())
         target.append(truth.cpu())
-    model.train()
-    return aesthetic_metrics(torch.cat(predicted).numpy(), torch.cat(target).numpy(), **scale)
+    model.train(was_training)
+    return torch.cat(predicted).numpy(), torch.cat(target).numpy()
 
 
-def steps_per_epoch(num_batches: int, args: CommonArguments) -> int:
-    return math.ceil(num_batches / args.gradient_accumulation_steps)
+def evaluate_scorer(model, loader: DataLoader, accelerator: Accelerator, scale: dict[str, float]) -> dict:
+    """MSE, SRCC, PLCC, accuracy and IER of a scoring model over a prepared loader, gathered from all processes;
+    `scale` holds the scale-dependent parameters (`metrics.metric_scale`)."""
+    return aesthetic_metrics(*predict_mean_scores(model, loader, accelerator), **scale)
 
 
 __all__ = [
-    "CommonArguments",
     "NonFiniteLossError",
     "TrainerState",
     "all_processes",
     "check_finite",
+    "check_room_for_checkpoints",
+    "end_of_epoch",
+    "end_of_step",
     "evaluate_scorer",
     "init_trackers",
-    "labeled_loader",
     "learning_rate_at",
     "make_accelerator",
     "mean_over_processes",
-    "optimization_step",
-    "parse_arguments",
+    "predict_mean_scores",
+    "reached_max_steps",
     "resume",
     "save_checkpoint",
     "set_learning_rate",
     "teacher_dtype",
+    "weights_fingerprint",
 ]

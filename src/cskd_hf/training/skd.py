@@ -22,64 +22,23 @@ the fixed centre view, so the student learns the same target for every view of a
 import logging
 from dataclasses import dataclass, field
 
-import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
 
-from ..data.batching import UnlabeledBatches, worker_processes
+from ..data.batching import UnlabeledBatches
 from ..data.labeled import bin_scores_of
 from ..data.prepare import load_labeled
-from ..data.unlabeled import load_unlabeled
 from ..hub import public_name
-from ..losses import earth_movers_distance, skd_loss
 from ..models.cskd import CSKDConfig, CSKDImageProcessor
 from ..teachers.scorer import ScorerTeacher
+from .arguments import CommonArguments, DataArguments, ModelArguments, UnlabeledArguments, parse_arguments
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
-from .common import (
-    CommonArguments,
-    TrainerState,
-    check_room_for_checkpoints,
-    evaluate_scorer,
-    init_trackers,
-    labeled_loader,
-    make_accelerator,
-    parse_arguments,
-    resume,
-    teacher_dtype,
-    weights_fingerprint,
-)
-from .loop import export_model, fit_scorer, train_on_stream, validate
-from .supervised import DataArguments, ModelArguments, labeled_splits, scorer_from
+from .common import check_room_for_checkpoints, make_accelerator, teacher_dtype, weights_fingerprint
+from .data import labeled_splits, unlabeled_stream
+from .models import RunCard, scorer_from
+from .phase2 import fit
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(kw_only=True)
-class UnlabeledArguments:
-    unlabeled: list[str] = field(
-        default_factory=list,
-        metadata={"help": "unlabeled image sources (folders, parquet:GLOB, webdataset tars, hub:ID); none: plain KD"},
-    )
-    unlabeled_probabilities: list[float] | None = field(
-        default=None, metadata={"help": "sampling probability of each unlabeled source"}
-    )
-    shuffle_buffer: int = field(default=1000, metadata={"help": "shuffle buffer of the unlabeled stream"})
-
-
-def unlabeled_stream(args: UnlabeledArguments, seed: int, accelerator):
-    """This process's part of the unlabeled corpus.
-
-    Sharded here and kept out of `accelerator.prepare`, which would shard it a second time.
-    """
-    return load_unlabeled(
-        args.unlabeled,
-        args.unlabeled_probabilities,
-        seed=seed,
-        shuffle_buffer=args.shuffle_buffer,
-        rank=accelerator.process_index,
-        world_size=accelerator.num_processes,
-    )
 
 
 @dataclass(kw_only=True)
@@ -114,37 +73,6 @@ class SKDArguments(CommonArguments, ModelArguments, DataArguments, UnlabeledArgu
             raise ValueError("--teacher_cache holds the teacher's outputs on the --unlabeled images: give --unlabeled")
 
 
-class UnlabeledFeed:
-    """Unlabeled batches for SKD's steps: cycles through the stream (a new epoch when it ends), resumable."""
-
-    def __init__(self, batches: UnlabeledBatches, num_workers: int, seed: int, state: TrainerState):
-        self.batches, self.num_workers, self.seed, self.state = batches, num_workers, seed, state
-        self.batches.resume_from(state.stream_epoch, state.stream_read)
-        self.iterator = None
-
-    def _loader(self) -> DataLoader:
-        # Its own generator: creating the iterator must not draw from the global RNG (dropout's), or a resumed run
-        # would diverge from an uninterrupted one.
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            self.batches, batch_size=None, generator=generator, **worker_processes(self.batches, self.num_workers)
-        )
-
-    def next(self) -> dict:
-        for _ in range(2):
-            if self.iterator is None:
-                self.iterator = iter(self._loader())
-            batch = next(self.iterator, None)
-            if batch is not None:
-                self.state.stream_read += batch["num_read"]
-                self.state.skipped_images += batch["num_skipped"]
-                return batch
-            self.state.stream_epoch, self.state.stream_read = self.state.stream_epoch + 1, 0
-            self.batches.set_epoch(self.state.stream_epoch)
-            self.iterator = None
-        raise RuntimeError("the unlabeled stream is empty")
-
-
 def cached_teacher(
     args: SKDArguments,
     teacher: ScorerTeacher,
@@ -172,141 +100,90 @@ def cached_teacher(
     return cache
 
 
-def train(args: SKDArguments):
-    if not args.dataset:
-        return distil_without_labels(args)
+def train(args: SKDArguments) -> dict:
+    """Returns the final validation metrics (none without validation) and the history of the epochs."""
     accelerator = make_accelerator(args)
     set_seed(args.seed)
-    train_data, validation_data, validated_on = labeled_splits(args, args.seed)
-    bin_scores = bin_scores_of(train_data)
+    if args.dataset:
+        train_data, validation_data, validated_on = labeled_splits(args, args.seed)
+        bin_scores = bin_scores_of(train_data)
+    else:
+        train_data, validation_data, validated_on = None, None, ""
+        bin_scores = CSKDConfig.from_pretrained(args.teacher).bin_scores
     model, image_processor = scorer_from(args, bin_scores)
     teacher = ScorerTeacher(args.teacher, image_processor, dtype=teacher_dtype(accelerator)).to(accelerator.device)
     if teacher.bin_scores != bin_scores:
         raise ValueError(f"the teacher's bins {teacher.bin_scores} are not the dataset's {bin_scores}")
+    if args.validation_dataset:
+        validation_data = load_labeled(args.validation_dataset).get(args.validation_split)
+        if validation_data is None:
+            raise ValueError(f"{args.validation_dataset} has no split {args.validation_split!r} to validate on")
+        if bin_scores_of(validation_data) != bin_scores:
+            raise ValueError(f"the teacher's bins {bin_scores} are not {args.validation_dataset}'s")
+    # With labels, mu unlabeled images per labeled one; without, the whole batch is unlabeled.
+    unlabeled_batch_size = args.mu * args.batch_size if args.dataset else args.batch_size
 
     cache = None
     if args.teacher_cache:
         check_room_for_checkpoints(args.output_dir, model)  # before the teacher cache, which can take hours
-        cache = cached_teacher(args, teacher, image_processor, accelerator, args.mu * args.batch_size)
+        cache = cached_teacher(args, teacher, image_processor, accelerator, unlabeled_batch_size)
+        if not args.dataset:
+            teacher = None  # the cache replaces the live teacher; free its memory
     batches = None
     if args.unlabeled:
         batches = UnlabeledBatches(
             unlabeled_stream(args, args.seed, accelerator),
             image_processor,
-            args.mu * args.batch_size,
+            unlabeled_batch_size,
             train=args.train_augmentation,
             seed=args.seed,
+            drop_last=not args.dataset,
         )
-    feeds = []  # made at the first step, from the (possibly resumed) state the loop passes
-    emd_r = model.config.emd_r
+    return fit(
+        accelerator,
+        args,
+        model,
+        image_processor,
+        run_card(args, len(train_data) if train_data is not None else 0, validated_on),
+        train_data,
+        validation_data,
+        teacher=teacher,
+        unlabeled=batches,
+        cached_targets=cache,
+        beta=args.beta,
+    )
 
-    def compute_loss(model, batch, state):
-        labeled = pixel_values = batch["pixel_values"]
-        unlabeled_keys = []
-        if batches is not None:
-            if not feeds:
-                feeds.append(UnlabeledFeed(batches, args.num_workers, args.seed, state))
-            unlabeled = feeds[0].next()
-            if unlabeled["pixel_values"] is not None:
-                pixel_values = torch.cat([labeled, unlabeled["pixel_values"].to(labeled.device)])
-                unlabeled_keys = unlabeled["keys"]
-        if cache is None:
-            targets = teacher(pixel_values)  # the teacher sees the student's view of every image
-        else:
-            targets = torch.cat([teacher(labeled), cache.lookup(unlabeled_keys).to(labeled.device)])
-        student = model(pixel_values=pixel_values).probabilities
-        loss, supervised, distillation = skd_loss(student, batch["labels"], targets, beta=args.beta, r=emd_r)
-        return loss, {"train/loss_supervised": supervised.item(), "train/loss_distillation": distillation.item()}
 
-    kind = "SKD (CSKD student)" if batches is not None else "supervised KD"
-    cached = "; the teacher's targets for them cached, on their centre view" if cache is not None else ""
-    summary = (
-        f"Distilled from the teacher `{public_name(args.teacher)}` on `{public_name(args.dataset)}` "
-        f"({len(train_data)} labeled images)"
-        + (
-            f" and the unlabeled sources {public_name(args.unlabeled)} (mu={args.mu}{cached})"
-            if batches is not None
-            else ""
+def run_card(args: SKDArguments, num_labeled: int, validated_on: str) -> RunCard:
+    start = public_name(args.model or args.architecture)
+    cached = "; the teacher's targets for them cached, on their centre view" if args.teacher_cache else ""
+    if not args.dataset:
+        validated = f" Validated on `{public_name(args.validation_dataset)}` ({args.validation_split})."
+        return RunCard(
+            title="CSKD aesthetic scorer (SKD without labels)",
+            summary=(
+                f"Distilled from the teacher `{public_name(args.teacher)}` on the unlabeled sources "
+                f"{public_name(args.unlabeled)} alone (no labels; beta={args.beta}{cached}), from `{start}`."
+                + (validated if args.validation_dataset else "")
+            ),
+            args=args,
+            validation_split=args.validation_split,
+            sources=args.unlabeled,
         )
-        + f", beta={args.beta}, from `{public_name(args.model or args.architecture)}`. {validated_on}"
+    unlabeled = f" and the unlabeled sources {public_name(args.unlabeled)} (mu={args.mu}{cached})"
+    return RunCard(
+        title=f"CSKD aesthetic scorer ({'SKD (CSKD student)' if args.unlabeled else 'supervised KD'})",
+        summary=(
+            f"Distilled from the teacher `{public_name(args.teacher)}` on `{public_name(args.dataset)}` "
+            f"({num_labeled} labeled images)"
+            + (unlabeled if args.unlabeled else "")
+            + f", beta={args.beta}, from `{start}`. {validated_on}"
+        ),
+        args=args,
+        dataset=args.dataset,
+        validation_split=args.validation_split,
+        sources=[args.dataset, *args.unlabeled],
     )
-    title = f"CSKD aesthetic scorer ({kind})"
-    return fit_scorer(
-        accelerator, args, model, image_processor, train_data, validation_data, compute_loss, title, summary, "skd"
-    )
-
-
-def distil_without_labels(args: SKDArguments) -> dict:
-    """SKD's distillation term alone (`beta * L_EMD(teacher)`) on the unlabeled stream: the student learns the
-    teacher's distributions, each step on `--batch_size` images; validation on `--validation_dataset` if given.
-    Returns the final validation metrics (empty without validation) and the history."""
-    accelerator = make_accelerator(args)
-    set_seed(args.seed)
-    bin_scores = CSKDConfig.from_pretrained(args.teacher).bin_scores
-    model, image_processor = scorer_from(args, bin_scores)
-    teacher = ScorerTeacher(args.teacher, image_processor, dtype=teacher_dtype(accelerator)).to(accelerator.device)
-    validation_loader = None
-    if args.validation_dataset:
-        validation = load_labeled(args.validation_dataset).get(args.validation_split)
-        if validation is None:
-            raise ValueError(f"{args.validation_dataset} has no split {args.validation_split!r} to validate on")
-        if bin_scores_of(validation) != bin_scores:
-            raise ValueError(f"the teacher's bins {bin_scores} are not {args.validation_dataset}'s")
-        validation_loader = labeled_loader(validation, image_processor, args, train=False, batch_size=args.batch_size)
-    check_room_for_checkpoints(args.output_dir, model)
-    cache = None
-    if args.teacher_cache:
-        cache = cached_teacher(args, teacher, image_processor, accelerator, args.batch_size)
-        teacher = None  # the cache replaces the live teacher; free its memory
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if validation_loader is not None:
-        validation_loader = accelerator.prepare(validation_loader)
-    state, last_checkpoint = resume(accelerator, args)
-    init_trackers(accelerator, "skd", args)
-    stream = unlabeled_stream(args, args.seed, accelerator)
-    batches = UnlabeledBatches(
-        stream, image_processor, args.batch_size, train=args.train_augmentation, seed=args.seed, drop_last=True
-    )
-    emd_r = accelerator.unwrap_model(model).config.emd_r
-    scale = args.metric_scale(bin_scores)
-    title = "CSKD aesthetic scorer (SKD without labels)"
-    cached = "; the teacher's targets cached, on the images' centre view" if cache is not None else ""
-    summary = (
-        f"Distilled from the teacher `{public_name(args.teacher)}` on the unlabeled sources "
-        f"{public_name(args.unlabeled)} alone (no labels; beta={args.beta}{cached}), from "
-        f"`{public_name(args.model or args.architecture)}`."
-        + (
-            f" Validated on `{public_name(args.validation_dataset)}` ({args.validation_split})."
-            if validation_loader is not None
-            else ""
-        )
-    )
-
-    def loss_for(batch, pixel_values):
-        if cache is None:
-            targets = teacher(pixel_values)
-        else:
-            targets = cache.lookup(batch["keys"]).to(pixel_values.device)
-        return lambda: (
-            args.beta * earth_movers_distance(model(pixel_values=pixel_values).probabilities, targets, emd_r).mean()
-        )
-
-    def export_best(metrics: dict) -> None:
-        export_model(accelerator, model, image_processor, f"{args.output_dir}/best", title, summary, args, metrics)
-
-    def end_of_epoch(epoch: int) -> dict:
-        if validation_loader is None:
-            return {}
-        return validate(model, validation_loader, accelerator, scale, state, export_best)
-
-    train_on_stream(
-        accelerator, args, model, optimizer, batches, state, last_checkpoint, loss_for, "SKD steps", end_of_epoch
-    )
-    metrics = evaluate_scorer(model, validation_loader, accelerator, scale) if validation_loader is not None else {}
-    export_model(accelerator, model, image_processor, args.output_dir, title, summary, args, metrics or None)
-    accelerator.end_training()
-    return {**metrics, "history": state.history}
 
 
 ARGUMENTS = SKDArguments
@@ -316,4 +193,4 @@ def main(argv=None):
     train(parse_arguments(ARGUMENTS, argv))
 
 
-__all__ = ["ARGUMENTS", "SKDArguments", "UnlabeledArguments", "main", "train"]
+__all__ = ["ARGUMENTS", "SKDArguments", "cached_teacher", "main", "train"]

@@ -1,0 +1,150 @@
+"""Phase II's one training loop: supervised fine-tuning (the CSKD teacher, NIMA*), KD, SKD and SKD without labels.
+
+They differ only by what is present: labeled data (the EMD to the human votes, eq. 2), a frozen teacher (the EMD to
+its pseudo-labels, weighted by beta: eqs. 3-5), and an unlabeled stream (mu unlabeled images per labeled one, or the
+whole batch when there are no labels). `scripts/finetune.py` and `scripts/skd.py` set them up and call `fit`.
+"""
+
+import torch
+from accelerate import Accelerator
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from ..data.batching import UnlabeledBatches
+from ..losses import earth_movers_distance
+from ..models.cskd import CSKDForAestheticScoring, CSKDImageProcessor
+from ..teachers.scorer import ScorerTeacher
+from .arguments import CommonArguments, DataArguments
+from .cache import TeacherCache
+from .common import (
+    check_finite,
+    check_room_for_checkpoints,
+    end_of_epoch,
+    end_of_step,
+    evaluate_scorer,
+    init_trackers,
+    learning_rate_at,
+    mean_over_processes,
+    reached_max_steps,
+    resume,
+    save_checkpoint,
+    set_learning_rate,
+)
+from .data import UnlabeledFeed, labeled_epoch, labeled_loader, stream_epoch
+from .models import RunCard, export_model
+
+
+def fit(
+    accelerator: Accelerator,
+    args: CommonArguments | DataArguments,
+    model: CSKDForAestheticScoring,
+    image_processor: CSKDImageProcessor,
+    card: RunCard,
+    train_data: Dataset | None,
+    validation_data: Dataset | None,
+    teacher: ScorerTeacher | None = None,
+    unlabeled: UnlabeledBatches | None = None,
+    cached_targets: TeacherCache | None = None,
+    beta: float = 1.0,
+) -> dict:
+    """Train `model`, validate it after each epoch (exporting the best to `best/`), export it to `args.output_dir`.
+
+    With `train_data`, an epoch is one pass over it and `unlabeled` (if given) adds a batch of the stream to each
+    labeled batch; without, an epoch is one pass over `unlabeled`. `cached_targets` replaces the live teacher's
+    outputs on the unlabeled images by those of the teacher cache. Returns the final validation metrics and the
+    history of the epochs.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    train_loader = validation_loader = None
+    if train_data is not None:
+        train_loader = labeled_loader(train_data, image_processor, args, args.train_augmentation, args.batch_size)
+    if validation_data is not None:
+        validation_loader = labeled_loader(validation_data, image_processor, args, False, args.batch_size)
+    model, optimizer, train_loader, validation_loader = accelerator.prepare(
+        model, optimizer, train_loader, validation_loader
+    )
+    check_room_for_checkpoints(args.output_dir, model)
+    state = resume(accelerator, args)
+    init_trackers(accelerator, "skd" if teacher or cached_targets else "finetune", args)
+    unwrapped = accelerator.unwrap_model(model)
+    scale, emd_r = args.metric_scale(unwrapped.config.bin_scores), unwrapped.config.emd_r
+    feed = None
+    if train_data is not None and unlabeled is not None:
+        feed = UnlabeledFeed(unlabeled, args.num_workers, args.seed, state)
+
+    total_steps = args.max_train_steps
+    if train_loader is not None and not total_steps:
+        total_steps = args.num_epochs * (len(train_loader) // args.gradient_accumulation_steps)
+    progress = tqdm(
+        total=total_steps, initial=state.global_step, desc="training", disable=not accelerator.is_local_main_process
+    )
+    model.train()
+    for epoch in range(state.epoch, args.num_epochs):
+        set_learning_rate(optimizer, learning_rate_at(args, epoch))
+        if train_loader is not None:
+            batches = labeled_epoch(accelerator, train_loader, state, epoch)
+        else:
+            batches = stream_epoch(accelerator, unlabeled, state, epoch, args.num_workers, args.seed)
+        epoch_loss, epoch_batches = 0.0, 0
+        for batch in batches:
+            # The batch: the labeled images first (if any), then the unlabeled ones.
+            labels = batch.get("labels")
+            pixel_values = batch["pixel_values"].to(accelerator.device)
+            num_labeled = 0 if labels is None else len(labels)
+            unlabeled_keys = batch["keys"] if labels is None else []
+            with accelerator.accumulate(model):
+                if feed is not None:  # SKD: mu * B_s unlabeled images after the B_s labeled ones
+                    unlabeled_batch = feed.next()
+                    if unlabeled_batch["pixel_values"] is not None:
+                        unlabeled_pixels = unlabeled_batch["pixel_values"].to(pixel_values.device)
+                        pixel_values = torch.cat([pixel_values, unlabeled_pixels])
+                        unlabeled_keys = unlabeled_batch["keys"]
+                # The teacher's pseudo-labels, on the student's view of every image, or for the unlabeled images
+                # from the teacher cache (their centre view).
+                targets = None
+                if cached_targets is not None:
+                    looked_up = cached_targets.lookup(unlabeled_keys).to(pixel_values.device)
+                    targets = torch.cat([teacher(pixel_values[:num_labeled]), looked_up]) if num_labeled else looked_up
+                elif teacher is not None:
+                    targets = teacher(pixel_values)
+                probabilities = model(pixel_values=pixel_values).probabilities
+                # The loss terms: EMD to the human votes of the labeled images (eq. 2), beta * EMD to the teacher's
+                # pseudo-labels over the whole batch (eqs. 3-5).
+                terms, weights = {}, {"supervised": 1.0, "distillation": beta}
+                if labels is not None:
+                    terms["supervised"] = earth_movers_distance(probabilities[:num_labeled], labels, r=emd_r).mean()
+                if targets is not None:
+                    terms["distillation"] = earth_movers_distance(probabilities, targets, r=emd_r).mean()
+                loss = sum(weights[name] * term for name, term in terms.items())
+                check_finite(accelerator, loss, state)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
+            if accelerator.sync_gradients:
+                logs = {f"train/loss_{name}": term.item() for name, term in terms.items()}
+                if end_of_step(accelerator, args, state, model, optimizer, progress, loss, logs):
+                    break
+        scalars = {}
+        if validation_loader is not None and (state.epoch > epoch or reached_max_steps(args, state)):
+            metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
+            if state.best_metric is None or metrics["srcc"] > state.best_metric:
+                state.best_metric = metrics["srcc"]
+                export_model(accelerator, model, image_processor, f"{args.output_dir}/best", card, metrics)
+            scalars = {f"validation/{name}": value for name, value in metrics.items() if isinstance(value, float)}
+        scalars["train/epoch_loss"] = mean_over_processes(accelerator, epoch_loss, epoch_batches)
+        end_of_epoch(accelerator, state, epoch, scalars)
+        if reached_max_steps(args, state):
+            break
+    progress.close()
+    save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
+
+    metrics = evaluate_scorer(model, validation_loader, accelerator, scale) if validation_loader is not None else {}
+    export_model(accelerator, model, image_processor, args.output_dir, card, metrics or None)
+    accelerator.end_training()
+    return {**metrics, "history": state.history}
+
+
+__all__ = ["fit"]
