@@ -52,6 +52,7 @@ style: $(STAMP)
 quality: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf build outputs .pytest_cache .ruff_cache

@@ -12,9 +12,9 @@ import torch  # noqa: E402
 
 from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor  # noqa: E402
 from cskd_hf.data.samples import write_sample_images  # noqa: E402
-from tests.helpers import tiny_config  # noqa: E402
-
-PYTEST_CONFIG = []
+from cskd_hf.synthetic.synthava import ZERO_SHOT_PROMPTS  # noqa: E402
+from tests.helpers import tiny_config, write_tiny_clip  # noqa: E402
+from tests.transformers_suites import PYTEST_CONFIG  # noqa: E402
 
 
 def pytest_configure(config):
@@ -67,15 +67,5 @@ def tiny_scorer_dir(tmp_path_factory):
 def random_clip_dir(tmp_path_factory):
     """A tiny random CLIP (full `CLIPModel`, 32 px) with a word-level tokenizer that knows the SynthAVA prompt words
     and an image processor, saved as a Hub-style folder."""
-    from transformers import CLIPImageProcessor, CLIPModel
-
-    from cskd_hf.synthetic.synthava import ZERO_SHOT_PROMPTS
-    from cskd_hf.synthetic.tiny_clip import build_tokenizer, tiny_clip_config
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("clip")
-    tokenizer = build_tokenizer([text for pair in ZERO_SHOT_PROMPTS for text in pair])
-    CLIPModel(tiny_clip_config(tokenizer, image_size=32)).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
-    return out
+    texts = [text for pair in ZERO_SHOT_PROMPTS for text in pair]
+    return write_tiny_clip(tmp_path_factory.mktemp("clip"), texts=texts, projection_dim=64)

@@ -1,10 +1,13 @@
 """Small builders shared by the tests."""
 
+import os
 from pathlib import Path
 
 import torch
+from transformers import CLIPImageProcessor, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from cskd_hf import CSKDConfig
+from cskd_hf.synthetic.tiny_clip import build_tokenizer, tiny_clip_config
 
 TINY_IMAGE_SIZE = 64
 
@@ -17,26 +20,6 @@ def tiny_config(architecture: str = "test_resnet", **kwargs) -> CSKDConfig:
 def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     """Whether two state dicts hold the same keys and bit-identical tensors."""
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
-
-
-RUN_MARKER = "CSKD_TEST_RUN"
-
-
-def survivors(marker: str) -> list[int]:
-    """The live processes started with `CSKD_TEST_RUN=<marker>` in their environment, whatever their session or
-    parent (torchrun starts each rank in a session of its own; a rank whose launcher died is re-parented to PID 1).
-    Zombies waiting for PID 1 to reap them do not count."""
-    alive = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if f"{RUN_MARKER}={marker}".encode() not in environ.read_bytes().split(b"\0"):
-                continue
-            state = (environ.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:  # ended meanwhile, or not ours to read
-            continue
-        if state != "Z":
-            alive.append(int(environ.parent.name))
-    return alive
 
 
 def write_awkward_images(out_dir, photo) -> dict:
@@ -106,6 +89,43 @@ def write_hostile_pickle(path, marker):
     return path
 
 
+def write_tiny_clip(
+    out_dir: str | os.PathLike,
+    image_size: int = 32,
+    *,
+    texts: list[str] | None = None,
+    patch_size: int = 8,
+    projection_dim: int = 24,
+    seed: int = 0,
+) -> Path:
+    """A tiny random CLIP with its image processor, saved as a Hub-style folder: every test's CLIP comes from here.
+
+    Without `texts`, only the image tower with its projection, in the shape transformers' own tests use: all that
+    CFA's teacher or the LAION predictor's tower needs. With `texts`, the whole `CLIPModel` that
+    `cskd_hf.synthetic.tiny_clip` pretrains (at this input, patch and projection size) and a word-level tokenizer
+    that knows the texts' words: what zero-shot prompting needs.
+    """
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    if texts is None:
+        config = CLIPVisionConfig(
+            image_size=image_size, patch_size=patch_size, hidden_size=32, projection_dim=projection_dim,
+            num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, hidden_act="quick_gelu",
+        )  # fmt: skip
+        model = CLIPVisionModelWithProjection(config)
+    else:
+        tokenizer = build_tokenizer(texts)
+        config = tiny_clip_config(tokenizer, image_size)
+        config.vision_config.patch_size = patch_size
+        config.projection_dim = projection_dim
+        model = CLIPModel(config)
+        tokenizer.save_pretrained(out_dir)
+    model.save_pretrained(out_dir)
+    size = {"height": image_size, "width": image_size}
+    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=size).save_pretrained(out_dir)
+    return out_dir
+
+
 def write_tiny_laion(out_dir) -> dict:
     """A tiny random CLIP image tower (224 px, 768-d embedding, as ViT-L/14's) and a LAION predictor MLP checkpoint
     (the published definition, pyiqa's copy, with weights wide enough that photos get different scores), converted.
@@ -113,18 +133,11 @@ def write_tiny_laion(out_dir) -> dict:
     Returns `{"clip", "mlp", "tower", "checkpoint", "converted"}`.
     """
     from pyiqa.archs.laion_aes_arch import MLP
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from cskd_hf.convert import convert_laion_aesthetic
 
     out_dir = Path(out_dir)
-    torch.manual_seed(0)
-    config = CLIPVisionConfig(
-        image_size=224, patch_size=32, hidden_size=32, projection_dim=768, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=37, hidden_act="quick_gelu",
-    )  # fmt: skip
-    tower = CLIPVisionModelWithProjection(config).eval()
-    tower.save_pretrained(out_dir / "clip")
+    clip = write_tiny_clip(out_dir / "clip", image_size=224, patch_size=32, projection_dim=768)  # seeds torch with 0
     mlp = MLP(768).eval()
     with torch.no_grad():
         for layer in mlp.layers:
@@ -133,5 +146,6 @@ def write_tiny_laion(out_dir) -> dict:
         mlp.layers[-1].bias.fill_(5.0)  # centred on AVA's scale
     checkpoint = out_dir / "sac+logos+ava1-l14-linearMSE.pth"
     torch.save(mlp.state_dict(), checkpoint)  # the file format of the published weights: a bare state dict
-    converted = convert_laion_aesthetic(checkpoint, out_dir / "converted", clip=out_dir / "clip")
-    return {"clip": out_dir / "clip", "mlp": mlp, "tower": tower, "checkpoint": checkpoint, "converted": converted}
+    tower = CLIPVisionModelWithProjection.from_pretrained(clip).eval()
+    converted = convert_laion_aesthetic(checkpoint, out_dir / "converted", clip=clip)
+    return {"clip": clip, "mlp": mlp, "tower": tower, "checkpoint": checkpoint, "converted": converted}

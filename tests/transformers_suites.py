@@ -18,6 +18,8 @@ from pathlib import Path
 import transformers
 
 PACKAGE = "transformers_common_tests"
+# pytest's config, which `tests/conftest.py` puts here: the suites' markers are declared to it once they are fetched.
+PYTEST_CONFIG = []
 SUITES = ("test_modeling_common.py", "test_configuration_common.py", "test_image_processing_common.py")
 
 # Stand-ins for the modules the sdist leaves out.

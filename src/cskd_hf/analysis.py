@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models.cskd import CSKDModel
+
 
 def attention_layers(backbone: nn.Module) -> list[nn.Module]:
     """The self-attention modules of a timm ViT or a CLIP tower, in depth order."""
@@ -66,8 +68,6 @@ def attention_statistics(weights: torch.Tensor, num_prefix_tokens: int, image_si
 @torch.inference_mode()
 def analyze_attention(model_name_or_path: str | os.PathLike, pixel_values: torch.Tensor) -> dict:
     """Per-layer mean attention distance and entropy of a saved CSKD model's ViT backbone on `pixel_values`."""
-    from .models.cskd import CSKDModel
-
     model = CSKDModel.from_pretrained(model_name_or_path).eval()
     backbone = model.backbone
     num_prefix_tokens = 1 if model.config.backbone_type == "clip" else getattr(backbone, "num_prefix_tokens", 0)

@@ -11,7 +11,8 @@ from cskd_hf.cli import main
 from cskd_hf.data.prepare import load_labeled
 from cskd_hf.data.unlabeled import load_unlabeled
 from cskd_hf.training import cfa
-from tests.training.conftest import QUICK
+from tests.helpers import write_tiny_clip
+from tests.training.helpers import QUICK
 from tests.training.toy import write_toy_labeled, write_toy_unlabeled
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -107,8 +108,6 @@ def test_unlabeled_parquet_without_images_is_named_before_streaming(tmp_path):
 
 
 def test_cfa_refuses_an_unlabeled_parquet_without_images_before_training(tmp_path, caplog):
-    from tests.training.toy import write_tiny_clip
-
     bad = write_unlabeled_parquet(tmp_path / "corpus" / "part-0.parquet", {"url": ["https://example.com/a.jpg"]})
     args = ["--teacher", str(write_tiny_clip(tmp_path / "clip")), "--unlabeled", str(bad)]
     args += ["--output_dir", str(tmp_path / "out"), "--num_workers", "0", *QUICK]

@@ -8,7 +8,14 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+)
 
 from cskd_hf import (
     CSKDConfig,
@@ -17,6 +24,7 @@ from cskd_hf import (
     CSKDImageProcessor,
     CSKDModel,
 )
+from cskd_hf.cli import main
 from cskd_hf.losses import earth_movers_distance
 from tests.helpers import TINY_IMAGE_SIZE, same_tensors, tiny_config, write_hostile_pickle
 
@@ -371,6 +379,30 @@ def test_vit_hidden_states_are_the_computed_tokens_and_get_gradients():
     out.hidden_states[0].retain_grad()
     out.pooler_output.pow(2).sum().backward()  # (a plain sum of a LayerNorm output is constant)
     assert out.hidden_states[0].grad is not None and out.hidden_states[0].grad.abs().sum() > 0
+
+
+def test_clip_tower_backbone_loads_clip_weights_and_gives_its_image_embedding(random_clip_dir, tmp_path, sample_dir):
+    config = CSKDConfig.for_clip(str(random_clip_dir))
+    assert config.backbone_type == "clip" and config.image_size == 32 and config.clip_vision_config["projection_dim"]
+    model = CSKDForAestheticScoring.from_config(config).eval()
+    vision_config = CLIPVisionConfig(**config.clip_vision_config)
+    clip = CLIPVisionModelWithProjection.from_pretrained(random_clip_dir, config=vision_config).eval()
+    pixel_values = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = clip(pixel_values=pixel_values).image_embeds
+        features = model(pixel_values=pixel_values).pooler_output
+    torch.testing.assert_close(features, expected)
+
+    processor = CSKDImageProcessor.from_model_config(config)
+    assert processor.image_mean == pytest.approx([0.4815, 0.4578, 0.4082], abs=1e-4)  # CLIP's, not ImageNet's
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values=pixel_values).logits, model(pixel_values=pixel_values).logits)
+    assert (
+        main(["score", str(sample_dir), "--model", str(tmp_path), "--no-progress", "-o", str(tmp_path / "s.csv")]) == 0
+    )
 
 
 def test_clip_tower_hidden_states_are_its_encoder_layers(random_clip_dir):

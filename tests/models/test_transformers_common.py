@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDImageProcessor, CSKDModel
-from tests.conftest import PYTEST_CONFIG
-from tests.transformers_suites import import_suite
+from tests.transformers_suites import PYTEST_CONFIG, import_suite
 
 try:
     modeling_common = import_suite("test_modeling_common", config=PYTEST_CONFIG[0])

@@ -17,7 +17,7 @@ from transformers import AutoModelForImageClassification
 from cskd_hf.training import common, supervised
 from cskd_hf.training.common import COMPLETE_FILE, weights_fingerprint
 from tests.helpers import write_hostile_pickle
-from tests.training.conftest import QUICK
+from tests.training.helpers import QUICK
 
 # Fine-tuning whose process kills itself (SIGKILL, as the OOM killer or a preemption would) inside the N-th save:
 # after Accelerate has written the model, optimizer and RNG states, before the trainer state and the mark.

@@ -9,7 +9,7 @@ from cskd_hf.models.cskd import CSKDImageProcessor
 from cskd_hf.teachers.scorer import ScorerTeacher
 from cskd_hf.training import skd
 from tests.helpers import write_tiny_laion
-from tests.training.conftest import QUICK, last_checkpoint
+from tests.training.helpers import QUICK, last_checkpoint
 
 
 def test_skd_distils_a_converted_scalar_teacher(toy_world, tmp_path):

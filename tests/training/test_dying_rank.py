@@ -6,8 +6,8 @@ import pytest
 from safetensors.torch import load_file
 
 from cskd_hf.training.common import COMPLETE_FILE
-from tests.helpers import same_tensors, survivors
-from tests.training.conftest import REPO, launch, launch_script
+from tests.helpers import same_tensors
+from tests.training.helpers import REPO, launch, launch_script, survivors
 from tests.training.test_trainers import cfa_args
 
 # CFA whose rank 1 is killed (SIGKILL, as the OOM killer would; SIGSTOP: it hangs) inside its N-th checkpoint save,

@@ -26,8 +26,8 @@ import pytest
 from safetensors.torch import load_file
 
 from cskd_hf.training.common import is_complete
-from tests.helpers import RUN_MARKER, same_tensors, survivors
-from tests.training.conftest import LAUNCH_ENV, QUICK, REPO, launch_command
+from tests.helpers import same_tensors
+from tests.training.helpers import LAUNCH_ENV, QUICK, REPO, RUN_MARKER, launch_command, survivors
 
 # The kills of one run, in order: "save" (inside the first checkpoint save, where `STOPS_IN_ITS_FIRST_SAVE` holds the
 # run), or "random" (a moment drawn from the uninterrupted run's working time, counted from its first progress bar,

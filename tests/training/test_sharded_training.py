@@ -6,8 +6,8 @@ import json
 from cskd_hf import CSKDConfig, CSKDImageProcessor
 from cskd_hf.data.shard import shard
 from cskd_hf.training import supervised
-from cskd_hf.training.common import parse_arguments
-from tests.training.conftest import QUICK, last_checkpoint
+from cskd_hf.training.arguments import parse_arguments
+from tests.training.helpers import QUICK, last_checkpoint
 
 
 def finetune(dataset, out) -> dict:

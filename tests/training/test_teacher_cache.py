@@ -13,7 +13,7 @@ from cskd_hf.teachers.scorer import ScorerTeacher
 from cskd_hf.training import skd
 from cskd_hf.training.cache import TeacherCache
 from tests.helpers import same_tensors
-from tests.training.conftest import QUICK, last_checkpoint, launch
+from tests.training.helpers import QUICK, last_checkpoint, launch
 
 
 def test_a_cfa_cache_written_before_skd_had_one_still_loads(tmp_path):

@@ -7,11 +7,10 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForImageClassification
 
 from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDModel
-from cskd_hf.models.cskd import modeling_cskd
-from cskd_hf.training import cfa, skd, supervised
+from cskd_hf.training import cfa, phase2, skd, supervised
 from cskd_hf.training.common import NonFiniteLossError, weights_fingerprint
 from tests.helpers import same_tensors
-from tests.training.conftest import QUICK, last_checkpoint, launch, rank_states
+from tests.training.helpers import QUICK, last_checkpoint, launch, rank_states
 
 
 def cfa_args(toy_world, out, *extra):
@@ -262,7 +261,7 @@ def test_direct_clip_fine_tuning_trains_the_clip_tower(toy_world, tmp_path):
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(toy_world, tmp_path, monkeypatch):
-    emd = modeling_cskd.earth_movers_distance
+    emd = phase2.earth_movers_distance
     calls = {"n": 0}
 
     def nan_on_fifth_call(*args, **kwargs):
@@ -270,7 +269,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(toy
         value = emd(*args, **kwargs)
         return value * float("nan") if calls["n"] == 5 else value
 
-    monkeypatch.setattr(modeling_cskd, "earth_movers_distance", nan_on_fifth_call)
+    monkeypatch.setattr(phase2, "earth_movers_distance", nan_on_fifth_call)
     out = tmp_path / "nan"
     args = [
         "--dataset",

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 from datasets import DatasetDict
 from PIL import Image
-from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from cskd_hf.data.labeled import LabeledImage, build_dataset, scalar_to_distribution
 from cskd_hf.data.prepare import dataset_card, write_parquet
@@ -45,24 +44,4 @@ def write_toy_unlabeled(out_dir: Path, count: int = 32, image_size: int = 40, se
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         toy_image(rng, rng.uniform(0, 1), image_size).save(out_dir / f"{i:04d}.png")
-    return out_dir
-
-
-def write_tiny_clip(out_dir: Path, image_size: int = 32, seed: int = 0) -> Path:
-    """A tiny random CLIP image tower (the shape transformers' own tests use), saved as a Hub-style folder."""
-    import torch
-
-    torch.manual_seed(seed)
-    config = CLIPVisionConfig(
-        image_size=image_size,
-        patch_size=8,
-        hidden_size=32,
-        projection_dim=24,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-    )
-    CLIPVisionModelWithProjection(config).save_pretrained(out_dir)
-    size = {"height": image_size, "width": image_size}
-    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=size).save_pretrained(out_dir)
     return out_dir

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..data.batching import evaluation_loader
+from ..data.labeled import bin_scores_of
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
 from ..training.common import weights_fingerprint
 
@@ -112,8 +113,6 @@ def fit_linear_probe(
 
     The saved folder also holds `probe.json` (target, penalty, validation MSE per penalty).
     """
-    from ..data.labeled import bin_scores_of
-
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if validation_split not in dataset_dict:

@@ -21,7 +21,9 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from ..baselines.zero_shot import write_prompts
 from ..data.labeled import labeled_features
+from ..data.prepare import write_parquet
 
 CONTENT_CLASSES = ["circle", "square", "triangle", "star", "ring", "cross", "diamond", "ellipse", "crescent"]
 COLOUR_NAMES = ["red", "orange", "yellow", "green", "teal", "blue", "purple", "pink"]
@@ -312,9 +314,6 @@ def generate(
 
 def write_synthava(out_dir: str | Path, **generate_kwargs) -> DatasetDict:
     """Generate SynthAVA and write it as a prepared dataset: Parquet shards per split and a dataset card."""
-    from ..baselines.zero_shot import write_prompts
-    from ..data.prepare import write_parquet
-
     out_dir = Path(out_dir)
     dataset_dict = generate(**generate_kwargs)
     write_parquet(dataset_dict, out_dir, rows_per_shard=5000)
