@@ -90,6 +90,28 @@ def test_several_teachers_parse_and_a_single_one_keeps_the_cfa_layout(toy_world,
     assert single.config.projection_dim == 32 and any(key.startswith("projector.") for key in single.state_dict())
 
 
+def test_hou_joint_mode_aligns_to_a_classifier_beside_the_labels_in_one_stage(toy_world, classifier_teacher, tmp_path):
+    """Hou et al. (2022): on the labeled images, the EMD to the labels plus lambda times the alignment of the
+    student's features to an object classifier's, in one stage; the projector trains alongside and is dropped."""
+    out = tmp_path / "hou"
+    args = [
+        "--dataset", str(toy_world["labeled"]), "--alignment_teacher", classifier_teacher, "--alignment_weight", "2",
+        "--output_dir", str(out), "--num_epochs", "4", "--batch_size", "8", "--num_workers", "0",
+        "--head_dropout", "0.1", *QUICK,
+    ]  # fmt: skip
+    result = supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, args))
+    history = result["history"]
+    alignment = [entry["train/epoch_loss_alignment"] for entry in history]
+    assert alignment[-1] < 0.7 * alignment[0], alignment  # the features move towards the classifier's
+    for entry in history:  # the loss is the labels' EMD plus lambda * the alignment, nothing else
+        expected = entry["train/epoch_loss_supervised"] + 2 * entry["train/epoch_loss_alignment"]
+        assert entry["train/epoch_loss"] == pytest.approx(expected, rel=1e-5)
+    assert all("validation/srcc" in entry for entry in history)
+    model = CSKDForAestheticScoring.from_pretrained(out)
+    assert not any("projector" in key for key in model.state_dict())  # a plain scorer: the projector was for training
+    assert "Hou et al." in (out / "README.md").read_text()
+
+
 def test_multi_teacher_alignment_with_a_clip_and_a_classifier_of_other_widths(toy_world, classifier_teacher, tmp_path):
     """Hou et al.'s multi-teacher feature distillation: one projector per teacher, the losses summed."""
     two = ("--teacher", classifier_teacher, "--teacher_weight", "1", "0.5")

@@ -104,6 +104,8 @@ class DataArguments:
     def __post_init__(self):
         if self.validation_size < 1:
             raise ValueError(f"--validation_size must be at least 1 image, got {self.validation_size}")
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
 
     def metric_scale(self, bin_scores: list[float]) -> dict[str, float]:
         """The validation metrics' scale parameters: the dataset's (`metrics.metric_scale`) unless overridden."""
@@ -120,6 +122,31 @@ class UnlabeledArguments:
         default=None, metadata={"help": "sampling probability of each unlabeled source"}
     )
     shuffle_buffer: int = field(default=1000, metadata={"help": "shuffle buffer of the unlabeled stream"})
+
+
+@dataclass(kw_only=True)
+class AlignmentArguments:
+    """Hou et al. (2022)'s joint mode: beside the aesthetic loss, the student's pooled features are aligned (eq. 1's
+    cosine loss, through one projector per teacher, dropped after training) to frozen object classifiers' features on
+    the same labeled images, in one stage."""
+
+    alignment_teacher: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "timm:ARCH[@CHECKPOINT] object classifier whose features the student aligns to; repeat the flag "
+            "for several (Hou et al.'s joint mode; none: plain fine-tuning)",
+            "action": "extend",
+        },
+    )
+    alignment_weight: float = field(
+        default=1.0, metadata={"help": "lambda: the weight of the alignment losses, summed over the teachers"}
+    )
+
+    def __post_init__(self):
+        if self.alignment_weight < 0:
+            raise ValueError(f"--alignment_weight must be at least 0, got {self.alignment_weight}")
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
 
 
 def parse_arguments(arguments_class, argv: list[str] | None = None):
@@ -179,6 +206,7 @@ def _is_required(f: dataclasses.Field) -> bool:
 
 
 __all__ = [
+    "AlignmentArguments",
     "CommonArguments",
     "DataArguments",
     "ModelArguments",

@@ -11,7 +11,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
-from ..losses import earth_movers_distance
+from ..losses import cosine_alignment_loss, earth_movers_distance
 from ..models.cskd import CSKDForAestheticScoring, CSKDImageProcessor
 from ..teachers.scorer import ScorerTeacher
 from .arguments import CommonArguments, DataArguments
@@ -46,15 +46,21 @@ def fit(
     unlabeled: UnlabeledBatches | None = None,
     cached_targets: TeacherCache | None = None,
     beta: float = 1.0,
+    alignment_teachers: list[torch.nn.Module] = (),
+    projectors: torch.nn.ModuleList | None = None,
+    alignment_weight: float = 1.0,
 ) -> dict:
     """Train `model`, validate it after each epoch (exporting the best to `best/`), export it to `args.output_dir`.
 
     With `train_data`, an epoch is one pass over it and `unlabeled` (if given) adds a batch of the stream to each
     labeled batch; without, an epoch is one pass over `unlabeled`. `cached_targets` replaces the live teacher's
-    outputs on the unlabeled images by those of the teacher cache. Returns the final validation metrics and the
-    history of the epochs.
+    outputs on the unlabeled images by those of the teacher cache. `projectors` (one per alignment teacher, trained
+    with the student and dropped at the end) map its pooled features to each teacher's. Returns the final validation
+    metrics and the history of the epochs.
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    trained = [model] if projectors is None else [model, projectors]
+    parameters = [parameter for module in trained for parameter in module.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=args.learning_rate, weight_decay=args.weight_decay)
     train_loader = validation_loader = None
     if train_data is not None:
         train_loader = labeled_loader(train_data, image_processor, args, args.train_augmentation, args.batch_size)
@@ -63,6 +69,9 @@ def fit(
     model, optimizer, train_loader, validation_loader = accelerator.prepare(
         model, optimizer, train_loader, validation_loader
     )
+    if projectors is not None:
+        projectors = accelerator.prepare(projectors)
+        trained = [model, projectors]
     check_room_for_checkpoints(args.output_dir, model)
     state = resume(accelerator, args)
     init_trackers(accelerator, "skd" if teacher or cached_targets else "finetune", args)
@@ -72,6 +81,15 @@ def fit(
     if train_data is not None and unlabeled is not None:
         feed = UnlabeledFeed(unlabeled, args.num_workers, args.seed, state)
 
+    terms_present = [
+        name
+        for name, present in (
+            ("supervised", train_data is not None),
+            ("distillation", teacher is not None or cached_targets is not None),
+            ("alignment", bool(alignment_teachers)),
+        )
+        if present
+    ]
     total_steps = args.max_train_steps
     if train_loader is not None and not total_steps:
         total_steps = args.num_epochs * (len(train_loader) // args.gradient_accumulation_steps)
@@ -85,14 +103,14 @@ def fit(
             batches = labeled_epoch(accelerator, train_loader, state, epoch)
         else:
             batches = stream_epoch(accelerator, unlabeled, state, epoch, args.num_workers, args.seed)
-        epoch_loss, epoch_batches = 0.0, 0
+        epoch_loss, epoch_batches, epoch_terms = 0.0, 0, dict.fromkeys(terms_present, 0.0)
         for batch in batches:
             # The batch: the labeled images first (if any), then the unlabeled ones.
             labels = batch.get("labels")
             pixel_values = batch["pixel_values"].to(accelerator.device)
             num_labeled = 0 if labels is None else len(labels)
             unlabeled_keys = batch["keys"] if labels is None else []
-            with accelerator.accumulate(model):
+            with accelerator.accumulate(*trained):
                 if feed is not None:  # SKD: mu * B_s unlabeled images after the B_s labeled ones
                     unlabeled_batch = feed.next()
                     if unlabeled_batch["pixel_values"] is not None:
@@ -107,24 +125,34 @@ def fit(
                     targets = torch.cat([teacher(pixel_values[:num_labeled]), looked_up]) if num_labeled else looked_up
                 elif teacher is not None:
                     targets = teacher(pixel_values)
-                probabilities = model(pixel_values=pixel_values).probabilities
+                student = model(pixel_values=pixel_values)
+                probabilities = student.probabilities
                 # The loss terms: EMD to the human votes of the labeled images (eq. 2), beta * EMD to the teacher's
-                # pseudo-labels over the whole batch (eqs. 3-5).
-                terms, weights = {}, {"supervised": 1.0, "distillation": beta}
+                # pseudo-labels over the whole batch (eqs. 3-5), lambda * the alignment of the student's features to
+                # each classifier's (eq. 1's loss, Hou et al.).
+                terms, weights = {}, {"supervised": 1.0, "distillation": beta, "alignment": alignment_weight}
                 if labels is not None:
                     terms["supervised"] = earth_movers_distance(probabilities[:num_labeled], labels, r=emd_r).mean()
                 if targets is not None:
                     terms["distillation"] = earth_movers_distance(probabilities, targets, r=emd_r).mean()
+                if alignment_teachers:
+                    features = student.pooler_output
+                    terms["alignment"] = sum(
+                        cosine_alignment_loss(teacher_of(pixel_values).to(features.dtype), projector(features)).mean()
+                        for teacher_of, projector in zip(alignment_teachers, projectors, strict=True)
+                    )
                 loss = sum(weights[name] * term for name, term in terms.items())
                 check_finite(accelerator, loss, state)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    accelerator.clip_grad_norm_(parameters, args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
             epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
+            logs = {f"train/loss_{name}": term.item() for name, term in terms.items()}
+            for name, term in terms.items():
+                epoch_terms[name] += term.item()
             if accelerator.sync_gradients:
-                logs = {f"train/loss_{name}": term.item() for name, term in terms.items()}
                 if end_of_step(accelerator, args, state, model, optimizer, progress, loss, logs):
                     break
         scalars = {}
@@ -135,6 +163,8 @@ def fit(
                 export_model(accelerator, model, image_processor, f"{args.output_dir}/best", card, metrics)
             scalars = {f"validation/{name}": value for name, value in metrics.items() if isinstance(value, float)}
         scalars["train/epoch_loss"] = mean_over_processes(accelerator, epoch_loss, epoch_batches)
+        for name, total in epoch_terms.items():  # each term unweighted, to see which one moves
+            scalars[f"train/epoch_loss_{name}"] = mean_over_processes(accelerator, total, epoch_batches)
         end_of_epoch(accelerator, state, epoch, scalars)
         if reached_max_steps(args, state):
             break
