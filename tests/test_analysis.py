@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
-from cskd_hf.analysis import analyze_attention, attention_statistics
+from cskd_hf.analysis import analyze_attention, attention_statistics, head_statistics
 from cskd_hf.cli import main
 from tests.helpers import tiny_config
 
@@ -21,6 +21,19 @@ def test_attention_statistics_of_known_patterns():
     assert entropy == pytest.approx(math.log(tokens), rel=1e-5)
     centres = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1).reshape(-1, 2) * 16
     assert distance == pytest.approx(torch.cdist(centres, centres).mean().item(), rel=1e-5)
+
+
+def test_per_head_statistics_keep_the_spread_that_fig_3_reads():
+    """Two heads, one attending to itself (distance 0, entropy 0) and one uniformly: the layer's mean is their mean
+    and the variance over heads, which the paper reads beside the mean, is kept."""
+    tokens = 1 + 4 * 4
+    weights = torch.stack([torch.eye(tokens), torch.full((tokens, tokens), 1 / tokens)])[None]
+    distance, entropy = head_statistics(weights, num_prefix_tokens=1, image_size=64)
+    uniform_distance, uniform_entropy = attention_statistics(weights[:, 1:], num_prefix_tokens=1, image_size=64)
+    assert distance.tolist() == pytest.approx([0.0, uniform_distance], abs=1e-5)
+    assert entropy.tolist() == pytest.approx([0.0, uniform_entropy], abs=1e-5)
+    assert attention_statistics(weights, 1, 64) == pytest.approx((uniform_distance / 2, uniform_entropy / 2), rel=1e-5)
+    assert distance.var() == pytest.approx(uniform_distance**2 / 4, rel=1e-5)
 
 
 def test_attention_of_timm_vit_and_clip_backbones_and_the_cli(random_clip_dir, tmp_path, sample_dir):
@@ -37,6 +50,16 @@ def test_attention_of_timm_vit_and_clip_backbones_and_the_cli(random_clip_dir, t
     result = analyze_attention(vit, pixel_values)
     depth = len(CSKDModel.from_pretrained(vit).backbone.blocks)
     assert len(result["mean_attention_distance"]) == len(result["attention_entropy"]) == depth
+    heads = CSKDModel.from_pretrained(vit).backbone.blocks[0].attn.num_heads
+    assert [len(layer) for layer in result["mean_attention_distance_per_head"]] == [heads] * depth
+    for mean, variance, per_head in zip(
+        result["mean_attention_distance"],
+        result["attention_distance_variance"],
+        result["mean_attention_distance_per_head"],
+    ):
+        assert mean == pytest.approx(sum(per_head) / heads) and variance == pytest.approx(
+            float(torch.tensor(per_head).var(unbiased=False))
+        )
     assert all(0 < d < 64 * math.sqrt(2) for d in result["mean_attention_distance"])
 
     out = tmp_path / "attention"

@@ -1,14 +1,18 @@
-"""`cskd analyze attention`: how far and how broadly a ViT backbone attends, layer by layer (the CSKD paper's Fig. 3).
+"""`cskd analyze attention`: how far and how broadly a ViT backbone attends, layer by layer and head by head (the
+CSKD paper's Fig. 3, after Raghu et al.'s "Do vision transformers see like CNNs?").
 
-For each layer, over the patch tokens of a set of images:
+For each layer and head, over the patch tokens of a set of images:
 
 - mean attention distance: the expected distance in pixels from a query patch to the patches it attends to (the
-  attention over patch keys renormalised to sum to one), averaged over queries, heads and images;
+  attention over patch keys renormalised to sum to one), averaged over queries and images;
 - attention entropy: `-Σ a log a` of each query patch's attention over all tokens, averaged the same way.
 
-The paper reads feature collapse off these curves: fine-tuning CLIP directly narrows its attention, CFA keeps a
-student's attention broad. Works for timm ViTs (`Attention` modules with `qkv`) and CLIP towers (`q_proj`/`k_proj`);
-attention is recomputed from each layer's input by forward hooks, whatever fused kernel the model runs.
+Each layer's value is the mean over its heads, and the variance over its heads is kept beside it. The paper reads
+Fig. 3 (ViT-Tiny before and after CFA) as: "The decrease in the mean attention distance of the CFA backbone, coupled
+with an increase in its variance, indicates a diverse and evenly representation map. Similarly, the decreased entropy
+suggests a greater concentration." Works for timm ViTs (`Attention` modules with `qkv`) and CLIP towers
+(`q_proj`/`k_proj`); attention is recomputed from each layer's input by forward hooks, whatever fused kernel the model
+runs.
 """
 
 import json
@@ -48,8 +52,9 @@ def attention_probabilities(module: nn.Module, hidden_states: torch.Tensor) -> t
     return ((queries * module.scale) @ keys.transpose(-2, -1)).softmax(dim=-1)
 
 
-def attention_statistics(weights: torch.Tensor, num_prefix_tokens: int, image_size: int) -> tuple[float, float]:
-    """Mean attention distance (pixels) and entropy (nats) over the patch queries of one layer's weights."""
+def head_statistics(weights: torch.Tensor, num_prefix_tokens: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per head, the mean attention distance (pixels) and entropy (nats) over the patch queries of one layer's
+    `(batch, heads, tokens, tokens)` weights: two `(heads,)` arrays."""
     grid = math.isqrt(weights.shape[-1] - num_prefix_tokens)
     if grid * grid != weights.shape[-1] - num_prefix_tokens:
         raise ValueError(f"{weights.shape[-1] - num_prefix_tokens} patch tokens do not form a square grid")
@@ -60,9 +65,15 @@ def attention_statistics(weights: torch.Tensor, num_prefix_tokens: int, image_si
     queries = weights[:, :, num_prefix_tokens:, :]
     to_patches = queries[..., num_prefix_tokens:]
     to_patches = to_patches / to_patches.sum(dim=-1, keepdim=True)
-    distance = (to_patches * distances).sum(dim=-1).mean().item()
-    entropy = -(queries * queries.clamp_min(1e-12).log()).sum(dim=-1).mean().item()
-    return distance, entropy
+    distance = (to_patches * distances).sum(dim=-1).mean(dim=(0, 2))
+    entropy = -(queries * queries.clamp_min(1e-12).log()).sum(dim=-1).mean(dim=(0, 2))
+    return distance.double().numpy(), entropy.double().numpy()
+
+
+def attention_statistics(weights: torch.Tensor, num_prefix_tokens: int, image_size: int) -> tuple[float, float]:
+    """Mean attention distance (pixels) and entropy (nats) of one layer: the means over its heads."""
+    distance, entropy = head_statistics(weights, num_prefix_tokens, image_size)
+    return float(distance.mean()), float(entropy.mean())
 
 
 @torch.inference_mode()
@@ -83,12 +94,16 @@ def analyze_attention(model_name_or_path: str | os.PathLike, pixel_values: torch
     finally:
         for handle in handles:
             handle.remove()
-    statistics = [attention_statistics(weights, num_prefix_tokens, model.config.image_size) for weights in captured]
+    per_head = [head_statistics(weights, num_prefix_tokens, model.config.image_size) for weights in captured]
     return {
         "model": str(model_name_or_path),
         "images": len(pixel_values),
-        "mean_attention_distance": [distance for distance, _ in statistics],
-        "attention_entropy": [entropy for _, entropy in statistics],
+        "mean_attention_distance": [float(distance.mean()) for distance, _ in per_head],
+        "attention_distance_variance": [float(distance.var()) for distance, _ in per_head],  # over the heads
+        "attention_entropy": [float(entropy.mean()) for _, entropy in per_head],
+        "attention_entropy_variance": [float(entropy.var()) for _, entropy in per_head],
+        "mean_attention_distance_per_head": [distance.tolist() for distance, _ in per_head],
+        "attention_entropy_per_head": [entropy.tolist() for _, entropy in per_head],
     }
 
 
@@ -99,10 +114,15 @@ def plot_attention(results: dict[str, dict], path: str | os.PathLike) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, result in results.items():
+    for index, (name, result) in enumerate(results.items()):
+        colour = f"C{index}"
         layers = np.arange(1, len(result["mean_attention_distance"]) + 1)
-        axes[0].plot(layers, result["mean_attention_distance"], marker="o", label=name)
-        axes[1].plot(layers, result["attention_entropy"], marker="o", label=name)
+        for axis, key in zip(axes, ("mean_attention_distance", "attention_entropy")):
+            axis.plot(layers, result[key], marker="o", color=colour, label=name)
+            per_head = result.get(f"{key}_per_head")
+            if per_head:  # each head as a dot, as Fig. 3 shows the spread
+                for layer, heads in zip(layers, per_head):
+                    axis.scatter([layer] * len(heads), heads, s=8, color=colour, alpha=0.35)
     for axis, label in zip(axes, ("mean attention distance (pixels)", "attention entropy (nats)")):
         axis.set_xlabel("layer")
         axis.set_ylabel(label)
@@ -127,12 +147,23 @@ def analyze_models(
         pixel_values = AutoImageProcessor.from_pretrained(model)(images)["pixel_values"]
         results[name] = analyze_attention(model, pixel_values)
     (out_dir / "attention.json").write_text(json.dumps(results, indent=1))
-    lines = ["| model | layer | mean attention distance (px) | entropy (nats) |", "|---|---:|---:|---:|"]
+    lines = [
+        "| model | layer | mean attention distance (px) | its variance over heads | entropy (nats) | its variance |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, result in results.items():
-        for layer, (distance, entropy) in enumerate(
-            zip(result["mean_attention_distance"], result["attention_entropy"]), start=1
+        for layer, row in enumerate(
+            zip(
+                result["mean_attention_distance"],
+                result["attention_distance_variance"],
+                result["attention_entropy"],
+                result["attention_entropy_variance"],
+            ),
+            start=1,
         ):
-            lines.append(f"| {name} | {layer} | {distance:.2f} | {entropy:.3f} |")
+            distance, distance_variance, entropy, entropy_variance = row
+            cells = f"{distance:.2f} | {distance_variance:.2f} | {entropy:.3f} | {entropy_variance:.4f}"
+            lines.append(f"| {name} | {layer} | {cells} |")
     (out_dir / "attention.md").write_text("\n".join(lines) + "\n")
     plot_attention(results, out_dir / "attention.png")
     return results
@@ -144,5 +175,6 @@ __all__ = [
     "attention_layers",
     "attention_probabilities",
     "attention_statistics",
+    "head_statistics",
     "plot_attention",
 ]
