@@ -1,0 +1,258 @@
+"""The SynthAVA quickstart over several seeds: per row, mean ± sample std of SRCC, PLCC and MSE; per claim of the
+paper (row A beats row B), the paired difference per seed, its mean, a 95 % t-interval and the win count.
+
+    python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--smoke] [--report-only]
+        [--json seeds.json]
+
+Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (about 30 minutes on 2 cores; --smoke:
+3-4), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. The report covers
+every OUT/seed-N/results.json found, not only the seeds asked for; it warns when their plans differ (smoke and full
+runs mixed, say). With one seed the spread and the intervals are undefined and shown as n/a.
+
+A claim's difference is A minus B on the same seed (same data, same pretrained stand-ins), so the seed-to-seed
+variation both rows share cancels; the interval is mean ± t(0.975, n - 1) · sd / sqrt(n) over the n seeds that have
+both rows. SynthAVA is synthetic: these numbers say nothing about real photographs.
+"""
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from scipy import stats
+
+METRICS = ("srcc", "plcc", "mse")
+# The paper's claims: (row A, row B), read as "A > B", each in SRCC and PLCC.
+CLAIMS = [
+    ("CFA teacher", "NIMA* teacher"),
+    ("CFA student", "NIMA* student"),
+    ("CSKD student (SKD)", "KD student"),
+    ("CSKD student (SKD)", "CFA student"),
+    ("CFA teacher", "CLIP fine-tuned"),
+]
+CLAIM_METRICS = ("srcc", "plcc")
+NOT_AVAILABLE = "n/a"
+
+
+def mean_std(values: list[float]) -> dict:
+    """Mean and sample standard deviation (ddof 1; None for fewer than 2 values) of `values`."""
+    n = len(values)
+    mean = sum(values) / n if n else None
+    std = math.sqrt(sum((value - mean) ** 2 for value in values) / (n - 1)) if n > 1 else None
+    return {"mean": mean, "std": std, "n": n}
+
+
+def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict:
+    """The per-seed differences a - b, their mean, the two-sided t-interval of the mean (`low`, `high`: None for
+    fewer than 2 pairs) and `wins`, the number of seeds where a > b strictly."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired_difference needs two equally long, non-empty lists, got {len(a)} and {len(b)}")
+    differences = [x - y for x, y in zip(a, b)]
+    summary = mean_std(differences)
+    low = high = None
+    if summary["n"] > 1:
+        half = stats.t.ppf(0.5 + confidence / 2, summary["n"] - 1) * summary["std"] / math.sqrt(summary["n"])
+        low, high = summary["mean"] - half, summary["mean"] + half
+    return {
+        "differences": differences,
+        "mean": summary["mean"],
+        "std": summary["std"],
+        "low": low,
+        "high": high,
+        "wins": sum(difference > 0 for difference in differences),
+        "n": summary["n"],
+    }
+
+
+def verdict(difference: dict) -> str:
+    """What the interval says about "A > B": holds, reversed, or undecided (it contains 0)."""
+    if difference["low"] is None:
+        return NOT_AVAILABLE
+    if difference["low"] > 0:
+        return "holds"
+    if difference["high"] < 0:
+        return "reversed"
+    return "undecided"
+
+
+def seed_label(summary: dict, index: int) -> str:
+    return str(summary.get("seed", f"#{index}"))
+
+
+def row_statistics(summaries: list[dict]) -> dict[str, dict]:
+    """Per row (in order of first appearance), per metric: mean, std and n over the seeds that have the row."""
+    names = list(dict.fromkeys(name for summary in summaries for name in summary["results"]))
+    rows = {}
+    for name in names:
+        present = [summary["results"][name] for summary in summaries if name in summary["results"]]
+        rows[name] = {metric: mean_std([row[metric] for row in present if metric in row]) for metric in METRICS}
+    return rows
+
+
+def claim_statistics(summaries: list[dict], confidence: float = 0.95) -> list[dict]:
+    """Per claim and metric, the paired difference over the seeds that have both rows, or the rows that no seed
+    has together (`missing`)."""
+    claims = []
+    for a, b in CLAIMS:
+        paired = [summary for summary in summaries if a in summary["results"] and b in summary["results"]]
+        labels = [seed_label(summary, index) for index, summary in enumerate(summaries) if summary in paired]
+        for metric in CLAIM_METRICS:
+            claim = {"a": a, "b": b, "metric": metric}
+            if not paired:
+                seen = {name for summary in summaries for name in summary["results"]}
+                claim["missing"] = [name for name in (a, b) if name not in seen] or [f"{a} and {b} on one seed"]
+            else:
+                claim["seeds"] = labels
+                claim |= paired_difference(
+                    [summary["results"][a][metric] for summary in paired],
+                    [summary["results"][b][metric] for summary in paired],
+                    confidence,
+                )
+            claims.append(claim)
+    return claims
+
+
+def plan_differences(summaries: list[dict]) -> list[str]:
+    """The settings (`smoke`, the plan's fields) in which the seeds' runs differ, each with its values per seed."""
+    settings = [{"smoke": summary.get("smoke"), **summary.get("plan", {})} for summary in summaries]
+    keys = list(dict.fromkeys(key for setting in settings for key in setting))
+    lines = []
+    for key in keys:
+        values = [setting.get(key) for setting in settings]
+        if any(value != values[0] for value in values):
+            per_seed = ", ".join(
+                f"seed {seed_label(summary, index)}: {value}"
+                for index, (summary, value) in enumerate(zip(summaries, values))
+            )
+            lines.append(f"{key} ({per_seed})")
+    return lines
+
+
+def mean_cell(summary: dict) -> str:
+    if summary["n"] == 0:
+        return "–"
+    std = NOT_AVAILABLE if summary["std"] is None else f"{summary['std']:.4f}"
+    return f"{summary['mean']:.4f} ± {std}"
+
+
+def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
+    """The report over `summaries` (quickstart results.json dicts, one per seed) as markdown: the runs, a table of
+    rows and a table of claims."""
+    if not summaries:
+        return "No results: no seed-N/results.json found."
+    seeds = [seed_label(summary, index) for index, summary in enumerate(summaries)]
+    smoke = {summary.get("smoke") for summary in summaries}
+    kind = "smoke" if smoke == {True} else "full" if smoke == {False} else "mixed smoke and full"
+    lines = [f"SynthAVA quickstart, {len(summaries)} seed{'s' if len(summaries) > 1 else ''} ({', '.join(seeds)}), "]
+    lines[0] += f"{kind} plan. SynthAVA is synthetic: these numbers say nothing about real photographs."
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        lines += ["", f"**Warning: seed {', '.join(repeated)} appears more than once**; its runs are not independent."]
+    differing = plan_differences(summaries)
+    if differing:
+        lines += ["", "**Warning: the runs differ in their settings**: " + "; ".join(differing) + "."]
+    if len(summaries) == 1:
+        lines += ["", "One seed: the spread and the intervals are undefined (n/a)."]
+
+    rows = row_statistics(summaries)
+    lines += ["", "| row | seeds | SRCC | PLCC | MSE |", "|---|---:|---:|---:|---:|"]
+    for name, row in rows.items():
+        seeds_with_row = max(summary["n"] for summary in row.values())
+        cells = " | ".join(mean_cell(row[metric]) for metric in METRICS)
+        lines.append(f"| {name} | {seeds_with_row} | {cells} |")
+
+    percent = f"{confidence:.0%}"
+    lines += [
+        "",
+        f"Claims (A > B), paired by seed: difference A - B per seed ({', '.join(seeds)}), its mean, the {percent} "
+        "t-interval of the mean, wins (seeds with A > B) and what the interval says.",
+        "",
+        f"| claim | metric | per seed | mean | {percent} interval | wins | verdict |",
+        "|---|---|---|---:|---|---:|---|",
+    ]
+    for claim in claim_statistics(summaries, confidence):
+        name = f"{claim['a']} > {claim['b']}"
+        metric = claim["metric"].upper()
+        if "missing" in claim:
+            lines.append(f"| {name} | {metric} | missing: {', '.join(claim['missing'])} | – | – | – | – |")
+            continue
+        per_seed = ", ".join(f"{difference:+.4f}" for difference in claim["differences"])
+        if len(claim["seeds"]) != len(summaries):
+            per_seed += f" (seeds {', '.join(claim['seeds'])})"
+        interval = NOT_AVAILABLE if claim["low"] is None else f"[{claim['low']:+.4f}, {claim['high']:+.4f}]"
+        lines.append(
+            f"| {name} | {metric} | {per_seed} | {claim['mean']:+.4f} | {interval} | {claim['wins']}/{claim['n']} | "
+            f"{verdict(claim)} |"
+        )
+    return "\n".join(lines)
+
+
+def report_json(summaries: list[dict], confidence: float = 0.95) -> dict:
+    return {
+        "seeds": [seed_label(summary, index) for index, summary in enumerate(summaries)],
+        "confidence": confidence,
+        "setting differences": plan_differences(summaries),
+        "rows": row_statistics(summaries),
+        "claims": [
+            claim | {"verdict": verdict(claim)} if "missing" not in claim else claim
+            for claim in claim_statistics(summaries, confidence)
+        ],
+    }
+
+
+def seed_folders(out: Path) -> dict[int, Path]:
+    """The seed-N folders under `out` that hold a results.json, by N."""
+    found = {}
+    for folder in out.glob("seed-*"):
+        match = re.fullmatch(r"seed-(\d+)", folder.name)
+        if match and (folder / "results.json").is_file():
+            found[int(match.group(1))] = folder
+    return dict(sorted(found.items()))
+
+
+def run_seed(seed: int, folder: Path, smoke: bool) -> None:
+    """`cskd quickstart` for one seed, in a fresh process (no state carried from one seed to the next)."""
+    command = [sys.executable, "-m", "cskd_hf.cli", "quickstart", "--seed", str(seed), "--out", str(folder)]
+    if smoke:
+        command.append("--smoke")
+    print(f"== seed {seed}: {' '.join(command)}", flush=True)
+    result = subprocess.run(command)
+    if result.returncode != 0:
+        raise SystemExit(f"the quickstart for seed {seed} failed (exit status {result.returncode}); see its output")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="the seeds to run")
+    parser.add_argument("--out", default="outputs/seeds", help="each seed's run goes to OUT/seed-N")
+    parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (3-4 minutes a seed)")
+    parser.add_argument("--report-only", action="store_true", help="run nothing; report on the results found")
+    parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")
+    parser.add_argument("--json", help="also write the statistics here")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if not args.report_only:
+        for seed in args.seeds:
+            folder = out / f"seed-{seed}"
+            if (folder / "results.json").is_file():
+                print(f"== seed {seed}: {folder / 'results.json'} exists, skipped", flush=True)
+                continue
+            run_seed(seed, folder, args.smoke)
+    folders = seed_folders(out)
+    summaries = [json.loads((folder / "results.json").read_text()) for folder in folders.values()]
+    for seed, summary in zip(folders, summaries):
+        if summary.setdefault("seed", seed) != seed:
+            print(f"Note: {folders[seed] / 'results.json'} is a run of seed {summary['seed']}, not {seed}.")
+    missing = [seed for seed in args.seeds if seed not in folders]
+    print(report_markdown(summaries, args.confidence))
+    if missing:
+        print(f"\nNo results yet for seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} in {out}.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report_json(summaries, args.confidence), indent=1))
+
+
+if __name__ == "__main__":
+    main()
