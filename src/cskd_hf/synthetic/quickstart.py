@@ -3,7 +3,11 @@
 Every stage runs through the project's own code, the same that real runs use: SynthAVA replaces AVA and the unlabeled
 corpus, a tiny CLIP pretrained on SynthAVA's captions replaces OpenAI's CLIP (loaded through the same `--teacher`
 path), and timm backbones pretrained on SynthAVA's content classes replace ImageNet weights (loaded through the same
-`backbone_checkpoint_path`). The trainers are called in process, with arguments a user would give on the command line.
+`backbone_checkpoint_path`). The trainers are called in process, with the argument dataclasses their command lines
+parse into; `trainer_arguments` lists them without running anything.
+
+The stages, in order: the world (SynthAVA), the stand-ins (tiny CLIP, content pretraining), the method (CFA,
+fine-tuning, KD, SKD), the seed papers' baselines, the evaluation and the report.
 
 SynthAVA is synthetic: these numbers say nothing about real photographs.
 """
@@ -15,7 +19,26 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .synthava import CONTENT_CLASSES, generate, unlabeled_source, vote_statistics, write_synthava
+import datasets.config
+from accelerate.state import AcceleratorState, GradientState
+from datasets import Dataset, DatasetDict
+
+from ..analysis import analyze_models
+from ..baselines.linear_probe import fit_linear_probe
+from ..baselines.zero_shot import evaluate_zero_shot
+from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
+from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+from ..training import cfa, skd, supervised
+from .content_pretraining import pretrain_content_classifier
+from .synthava import (
+    CONTENT_CLASSES,
+    ZERO_SHOT_PROMPTS,
+    generate,
+    unlabeled_source,
+    vote_statistics,
+    write_synthava,
+)
+from .tiny_clip import retrieval_recall, train_tiny_clip
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +69,10 @@ class QuickstartPlan:
     head_dropout: float = 0.2
     num_workers: int = 2
     extra: dict = field(default_factory=dict)
+
+    def architectures(self) -> dict[str, str]:
+        """The timm architecture of each role."""
+        return {"teacher": self.teacher_architecture, "student": self.student_architecture}
 
 
 FULL = QuickstartPlan(splits={"unlabeled": 8_000, "train": 4_000, "validation": 1_000, "test": 2_000})
@@ -78,6 +105,63 @@ BASELINE_ROWS = [
     ("Multi-teacher CFA student", "multi-teacher-cfa-student-scorer"),
 ]
 ZERO_SHOT_ROW = "CLIP zero-shot"
+# The stage of the student's CFA on both teachers, whose tiny-CLIP targets are those of the student's own CFA.
+MULTI_TEACHER_CFA = "CFA (student, two teachers)"
+
+TrainerArguments = cfa.CFAArguments | supervised.FinetuneArguments | skd.SKDArguments
+TRAINERS: dict[type, Callable[[TrainerArguments], dict]] = {
+    cfa.CFAArguments: cfa.train,
+    supervised.FinetuneArguments: supervised.train,
+    skd.SKDArguments: skd.train,
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything of a quickstart goes under `out_dir`."""
+
+    out_dir: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out_dir / "synthava"
+
+    @property
+    def models(self) -> Path:
+        return self.out_dir / "models"
+
+    @property
+    def clip(self) -> Path:
+        return self.models / "tiny-clip"
+
+    @property
+    def unlabeled(self) -> str:
+        return unlabeled_source(self.data_dir)
+
+    def content_checkpoint(self, architecture: str) -> Path:
+        """The content-pretrained backbone of `architecture`: this world's ImageNet weights."""
+        return self.models / f"content-pretrained-{architecture}.safetensors"
+
+    def cache(self, name: str) -> Path:
+        return self.out_dir / "cache" / name
+
+
+@dataclass
+class World:
+    dataset: DatasetDict
+    vote_statistics: dict
+
+
+@dataclass
+class StandIns:
+    retrieval: dict
+    content_accuracy: dict[str, float]
+
+
+@dataclass
+class Evaluation:
+    results: dict[str, dict]
+    attention: dict
 
 
 class Stages:
@@ -95,288 +179,298 @@ class Stages:
         return result
 
 
-def _train(trainer, arguments: list[str]):
-    """Run a trainer module as `accelerate launch scripts/<name>.py ARGUMENTS` would, in this process."""
-    from accelerate.state import AcceleratorState, GradientState
-
+def train_in_process(args: TrainerArguments) -> dict:
+    """Run the trainer of `args` as `accelerate launch scripts/<name>.py` would, in this process."""
     # Each trainer makes its own Accelerator; the previous one's process-wide state must not leak into it.
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
-    return trainer.train(trainer.parse_arguments(trainer.ARGUMENTS, arguments))
+    return TRAINERS[type(args)](args)
+
+
+def trainer_arguments(plan: QuickstartPlan, out_dir: str | Path, seed: int = 0) -> dict[str, TrainerArguments]:
+    """Every trainer run of a quickstart, by stage name in the order they run; builds the arguments only."""
+    runs = RunArguments(plan, Layout(Path(out_dir)), seed)
+    return runs.method() | runs.baselines()
+
+
+@dataclass(frozen=True)
+class RunArguments:
+    """The arguments of the quickstart's trainer runs, as a user would give them on the command line."""
+
+    plan: QuickstartPlan
+    layout: Layout
+    seed: int
+
+    def method(self) -> dict[str, TrainerArguments]:
+        """CSKD's runs: CFA of both backbones, the scorers fine-tuned from them and from the content-pretrained
+        backbones (NIMA*), then KD and SKD from the CFA teacher's scorer into the CFA student."""
+        plan, models = self.plan, self.layout.models
+        architectures = plan.architectures()
+        runs: dict[str, TrainerArguments] = {
+            f"CFA ({role})": self.align([str(self.layout.clip)], architecture, role, f"cfa-{role}")
+            for role, architecture in architectures.items()
+        }
+        for role, epochs in (("teacher", plan.finetune_epochs), ("student", plan.student_epochs)):
+            architecture = architectures[role]
+            content = str(self.layout.content_checkpoint(architecture))
+            runs[f"nima-{role}"] = self.finetune(
+                f"nima-{role}", architecture, epochs, backbone_checkpoint_path=content
+            )
+            aligned = str(models / f"cfa-{role}")
+            runs[f"cfa-{role}-scorer"] = self.finetune(f"cfa-{role}-scorer", architecture, epochs, model=aligned)
+        runs["kd-student"] = self.distil("kd-student")
+        runs["cskd-student"] = self.distil("cskd-student", unlabeled=[self.layout.unlabeled], mu=plan.mu)
+        return runs
+
+    def baselines(self) -> dict[str, TrainerArguments]:
+        """The seed papers' trained baselines: the tiny CLIP fine-tuned directly, and the student aligned to two
+        teachers (the tiny CLIP and the teacher's content classifier, as Hou et al. align to several object
+        classifiers), then fine-tuned."""
+        plan, clip = self.plan, str(self.layout.clip)
+        student, teacher = plan.student_architecture, plan.teacher_architecture
+        classifier = f"timm:{teacher}@{self.layout.content_checkpoint(teacher)}"
+        multi_teacher = str(self.layout.models / "multi-teacher-cfa-student")
+        return {
+            "clip-finetuned": self.finetune("clip-finetuned", student, plan.finetune_epochs, clip_backbone=clip),
+            MULTI_TEACHER_CFA: self.align([clip, classifier], student, "multi-teacher", "multi-teacher-cfa-student"),
+            "multi-teacher-cfa-student-scorer": self.finetune(
+                "multi-teacher-cfa-student-scorer", student, plan.student_epochs, model=multi_teacher
+            ),
+        }
+
+    def align(self, teachers: list[str], architecture: str, cache: str, name: str) -> cfa.CFAArguments:
+        """Alignment of a content-pretrained `architecture` to `teachers` on the unlabeled corpus, into
+        `models/<name>`, with the teachers' targets cached in `cache/<cache>`."""
+        return cfa.CFAArguments(
+            teacher=teachers,
+            unlabeled=[self.layout.unlabeled],
+            architecture=architecture,
+            backbone_checkpoint_path=str(self.layout.content_checkpoint(architecture)),
+            num_epochs=self.plan.cfa_epochs,
+            lr_decay_epochs=[self.plan.cfa_epochs],
+            teacher_cache=str(self.layout.cache(cache)),
+            output_dir=str(self.layout.models / name),
+            **self.common(),
+        )
+
+    def finetune(self, name: str, architecture: str, epochs: int, **start: str) -> supervised.FinetuneArguments:
+        """Supervised fine-tuning on SynthAVA into `models/<name>`, from the weights `start` names."""
+        return supervised.FinetuneArguments(
+            dataset=str(self.layout.data_dir),
+            architecture=architecture,
+            **start,
+            num_epochs=epochs,
+            **self.scoring(),
+            output_dir=str(self.layout.models / name),
+            **self.common(),
+        )
+
+    def distil(self, name: str, **semi_supervised) -> skd.SKDArguments:
+        """Distillation from the CFA teacher's scorer into the CFA student, into `models/<name>`: KD on the labeled
+        images, SKD with the unlabeled options `semi_supervised` too."""
+        models = self.layout.models
+        return skd.SKDArguments(
+            dataset=str(self.layout.data_dir),
+            teacher=str(models / "cfa-teacher-scorer"),
+            model=str(models / "cfa-student"),
+            num_epochs=self.plan.student_epochs,
+            **self.scoring(),
+            beta=self.plan.beta,
+            **semi_supervised,
+            output_dir=str(models / name),
+            **self.common(),
+        )
+
+    def scoring(self) -> dict:
+        """The options of every run that trains a scorer."""
+        return {"lr_decay_epochs": [self.plan.lr_decay_epoch], "head_dropout": self.plan.head_dropout}
+
+    def common(self) -> dict:
+        """The options of every run; the runs end long before their first checkpoint."""
+        plan = self.plan
+        return {
+            "seed": self.seed,
+            "image_size": plan.image_size,
+            "batch_size": plan.batch_size,
+            "learning_rate": plan.learning_rate,
+            "num_workers": plan.num_workers,
+            "report_to": "none",
+            "checkpointing_steps": 100_000,
+            "checkpoints_total_limit": 1,
+        }
 
 
 def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = False, seed: int = 0) -> dict:
     """Run every stage and write `results.json`, `results.md`, `ier.png` and the model folders into `out_dir`."""
-    import datasets.config
-
-    from ..analysis import analyze_models
-    from ..baselines.linear_probe import fit_linear_probe
-    from ..baselines.zero_shot import evaluate_zero_shot
-    from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
-    from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
-    from ..training import cfa, skd, supervised
-    from .content_pretraining import pretrain_content_classifier
-    from .synthava import ZERO_SHOT_PROMPTS
-    from .tiny_clip import retrieval_recall, train_tiny_clip
-
     # `datasets` pauses 5 s after every pass over a Parquet stream (a guard against apache/arrow#45214 at thread
     # shutdown); negligible per epoch of a real corpus, but most of the time of a small world's many short passes.
     datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN = 0.5
     plan = SMOKE if smoke else FULL
-    out_dir = Path(out_dir)
-    data_dir, models = out_dir / "synthava", out_dir / "models"
+    layout = Layout(Path(out_dir))
+    runs = RunArguments(plan, layout, seed)
     stages = Stages()
-    dataset = stages.run(
-        "SynthAVA", write_synthava, data_dir, splits=plan.splits, image_size=plan.image_size, seed=seed
-    )
-    statistics = vote_statistics(dataset["train"])
+    world = build_world(stages, plan, layout, seed)
+    stand_ins = train_stand_ins(stages, plan, layout, world, seed)
+    train_method(stages, runs.method())
+    zero_shot = run_baselines(stages, plan, layout, world, runs.baselines())
+    evaluation = evaluate(stages, plan, layout, world, zero_shot)
+    summary = {
+        "seed": seed,
+        "smoke": smoke,
+        "plan": asdict(plan),
+        "synthava_train_votes": world.vote_statistics,
+        "tiny_clip_retrieval": stand_ins.retrieval,
+        "content_pretraining_accuracy": stand_ins.content_accuracy,
+        "attention": evaluation.attention,
+        "results": evaluation.results,
+        "stage_seconds": stages.seconds,
+        "total_seconds": round(sum(stages.seconds.values()), 1),
+    }
+    write_report(layout, world.dataset["test"], summary)
+    return summary
 
+
+def build_world(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int) -> World:
+    """SynthAVA: the labeled splits and the unlabeled corpus, written to `layout.data_dir`."""
+    dataset = stages.run(
+        "SynthAVA", write_synthava, layout.data_dir, splits=plan.splits, image_size=plan.image_size, seed=seed
+    )
+    return World(dataset, vote_statistics(dataset["train"]))
+
+
+def train_stand_ins(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, seed: int) -> StandIns:
+    """The tiny CLIP, trained on the unlabeled corpus's captions, and the content-pretrained backbones."""
     stages.run(
         "tiny CLIP",
         train_tiny_clip,
-        dataset["unlabeled"],
-        models / "tiny-clip",
+        world.dataset["unlabeled"],
+        layout.clip,
         epochs=plan.clip_epochs,
         batch_size=plan.clip_batch_size,
         seed=seed,
     )
-    retrieval = retrieval_recall(models / "tiny-clip", dataset["test"].select(range(min(200, len(dataset["test"])))))
+    test = world.dataset["test"]
+    retrieval = retrieval_recall(layout.clip, test.select(range(min(200, len(test)))))
 
     # The "ImageNet" of this world: well-exposed, sharp, clean renders of the subjects, labeled by content only.
     content_set = generate({"content": plan.content_images}, image_size=plan.image_size, seed=seed + 1, neutral=True)
-    imagenet, content_accuracy = {}, {}
-    for role, architecture in (("teacher", plan.teacher_architecture), ("student", plan.student_architecture)):
-        imagenet[role] = models / f"content-pretrained-{architecture}.safetensors"
+    content_accuracy = {}
+    for role, architecture in plan.architectures().items():
         content_accuracy[architecture] = stages.run(
             f"content pretraining ({role}: {architecture})",
             pretrain_content_classifier,
             content_set["content"],
             architecture,
-            imagenet[role],
+            layout.content_checkpoint(architecture),
             len(CONTENT_CLASSES),
             epochs=plan.content_epochs,
             seed=seed,
             num_workers=plan.num_workers,
         )["content_accuracy"]
+    return StandIns(retrieval, content_accuracy)
 
-    common = [
-        "--seed",
-        str(seed),
-        "--image_size",
-        str(plan.image_size),
-        "--batch_size",
-        str(plan.batch_size),
-        "--learning_rate",
-        str(plan.learning_rate),
-        "--num_workers",
-        str(plan.num_workers),
-        "--report_to",
-        "none",
-        "--checkpointing_steps",
-        "100000",
-        "--checkpoints_total_limit",
-        "1",
-    ]
-    architecture = {"teacher": plan.teacher_architecture, "student": plan.student_architecture}
-    source = unlabeled_source(data_dir)
 
-    for role in ("teacher", "student"):
-        stages.run(
-            f"CFA ({role})",
-            _train,
-            cfa,
-            [
-                "--teacher",
-                str(models / "tiny-clip"),
-                "--unlabeled",
-                source,
-                "--architecture",
-                architecture[role],
-                "--backbone_checkpoint_path",
-                str(imagenet[role]),
-                "--num_epochs",
-                str(plan.cfa_epochs),
-                "--lr_decay_epochs",
-                str(plan.cfa_epochs),
-                "--teacher_cache",
-                str(out_dir / "cache" / role),
-                "--output_dir",
-                str(models / f"cfa-{role}"),
-                *common,
-            ],
-        )
+def train_method(stages: Stages, arguments: dict[str, TrainerArguments]) -> None:
+    """CSKD's runs (`RunArguments.method`), each a stage."""
+    for name, args in arguments.items():
+        stages.run(name, train_in_process, args)
 
-    def finetune(name: str, role: str, start: list[str], epochs: int):
-        return stages.run(
-            name,
-            _train,
-            supervised,
-            [
-                "--dataset",
-                str(data_dir),
-                "--architecture",
-                architecture[role],
-                *start,
-                "--num_epochs",
-                str(epochs),
-                "--lr_decay_epochs",
-                str(plan.lr_decay_epoch),
-                "--head_dropout",
-                str(plan.head_dropout),
-                "--output_dir",
-                str(models / name),
-                *common,
-            ],
-        )
 
-    finetune("nima-teacher", "teacher", ["--backbone_checkpoint_path", str(imagenet["teacher"])], plan.finetune_epochs)
-    finetune("cfa-teacher-scorer", "teacher", ["--model", str(models / "cfa-teacher")], plan.finetune_epochs)
-    finetune("nima-student", "student", ["--backbone_checkpoint_path", str(imagenet["student"])], plan.student_epochs)
-    finetune("cfa-student-scorer", "student", ["--model", str(models / "cfa-student")], plan.student_epochs)
-    distil = [
-        "--dataset",
-        str(data_dir),
-        "--teacher",
-        str(models / "cfa-teacher-scorer"),
-        "--model",
-        str(models / "cfa-student"),
-        "--num_epochs",
-        str(plan.student_epochs),
-        "--lr_decay_epochs",
-        str(plan.lr_decay_epoch),
-        "--head_dropout",
-        str(plan.head_dropout),
-        "--beta",
-        str(plan.beta),
-        *common,
-    ]
-    stages.run("kd-student", _train, skd, [*distil, "--output_dir", str(models / "kd-student")])
-    stages.run(
-        "cskd-student",
-        _train,
-        skd,
-        [
-            *distil,
-            "--unlabeled",
-            source,
-            "--mu",
-            str(plan.mu),
-            "--output_dir",
-            str(models / "cskd-student"),
-        ],
-    )
+def run_baselines(
+    stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, arguments: dict[str, TrainerArguments]
+) -> dict:
+    """The seed papers' baselines with the same stand-ins: the tiny CLIP prompted, probed and fine-tuned directly,
+    and the multi-teacher CFA student (`RunArguments.baselines`).
 
-    # The seed papers' baselines, with the same stand-ins: the tiny CLIP prompted, probed and fine-tuned directly,
-    # and the student aligned to two teachers (the tiny CLIP and the content classifier), as Hou et al. align to
-    # several object classifiers.
+    Returns the zero-shot row's metrics: the one row without a model folder.
+    """
     zero_shot = stages.run(
-        "CLIP zero-shot", evaluate_zero_shot, models / "tiny-clip", dataset, prompts=ZERO_SHOT_PROMPTS, progress=False
+        "CLIP zero-shot", evaluate_zero_shot, layout.clip, world.dataset, prompts=ZERO_SHOT_PROMPTS, progress=False
     )
     stages.run(
         "CLIP linear probe",
         fit_linear_probe,
-        models / "tiny-clip",
-        dataset,
-        models / "clip-probe",
-        cache_dir=out_dir / "cache" / "probe",
+        layout.clip,
+        world.dataset,
+        layout.models / "clip-probe",
+        cache_dir=layout.cache("probe"),
         num_workers=plan.num_workers,
     )
-    finetune("clip-finetuned", "student", ["--clip_backbone", str(models / "tiny-clip")], plan.finetune_epochs)
-    # The tiny CLIP's targets for this student are those already cached for its single-teacher CFA (same images,
-    # same view, same CLIP): the multi-teacher run reuses them and only embeds the corpus with the classifier.
-    multi_cache = out_dir / "cache" / "multi-teacher"
-    multi_cache.mkdir(parents=True, exist_ok=True)
-    if not (multi_cache / "teacher0").exists():
-        (multi_cache / "teacher0").symlink_to((out_dir / "cache" / "student").resolve(), target_is_directory=True)
-    stages.run(
-        "CFA (student, two teachers)",
-        _train,
-        cfa,
-        [
-            "--teacher",
-            str(models / "tiny-clip"),
-            "--teacher",
-            f"timm:{plan.teacher_architecture}@{imagenet['teacher']}",
-            "--unlabeled",
-            source,
-            "--architecture",
-            plan.student_architecture,
-            "--backbone_checkpoint_path",
-            str(imagenet["student"]),
-            "--num_epochs",
-            str(plan.cfa_epochs),
-            "--lr_decay_epochs",
-            str(plan.cfa_epochs),
-            "--teacher_cache",
-            str(multi_cache),
-            "--output_dir",
-            str(models / "multi-teacher-cfa-student"),
-            *common,
-        ],
-    )
-    finetune(
-        "multi-teacher-cfa-student-scorer",
-        "student",
-        ["--model", str(models / "multi-teacher-cfa-student")],
-        plan.student_epochs,
-    )
+    share_teacher_cache(arguments[MULTI_TEACHER_CFA], 0, layout.cache("student"))
+    for name, args in arguments.items():
+        stages.run(name, train_in_process, args)
+    return zero_shot
 
+
+def share_teacher_cache(args: cfa.CFAArguments, index: int, built: Path) -> None:
+    """Let teacher `index` of a several-teacher CFA run reuse the complete cache `built` of a one-teacher run.
+
+    The tiny CLIP's targets for the student are those cached for its single-teacher CFA (same images, view and CLIP;
+    the cache's description check refuses them otherwise), so the multi-teacher run only embeds the corpus with the
+    classifier. `CFAArguments` places each teacher's cache under `teacher_cache` (`cache_dir(index)`), so that folder
+    is a link to `built`.
+    """
+    folder = Path(args.cache_dir(index))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not folder.exists():
+        folder.symlink_to(built.resolve(), target_is_directory=True)
+
+
+def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, zero_shot: dict) -> Evaluation:
+    """The attention diagnostic, then every row, and an untrained student as the floor, on the test split."""
+    test = world.dataset["test"]
     # The paper's Fig. 3 diagnostic on the one ViT here: the tiny CLIP's tower as it is (the probe's frozen backbone)
     # and after direct fine-tuning.
-    attention_images = [row["image"].convert("RGB") for row in dataset["test"].select(range(32))]
+    attention_images = [row["image"].convert("RGB") for row in test.select(range(32))]
     attention = stages.run(
         "attention diagnostic",
         analyze_models,
-        [models / "clip-probe", models / "clip-finetuned"],
+        [layout.models / "clip-probe", layout.models / "clip-finetuned"],
         attention_images,
-        out_dir / "attention",
+        layout.out_dir / "attention",
         names=["CLIP (frozen)", "CLIP fine-tuned"],
     )
 
-    # The same student architecture with random weights: the floor every trained row must clear.
+    # The same student architecture with random weights: the floor every trained row must clear. Its weights come
+    # from the global RNG as the stages before leave it.
     untrained = CSKDForAestheticScoring(
         CSKDConfig(architecture=plan.student_architecture, image_size=plan.image_size, head_dropout=plan.head_dropout)
     )
-    untrained.save_pretrained(models / "untrained-student")
-    CSKDImageProcessor.from_model_config(untrained.config).save_pretrained(models / "untrained-student")
+    untrained.save_pretrained(layout.models / "untrained-student")
+    CSKDImageProcessor.from_model_config(untrained.config).save_pretrained(layout.models / "untrained-student")
 
-    def evaluate_all():
-        rows = {name: evaluate_model(models / folder, dataset["test"], progress=False) for name, folder in ROWS}
+    def evaluate_all() -> dict[str, dict]:
+        def row(folder: str) -> dict:
+            return evaluate_model(layout.models / folder, test, progress=False)
+
+        rows = {name: row(folder) for name, folder in ROWS}
         rows[ZERO_SHOT_ROW] = zero_shot
-        rows |= {
-            name: evaluate_model(models / folder, dataset["test"], progress=False) for name, folder in BASELINE_ROWS
-        }
-        rows["untrained student"] = evaluate_model(models / "untrained-student", dataset["test"], progress=False)
+        rows |= {name: row(folder) for name, folder in BASELINE_ROWS}
+        rows["untrained student"] = row("untrained-student")
         return rows
 
-    results = stages.run("evaluation on the test split", evaluate_all)
-    test_images = out_dir / "test-images"
+    return Evaluation(stages.run("evaluation on the test split", evaluate_all), attention)
+
+
+def write_report(layout: Layout, test: Dataset, summary: dict) -> None:
+    """Sample test images to score, `ier.png`, `results.json` and `results.md`, and the table on stdout."""
+    test_images = layout.out_dir / "test-images"
     test_images.mkdir(exist_ok=True)
-    for row in dataset["test"].select(range(min(50, len(dataset["test"])))):
+    for row in test.select(range(min(50, len(test)))):
         row["image"].save(test_images / f"{row['image_id']}.jpg", quality=95)
+    results = summary["results"]
     plot_interval_error_rates(
-        {name: results[name] for name, _ in ROWS}, out_dir / "ier.png", title="SynthAVA test: interval error rate"
+        {name: results[name] for name, _ in ROWS},
+        layout.out_dir / "ier.png",
+        title="SynthAVA test: interval error rate",
     )
-    summary = {
-        "seed": seed,
-        "smoke": smoke,
-        "plan": asdict(plan),
-        "synthava_train_votes": statistics,
-        "tiny_clip_retrieval": retrieval,
-        "content_pretraining_accuracy": content_accuracy,
-        "attention": attention,
-        "results": results,
-        "stage_seconds": stages.seconds,
-        "total_seconds": round(sum(stages.seconds.values()), 1),
-    }
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=1))
+    (layout.out_dir / "results.json").write_text(json.dumps(summary, indent=1))
     table = comparison_table(results, counts=False)
-    (out_dir / "results.md").write_text(results_markdown(summary, table))
+    (layout.out_dir / "results.md").write_text(results_markdown(summary, table))
     print("\n" + table)
-    print(f"\nWrote {out_dir / 'results.md'}, results.json, ier.png and the models in {models}.")
-    print(f"Try: cskd score {test_images} --model {models / 'cskd-student'}")
+    print(f"\nWrote {layout.out_dir / 'results.md'}, results.json, ier.png and the models in {layout.models}.")
+    print(f"Try: cskd score {test_images} --model {layout.models / 'cskd-student'}")
     print("SynthAVA is synthetic: these numbers say nothing about real photographs.")
-    return summary
 
 
 def results_markdown(summary: dict, table: str) -> str:
@@ -436,9 +530,11 @@ Per layer, on 32 test images (`cskd analyze attention`; plot in `attention/atten
 __all__ = [
     "BASELINE_ROWS",
     "FULL",
+    "MULTI_TEACHER_CFA",
     "ROWS",
     "SMOKE",
     "ZERO_SHOT_ROW",
     "QuickstartPlan",
     "run_quickstart",
+    "trainer_arguments",
 ]

@@ -1,0 +1,105 @@
+"""The quickstart builds each trainer's argument dataclass directly: it must equal what the command line the quickstart
+used to pass parsed into, so that every run, and every result, stays as it was."""
+
+from pathlib import Path
+
+import pytest
+
+from cskd_hf.synthetic.quickstart import (
+    FULL,
+    MULTI_TEACHER_CFA,
+    SMOKE,
+    QuickstartPlan,
+    share_teacher_cache,
+    trainer_arguments,
+)
+from cskd_hf.training.arguments import parse_arguments
+from cskd_hf.training.cache import COMPLETE_FILE, cache_is_complete
+from cskd_hf.training.cfa import CFAArguments
+from cskd_hf.training.skd import SKDArguments
+from cskd_hf.training.supervised import FinetuneArguments
+
+
+def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[type, list[str]]]:
+    """Each trainer's arguments class and argv, by stage name in the order they ran, as the quickstart built them
+    before it built dataclasses (commit b71d30d), copied from it."""
+    data_dir, models, cache = out_dir / "synthava", out_dir / "models", out_dir / "cache"
+    source = f"parquet:{data_dir / 'data' / 'unlabeled-*.parquet'}"
+    architecture = {"teacher": plan.teacher_architecture, "student": plan.student_architecture}
+    imagenet = {role: models / f"content-pretrained-{arch}.safetensors" for role, arch in architecture.items()}
+    common = [
+        "--seed", str(seed), "--image_size", str(plan.image_size), "--batch_size", str(plan.batch_size),
+        "--learning_rate", str(plan.learning_rate), "--num_workers", str(plan.num_workers), "--report_to", "none",
+        "--checkpointing_steps", "100000", "--checkpoints_total_limit", "1",
+    ]  # fmt: skip
+    runs = {}
+    for role in ("teacher", "student"):
+        runs[f"CFA ({role})"] = (CFAArguments, [
+            "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", architecture[role],
+            "--backbone_checkpoint_path", str(imagenet[role]), "--num_epochs", str(plan.cfa_epochs),
+            "--lr_decay_epochs", str(plan.cfa_epochs), "--teacher_cache", str(cache / role),
+            "--output_dir", str(models / f"cfa-{role}"), *common,
+        ])  # fmt: skip
+
+    def finetune(name: str, role: str, start: list[str], epochs: int):
+        runs[name] = (FinetuneArguments, [
+            "--dataset", str(data_dir), "--architecture", architecture[role], *start, "--num_epochs", str(epochs),
+            "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout),
+            "--output_dir", str(models / name), *common,
+        ])  # fmt: skip
+
+    finetune("nima-teacher", "teacher", ["--backbone_checkpoint_path", str(imagenet["teacher"])], plan.finetune_epochs)
+    finetune("cfa-teacher-scorer", "teacher", ["--model", str(models / "cfa-teacher")], plan.finetune_epochs)
+    finetune("nima-student", "student", ["--backbone_checkpoint_path", str(imagenet["student"])], plan.student_epochs)
+    finetune("cfa-student-scorer", "student", ["--model", str(models / "cfa-student")], plan.student_epochs)
+    distil = [
+        "--dataset", str(data_dir), "--teacher", str(models / "cfa-teacher-scorer"),
+        "--model", str(models / "cfa-student"), "--num_epochs", str(plan.student_epochs),
+        "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout),
+        "--beta", str(plan.beta), *common,
+    ]  # fmt: skip
+    runs["kd-student"] = (SKDArguments, [*distil, "--output_dir", str(models / "kd-student")])
+    runs["cskd-student"] = (SKDArguments, [
+        *distil, "--unlabeled", source, "--mu", str(plan.mu), "--output_dir", str(models / "cskd-student"),
+    ])  # fmt: skip
+    finetune("clip-finetuned", "student", ["--clip_backbone", str(models / "tiny-clip")], plan.finetune_epochs)
+    runs["CFA (student, two teachers)"] = (CFAArguments, [
+        "--teacher", str(models / "tiny-clip"),
+        "--teacher", f"timm:{plan.teacher_architecture}@{imagenet['teacher']}",
+        "--unlabeled", source, "--architecture", plan.student_architecture,
+        "--backbone_checkpoint_path", str(imagenet["student"]), "--num_epochs", str(plan.cfa_epochs),
+        "--lr_decay_epochs", str(plan.cfa_epochs), "--teacher_cache", str(cache / "multi-teacher"),
+        "--output_dir", str(models / "multi-teacher-cfa-student"), *common,
+    ])  # fmt: skip
+    finetune(
+        "multi-teacher-cfa-student-scorer",
+        "student",
+        ["--model", str(models / "multi-teacher-cfa-student")],
+        plan.student_epochs,
+    )
+    return runs
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("plan", [FULL, SMOKE], ids=["full", "smoke"])
+def test_trainer_arguments_are_those_the_command_lines_parsed_into(plan, seed, tmp_path):
+    out_dir = tmp_path / "quickstart"
+    planned = trainer_arguments(plan, out_dir, seed)
+    expected = command_lines(plan, out_dir, seed)
+    assert list(planned) == list(expected)  # the same runs, in the same order
+    for name, (arguments_class, argv) in expected.items():
+        assert type(planned[name]) is arguments_class, name
+        assert planned[name] == parse_arguments(arguments_class, argv), name
+    assert not out_dir.exists()  # planned, nothing run or written
+
+
+def test_the_multi_teacher_run_reads_the_clip_targets_of_the_single_teacher_run(tmp_path):
+    planned = trainer_arguments(SMOKE, tmp_path)
+    multi, single = planned[MULTI_TEACHER_CFA], planned["CFA (student)"]
+    assert multi.teacher[0] == single.teacher[0]  # the tiny CLIP
+    built = Path(single.cache_dir(0))
+    built.mkdir(parents=True)
+    (built / COMPLETE_FILE).write_text("{}")
+    for _ in range(2):  # a second quickstart in the same folder finds the cache shared already
+        share_teacher_cache(multi, 0, built)
+    assert cache_is_complete(multi.cache_dir(0)) and not cache_is_complete(multi.cache_dir(1))
