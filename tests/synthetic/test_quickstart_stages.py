@@ -10,11 +10,9 @@ from cskd_hf.synthetic.quickstart import (
     MULTI_TEACHER_CFA,
     SMOKE,
     QuickstartPlan,
-    share_teacher_cache,
     trainer_arguments,
 )
 from cskd_hf.training.arguments import parse_arguments
-from cskd_hf.training.cache import COMPLETE_FILE, cache_is_complete
 from cskd_hf.training.cfa import CFAArguments
 from cskd_hf.training.skd import SKDArguments
 from cskd_hf.training.supervised import FinetuneArguments
@@ -68,7 +66,10 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
         "--teacher", f"timm:{plan.teacher_architecture}@{imagenet['teacher']}",
         "--unlabeled", source, "--architecture", plan.student_architecture,
         "--backbone_checkpoint_path", str(imagenet["student"]), "--num_epochs", str(plan.cfa_epochs),
-        "--lr_decay_epochs", str(plan.cfa_epochs), "--teacher_cache", str(cache / "multi-teacher"),
+        "--lr_decay_epochs", str(plan.cfa_epochs),
+        # One change from the old command line: the tiny CLIP's cache folder is the one-teacher run's, named
+        # directly, where the old one linked cache/multi-teacher/teacher0 to it.
+        "--teacher_caches", str(cache / "student"), str(cache / "multi-teacher" / "teacher1"),
         "--output_dir", str(models / "multi-teacher-cfa-student"), *common,
     ])  # fmt: skip
     finetune(
@@ -97,9 +98,5 @@ def test_the_multi_teacher_run_reads_the_clip_targets_of_the_single_teacher_run(
     planned = trainer_arguments(SMOKE, tmp_path)
     multi, single = planned[MULTI_TEACHER_CFA], planned["CFA (student)"]
     assert multi.teacher[0] == single.teacher[0]  # the tiny CLIP
-    built = Path(single.cache_dir(0))
-    built.mkdir(parents=True)
-    (built / COMPLETE_FILE).write_text("{}")
-    for _ in range(2):  # a second quickstart in the same folder finds the cache shared already
-        share_teacher_cache(multi, 0, built)
-    assert cache_is_complete(multi.cache_dir(0)) and not cache_is_complete(multi.cache_dir(1))
+    assert multi.cache_dir(0) == single.cache_dir(0)  # its cache, named directly: no link
+    assert multi.cache_dir(1) != single.cache_dir(0) and Path(multi.cache_dir(1)).name == "teacher1"

@@ -90,6 +90,22 @@ def test_several_teachers_parse_and_a_single_one_keeps_the_cfa_layout(toy_world,
     assert single.config.projection_dim == 32 and any(key.startswith("projector.") for key in single.state_dict())
 
 
+def test_each_teacher_can_name_its_own_cache_folder(toy_world, classifier_teacher, tmp_path):
+    """`--teacher_caches`: one folder per teacher, e.g. a one-teacher run's cache reused as is, without links."""
+    caches = ("--teacher_caches", str(tmp_path / "clip-cache"), str(tmp_path / "classifier-cache"))
+    args = cfa.parse_arguments(
+        cfa.CFAArguments, cfa_args(toy_world, tmp_path, "--teacher", classifier_teacher, *caches)
+    )
+    assert [args.cache_dir(0), args.cache_dir(1)] == [str(tmp_path / "clip-cache"), str(tmp_path / "classifier-cache")]
+    with pytest.raises(ValueError, match="1 folders for 2 teachers"):
+        cfa.parse_arguments(
+            cfa.CFAArguments, cfa_args(toy_world, tmp_path, "--teacher", classifier_teacher, *caches[:2])
+        )
+    with pytest.raises(ValueError, match="not both"):
+        both = (*caches, "--teacher_cache", str(tmp_path / "cache"))
+        cfa.parse_arguments(cfa.CFAArguments, cfa_args(toy_world, tmp_path, "--teacher", classifier_teacher, *both))
+
+
 def test_hou_joint_mode_aligns_to_a_classifier_beside_the_labels_in_one_stage(toy_world, classifier_teacher, tmp_path):
     """Hou et al. (2022): on the labeled images, the EMD to the labels plus lambda times the alignment of the
     student's features to an object classifier's, in one stage; the projector trains alongside and is dropped."""

@@ -232,15 +232,24 @@ class RunArguments:
         multi_teacher = str(self.layout.models / "multi-teacher-cfa-student")
         return {
             "clip-finetuned": self.finetune("clip-finetuned", student, plan.finetune_epochs, clip_backbone=clip),
-            MULTI_TEACHER_CFA: self.align([clip, classifier], student, "multi-teacher", "multi-teacher-cfa-student"),
+            # The tiny CLIP's targets for the student are those its one-teacher CFA cached (same images, view and
+            # CLIP; the cache's description check refuses them otherwise): only the classifier embeds the corpus.
+            MULTI_TEACHER_CFA: self.align(
+                [clip, classifier], student, ["student", "multi-teacher/teacher1"], "multi-teacher-cfa-student"
+            ),
             "multi-teacher-cfa-student-scorer": self.finetune(
                 "multi-teacher-cfa-student-scorer", student, plan.student_epochs, model=multi_teacher
             ),
         }
 
-    def align(self, teachers: list[str], architecture: str, cache: str, name: str) -> cfa.CFAArguments:
+    def align(self, teachers: list[str], architecture: str, cache: str | list[str], name: str) -> cfa.CFAArguments:
         """Alignment of a content-pretrained `architecture` to `teachers` on the unlabeled corpus, into
-        `models/<name>`, with the teachers' targets cached in `cache/<cache>`."""
+        `models/<name>`, with the teachers' targets cached in `cache/<cache>` (one folder per teacher for a list)."""
+        caches = (
+            {"teacher_caches": [str(self.layout.cache(folder)) for folder in cache]}
+            if isinstance(cache, list)
+            else {"teacher_cache": str(self.layout.cache(cache))}
+        )
         return cfa.CFAArguments(
             teacher=teachers,
             unlabeled=[self.layout.unlabeled],
@@ -248,8 +257,8 @@ class RunArguments:
             backbone_checkpoint_path=str(self.layout.content_checkpoint(architecture)),
             num_epochs=self.plan.cfa_epochs,
             lr_decay_epochs=[self.plan.cfa_epochs],
-            teacher_cache=str(self.layout.cache(cache)),
             output_dir=str(self.layout.models / name),
+            **caches,
             **self.common(),
         )
 
@@ -396,24 +405,9 @@ def run_baselines(
         cache_dir=layout.cache("probe"),
         num_workers=plan.num_workers,
     )
-    share_teacher_cache(arguments[MULTI_TEACHER_CFA], 0, layout.cache("student"))
     for name, args in arguments.items():
         stages.run(name, train_in_process, args)
     return zero_shot
-
-
-def share_teacher_cache(args: cfa.CFAArguments, index: int, built: Path) -> None:
-    """Let teacher `index` of a several-teacher CFA run reuse the complete cache `built` of a one-teacher run.
-
-    The tiny CLIP's targets for the student are those cached for its single-teacher CFA (same images, view and CLIP;
-    the cache's description check refuses them otherwise), so the multi-teacher run only embeds the corpus with the
-    classifier. `CFAArguments` places each teacher's cache under `teacher_cache` (`cache_dir(index)`), so that folder
-    is a link to `built`.
-    """
-    folder = Path(args.cache_dir(index))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if not folder.exists():
-        folder.symlink_to(built.resolve(), target_is_directory=True)
 
 
 def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, zero_shot: dict) -> Evaluation:

@@ -68,6 +68,14 @@ class CFAArguments(CommonArguments, UnlabeledArguments):
             "teacher when there are several)"
         },
     )
+    teacher_caches: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "one cache folder per --teacher, in order, instead of --teacher_cache's subfolders (e.g. to reuse "
+            "the cache of a one-teacher run for the same teacher)",
+            "action": "extend",
+        },
+    )
     model: str | None = field(default=None, metadata={"help": "continue from a saved alignment model"})
     architecture: str = field(default="mobilenetv2_100", metadata={"help": "timm backbone of the student"})
     backbone_pretrained: bool = field(default=False, metadata={"help": "start from timm's ImageNet weights"})
@@ -84,9 +92,16 @@ class CFAArguments(CommonArguments, UnlabeledArguments):
         self.teacher = self.teacher or ["openai/clip-vit-large-patch14"]
         if self.teacher_weight and len(self.teacher_weight) != len(self.teacher):
             raise ValueError(f"--teacher_weight: {len(self.teacher_weight)} weights for {len(self.teacher)} teachers")
+        if self.teacher_caches and len(self.teacher_caches) != len(self.teacher):
+            raise ValueError(f"--teacher_caches: {len(self.teacher_caches)} folders for {len(self.teacher)} teachers")
+        if self.teacher_caches and self.teacher_cache:
+            raise ValueError("--teacher_cache or --teacher_caches, not both")
 
     def cache_dir(self, index: int) -> str | None:
-        """The teacher cache of teacher `index`: `--teacher_cache` itself for a single teacher."""
+        """The teacher cache of teacher `index`: its `--teacher_caches` folder, or `--teacher_cache` itself for a
+        single teacher and its `teacher<index>` subfolder for several."""
+        if self.teacher_caches:
+            return self.teacher_caches[index]
         if not self.teacher_cache or len(self.teacher) == 1:
             return self.teacher_cache
         return os.path.join(self.teacher_cache, f"teacher{index}")
@@ -122,7 +137,7 @@ def train(args: CFAArguments) -> dict:
         return UnlabeledBatches(stream, image_processor, args.batch_size, train, args.seed, drop_last)
 
     caches = None
-    if args.teacher_cache:
+    if args.teacher_cache or args.teacher_caches:
         descriptions = [
             {"teacher": spec, "target": args.teacher_target, "image_size": model.config.image_size}
             for spec in args.teacher
@@ -140,7 +155,8 @@ def train(args: CFAArguments) -> dict:
         # A cache built for another teacher, target or input size is refused, naming what differs.
         caches = [TeacherCache(args.cache_dir(index), description) for index, description in enumerate(descriptions)]
         teachers = None  # the caches replace the live teachers; free their memory
-        logger.info(f"training from the teacher cache in {args.teacher_cache} ({len(caches[0])} images)")
+        folders = ", ".join(args.cache_dir(index) for index in range(len(args.teacher)))
+        logger.info(f"training from the teacher caches in {folders} ({len(caches[0])} images)")
 
     def targets_of(batch, pixel_values) -> torch.Tensor | list[torch.Tensor]:
         if caches:
