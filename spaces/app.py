@@ -24,6 +24,7 @@ from PIL import Image
 from transformers import pipeline
 
 from cskd_hf.data.images import ImageReadError, open_image
+from cskd_hf.data.prepare import load_labeled
 from cskd_hf.pipeline import TASK
 
 DEFAULT_MODELS = ["outputs/quickstart/models/cskd-student", "outputs/quickstart/models/cfa-teacher-scorer"]
@@ -146,8 +147,6 @@ def load_reference(dataset: str | None) -> np.ndarray | None:
     """True mean scores of a labeled test split, for the "above N% of the test set" reading."""
     if not dataset or not Path(dataset).exists():
         return None
-    from cskd_hf.data.prepare import load_labeled
-
     return np.asarray(load_labeled(dataset)["test"]["mean_score"], dtype=np.float64)
 
 

@@ -207,7 +207,7 @@ class RunArguments:
         plan, models = self.plan, self.layout.models
         architectures = plan.architectures()
         runs: dict[str, TrainerArguments] = {
-            f"CFA ({role})": self.align([str(self.layout.clip)], architecture, role, f"cfa-{role}")
+            f"CFA ({role})": self.align([str(self.layout.clip)], architecture, [role], f"cfa-{role}")
             for role, architecture in architectures.items()
         }
         for role, epochs in (("teacher", plan.finetune_epochs), ("student", plan.student_epochs)):
@@ -223,9 +223,9 @@ class RunArguments:
         return runs
 
     def baselines(self) -> dict[str, TrainerArguments]:
-        """The seed papers' trained baselines: the tiny CLIP fine-tuned directly, and the student aligned to two
-        teachers (the tiny CLIP and the teacher's content classifier, as Hou et al. align to several object
-        classifiers), then fine-tuned."""
+        """The trained baselines: the tiny CLIP fine-tuned directly (Hentschel et al.), and multi-teacher CFA, the
+        student aligned to two teachers (the tiny CLIP and the teacher's content classifier) and then fine-tuned, a
+        two-stage variant of CFA in the spirit of Hou et al.'s several object classifiers."""
         plan, clip = self.plan, str(self.layout.clip)
         student, teacher = plan.student_architecture, plan.teacher_architecture
         classifier = f"timm:{teacher}@{self.layout.content_checkpoint(teacher)}"
@@ -242,14 +242,12 @@ class RunArguments:
             ),
         }
 
-    def align(self, teachers: list[str], architecture: str, cache: str | list[str], name: str) -> cfa.CFAArguments:
+    def align(self, teachers: list[str], architecture: str, caches: list[str], name: str) -> cfa.CFAArguments:
         """Alignment of a content-pretrained `architecture` to `teachers` on the unlabeled corpus, into
-        `models/<name>`, with the teachers' targets cached in `cache/<cache>` (one folder per teacher for a list)."""
-        caches = (
-            {"teacher_caches": [str(self.layout.cache(folder)) for folder in cache]}
-            if isinstance(cache, list)
-            else {"teacher_cache": str(self.layout.cache(cache))}
-        )
+        `models/<name>`, each teacher's targets cached in its folder of `caches` under `cache/` (one folder for one
+        teacher: `--teacher_cache`, as a user would write it)."""
+        folders = [str(self.layout.cache(folder)) for folder in caches]
+        caches = {"teacher_cache": folders[0]} if len(teachers) == 1 else {"teacher_caches": folders}
         return cfa.CFAArguments(
             teacher=teachers,
             unlabeled=[self.layout.unlabeled],

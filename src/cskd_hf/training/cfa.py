@@ -41,7 +41,7 @@ from .common import (
     set_learning_rate,
     teacher_dtype,
 )
-from .data import stream_epoch, unlabeled_stream
+from .loaders import stream_epoch, unlabeled_stream
 from .models import RunCard, export_model
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from .common import (
     save_checkpoint,
     set_learning_rate,
 )
-from .data import UnlabeledFeed, labeled_epoch, labeled_loader, stream_epoch
+from .loaders import UnlabeledFeed, labeled_epoch, labeled_loader, stream_epoch
 from .models import RunCard, export_model
 
 
@@ -46,7 +46,7 @@ def fit(
     unlabeled: UnlabeledBatches | None = None,
     cached_targets: TeacherCache | None = None,
     beta: float = 1.0,
-    alignment_teachers: list[torch.nn.Module] = (),
+    alignment_teachers: list[torch.nn.Module] | None = None,
     projectors: torch.nn.ModuleList | None = None,
     alignment_weight: float = 1.0,
 ) -> dict:
@@ -58,8 +58,11 @@ def fit(
     with the student and dropped at the end) map its pooled features to each teacher's. Returns the final validation
     metrics and the history of the epochs.
     """
-    trained = [model] if projectors is None else [model, projectors]
-    parameters = [parameter for module in trained for parameter in module.parameters()]
+    alignment_teachers = alignment_teachers or []
+    # Parameters taken before `prepare`: DDP wraps the modules but keeps their parameters (not so FSDP).
+    parameters = [
+        parameter for module in (model, projectors) if module is not None for parameter in module.parameters()
+    ]
     optimizer = torch.optim.Adam(parameters, lr=args.learning_rate, weight_decay=args.weight_decay)
     train_loader = validation_loader = None
     if train_data is not None:
@@ -69,12 +72,14 @@ def fit(
     model, optimizer, train_loader, validation_loader = accelerator.prepare(
         model, optimizer, train_loader, validation_loader
     )
+    trained = [model]
     if projectors is not None:
         projectors = accelerator.prepare(projectors)
-        trained = [model, projectors]
+        trained.append(projectors)
     check_room_for_checkpoints(args.output_dir, model)
     state = resume(accelerator, args)
-    init_trackers(accelerator, "skd" if teacher or cached_targets else "finetune", args)
+    distils = teacher is not None or cached_targets is not None
+    init_trackers(accelerator, "skd" if distils else "finetune", args)
     unwrapped = accelerator.unwrap_model(model)
     scale, emd_r = args.metric_scale(unwrapped.config.bin_scores), unwrapped.config.emd_r
     feed = None
@@ -85,7 +90,7 @@ def fit(
         name
         for name, present in (
             ("supervised", train_data is not None),
-            ("distillation", teacher is not None or cached_targets is not None),
+            ("distillation", distils),
             ("alignment", bool(alignment_teachers)),
         )
         if present
@@ -155,17 +160,22 @@ def fit(
             if accelerator.sync_gradients:
                 if end_of_step(accelerator, args, state, model, optimizer, progress, loss, logs):
                     break
-        scalars = {}
-        if validation_loader is not None and (state.epoch > epoch or reached_max_steps(args, state)):
-            metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
-            if state.best_metric is None or metrics["srcc"] > state.best_metric:
-                state.best_metric = metrics["srcc"]
-                export_model(accelerator, model, image_processor, f"{args.output_dir}/best", card, metrics)
-            scalars = {f"validation/{name}": value for name, value in metrics.items() if isinstance(value, float)}
-        scalars["train/epoch_loss"] = mean_over_processes(accelerator, epoch_loss, epoch_batches)
-        for name, total in epoch_terms.items():  # each term unweighted, to see which one moves
-            scalars[f"train/epoch_loss_{name}"] = mean_over_processes(accelerator, total, epoch_batches)
-        end_of_epoch(accelerator, state, epoch, scalars)
+        # The epoch iterators move `state` to the next epoch once they are read to the end. An epoch of labeled
+        # data that `max_train_steps` cut short is neither validated nor summarised (best/ is the best full epoch);
+        # a pass over the stream is, as its length is the stream's.
+        finished = state.epoch > epoch
+        if finished or train_loader is None:
+            scalars = {}
+            if validation_loader is not None:
+                metrics = evaluate_scorer(model, validation_loader, accelerator, scale)
+                if state.best_metric is None or metrics["srcc"] > state.best_metric:
+                    state.best_metric = metrics["srcc"]
+                    export_model(accelerator, model, image_processor, f"{args.output_dir}/best", card, metrics)
+                scalars = {f"validation/{name}": value for name, value in metrics.items() if isinstance(value, float)}
+            scalars["train/epoch_loss"] = mean_over_processes(accelerator, epoch_loss, epoch_batches)
+            for name, total in epoch_terms.items():  # each term unweighted, to see which one moves
+                scalars[f"train/epoch_loss_{name}"] = mean_over_processes(accelerator, total, epoch_batches)
+            end_of_epoch(accelerator, state, epoch, scalars)
         if reached_max_steps(args, state):
             break
     progress.close()

@@ -34,7 +34,7 @@ from ..teachers.scorer import ScorerTeacher
 from .arguments import CommonArguments, DataArguments, ModelArguments, UnlabeledArguments, parse_arguments
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import check_room_for_checkpoints, make_accelerator, teacher_dtype, weights_fingerprint
-from .data import labeled_splits, unlabeled_stream
+from .loaders import labeled_splits, unlabeled_stream
 from .models import RunCard, scorer_from
 from .phase2 import fit
 
@@ -156,8 +156,8 @@ def train(args: SKDArguments) -> dict:
 
 def run_card(args: SKDArguments, num_labeled: int, validated_on: str) -> RunCard:
     start = public_name(args.model or args.architecture)
-    cached = "; the teacher's targets for them cached, on their centre view" if args.teacher_cache else ""
     if not args.dataset:
+        cached = "; the teacher's targets cached, on the images' centre view" if args.teacher_cache else ""
         validated = f" Validated on `{public_name(args.validation_dataset)}` ({args.validation_split})."
         return RunCard(
             title="CSKD aesthetic scorer (SKD without labels)",
@@ -170,6 +170,7 @@ def run_card(args: SKDArguments, num_labeled: int, validated_on: str) -> RunCard
             validation_split=args.validation_split,
             sources=args.unlabeled,
         )
+    cached = "; the teacher's targets for them cached, on their centre view" if args.teacher_cache else ""
     unlabeled = f" and the unlabeled sources {public_name(args.unlabeled)} (mu={args.mu}{cached})"
     return RunCard(
         title=f"CSKD aesthetic scorer ({'SKD (CSKD student)' if args.unlabeled else 'supervised KD'})",

@@ -25,7 +25,7 @@ from ..models.cskd.modeling_cskd import CSKDProjector
 from ..teachers.classifier import load_teacher, teacher_embedding_size
 from .arguments import AlignmentArguments, CommonArguments, DataArguments, ModelArguments, parse_arguments
 from .common import make_accelerator, teacher_dtype
-from .data import labeled_splits
+from .loaders import labeled_splits
 from .models import RunCard, scorer_from
 from .phase2 import fit
 
