@@ -5,6 +5,7 @@ from PIL import Image
 from transformers import AutoImageProcessor
 
 from cskd_hf import CSKDConfig, CSKDImageProcessor
+from tests.helpers import write_tiny_clip
 
 
 def test_eval_transform_is_resize_then_centre_crop_then_normalise():
@@ -127,3 +128,20 @@ def test_grey_arrays_keep_one_channel_without_rgb_conversion_and_unknown_argumen
     assert processor(grey, do_convert_rgb=False, image_mean=0.5, image_std=0.5)["pixel_values"].shape == (1, 1, 8, 8)
     with pytest.warns(UserWarning, match="resample"):
         processor(grey, resample=3)
+
+
+def test_a_clip_backbone_gets_clips_own_preprocessing(tmp_path):
+    """Direct CLIP fine-tuning and the CLIP linear probe see what CLIP sees: the shorter side resized, a centre crop,
+    CLIP's mean and std (`CLIPImageProcessor`), not the square 256-px squash of the other backbones."""
+    clip_dir = write_tiny_clip(tmp_path / "clip", image_size=32)
+    processor = CSKDImageProcessor.from_model_config(CSKDConfig.for_clip(str(clip_dir)))
+    assert (processor.resize_mode, processor.resize_size, processor.image_size) == ("shortest_edge", 32, 32)
+    wide = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    ours = processor(wide, return_tensors="pt")["pixel_values"]
+    clips = AutoImageProcessor.from_pretrained(clip_dir)(wide, return_tensors="pt")["pixel_values"]
+    assert ours.shape == clips.shape == (1, 3, 32, 32)
+    one_grey_level = 1 / 255 / min(processor.image_std)
+    difference = (ours - clips).abs()
+    assert difference.max() <= one_grey_level + 1e-5 and (difference > 1e-5).float().mean() < 0.01  # PIL rounding
+    squashed = CSKDImageProcessor(image_size=32, image_mean=processor.image_mean, image_std=processor.image_std)
+    assert (squashed(wide, return_tensors="pt")["pixel_values"] - clips).abs().max() > 0.1  # what the fix changes

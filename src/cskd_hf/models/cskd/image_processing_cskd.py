@@ -99,11 +99,22 @@ class CSKDImageProcessor(BaseImageProcessor):
 
     @classmethod
     def from_model_config(cls, config: CSKDConfig, **kwargs) -> "CSKDImageProcessor":
-        """The processor for a model config: its input size and its timm backbone's normalisation."""
+        """The processor for a model config: its input size and its timm backbone's normalisation, or for a CLIP
+        backbone CLIP's own preprocessing."""
         defaults = {"image_size": config.image_size}
         if config.backbone_type == "clip":
-            defaults |= {"image_mean": list(OPENAI_CLIP_MEAN), "image_std": list(OPENAI_CLIP_STD)}
-            return cls(**{**defaults, "interpolation": "bicubic", **kwargs})
+            # CLIP's own preprocessing (`CLIPImageProcessor`): the shorter side to the input size with PIL's bicubic,
+            # a centre crop, CLIP's mean and std. A square resize would distort the aspect of what CLIP sees.
+            defaults |= {
+                "image_mean": list(OPENAI_CLIP_MEAN),
+                "image_std": list(OPENAI_CLIP_STD),
+                "interpolation": "bicubic",
+                "resize_mode": "shortest_edge",
+                "resize_size": config.image_size,
+                "resize_input": "pil",
+                "draft_decoding": False,
+            }
+            return cls(**{**defaults, **kwargs})
         pretrained_cfg = timm.get_pretrained_cfg(config.architecture)
         if pretrained_cfg is not None:
             defaults["image_mean"] = list(pretrained_cfg.mean)
