@@ -39,21 +39,24 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
             "--output_dir", str(models / f"cfa-{role}"), *common,
         ])  # fmt: skip
 
-    def finetune(name: str, role: str, start: list[str], epochs: int):
+    # Changes since: CSKD's rows (CFA, KD, SKD, multi-teacher CFA) have the MLP head; Hou et al.'s joint mode.
+    mlp_head = ["--head_hidden_sizes", str(plan.head_hidden_size)]
+
+    def finetune(name: str, role: str, start: list[str], epochs: int, head: list[str] = ()):
         runs[name] = (FinetuneArguments, [
             "--dataset", str(data_dir), "--architecture", architecture[role], *start, "--num_epochs", str(epochs),
-            "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout),
+            "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout), *head,
             "--output_dir", str(models / name), *common,
         ])  # fmt: skip
 
     finetune("nima-teacher", "teacher", ["--backbone_checkpoint_path", str(imagenet["teacher"])], plan.finetune_epochs)
-    finetune("cfa-teacher-scorer", "teacher", ["--model", str(models / "cfa-teacher")], plan.finetune_epochs)
+    finetune("cfa-teacher-scorer", "teacher", ["--model", str(models / "cfa-teacher")], plan.finetune_epochs, mlp_head)
     finetune("nima-student", "student", ["--backbone_checkpoint_path", str(imagenet["student"])], plan.student_epochs)
-    finetune("cfa-student-scorer", "student", ["--model", str(models / "cfa-student")], plan.student_epochs)
+    finetune("cfa-student-scorer", "student", ["--model", str(models / "cfa-student")], plan.student_epochs, mlp_head)
     distil = [
         "--dataset", str(data_dir), "--teacher", str(models / "cfa-teacher-scorer"),
         "--model", str(models / "cfa-student"), "--num_epochs", str(plan.student_epochs),
-        "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout),
+        "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout), *mlp_head,
         "--beta", str(plan.beta), *common,
     ]  # fmt: skip
     runs["kd-student"] = (SKDArguments, [*distil, "--output_dir", str(models / "kd-student")])
@@ -77,7 +80,11 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
         "student",
         ["--model", str(models / "multi-teacher-cfa-student")],
         plan.student_epochs,
+        mlp_head,
     )
+    classifier = f"timm:{plan.teacher_architecture}@{imagenet['teacher']}"
+    hou = ["--backbone_checkpoint_path", str(imagenet["student"]), "--alignment_teacher", classifier]
+    finetune("hou-joint-student", "student", hou, plan.student_epochs)
     return runs
 
 

@@ -67,6 +67,9 @@ class QuickstartPlan:
     beta: float = 15.0
     learning_rate: float = 1e-3
     head_dropout: float = 0.2
+    # CSKD's teacher and student are "backbone + MLP head" (§3.2), which gives no size; NIMA* and the baselines keep
+    # NIMA's dropout + linear head.
+    head_hidden_size: int = 128
     num_workers: int = 2
     extra: dict = field(default_factory=dict)
 
@@ -103,6 +106,7 @@ BASELINE_ROWS = [
     ("CLIP linear probe", "clip-probe"),
     ("CLIP fine-tuned", "clip-finetuned"),
     ("Multi-teacher CFA student", "multi-teacher-cfa-student-scorer"),
+    ("Hou et al. joint student", "hou-joint-student"),
 ]
 ZERO_SHOT_ROW = "CLIP zero-shot"
 # The stage of the student's CFA on both teachers, whose tiny-CLIP targets are those of the student's own CFA.
@@ -217,7 +221,9 @@ class RunArguments:
                 f"nima-{role}", architecture, epochs, backbone_checkpoint_path=content
             )
             aligned = str(models / f"cfa-{role}")
-            runs[f"cfa-{role}-scorer"] = self.finetune(f"cfa-{role}-scorer", architecture, epochs, model=aligned)
+            runs[f"cfa-{role}-scorer"] = self.finetune(
+                f"cfa-{role}-scorer", architecture, epochs, mlp_head=True, model=aligned
+            )
         runs["kd-student"] = self.distil("kd-student")
         runs["cskd-student"] = self.distil("cskd-student", unlabeled=[self.layout.unlabeled], mu=plan.mu)
         return runs
@@ -238,7 +244,16 @@ class RunArguments:
                 [clip, classifier], student, ["student", "multi-teacher/teacher1"], "multi-teacher-cfa-student"
             ),
             "multi-teacher-cfa-student-scorer": self.finetune(
-                "multi-teacher-cfa-student-scorer", student, plan.student_epochs, model=multi_teacher
+                "multi-teacher-cfa-student-scorer", student, plan.student_epochs, mlp_head=True, model=multi_teacher
+            ),
+            # Hou et al.'s own method, joint mode: one stage on the labeled images, the EMD plus the alignment of the
+            # student's features to the object classifier's (the teacher's content-pretrained backbone).
+            "hou-joint-student": self.finetune(
+                "hou-joint-student",
+                student,
+                plan.student_epochs,
+                backbone_checkpoint_path=str(self.layout.content_checkpoint(student)),
+                alignment_teacher=[classifier],
             ),
         }
 
@@ -260,14 +275,17 @@ class RunArguments:
             **self.common(),
         )
 
-    def finetune(self, name: str, architecture: str, epochs: int, **start: str) -> supervised.FinetuneArguments:
-        """Supervised fine-tuning on SynthAVA into `models/<name>`, from the weights `start` names."""
+    def finetune(
+        self, name: str, architecture: str, epochs: int, mlp_head: bool = False, **start
+    ) -> supervised.FinetuneArguments:
+        """Supervised fine-tuning on SynthAVA into `models/<name>`, from the weights `start` names (and other
+        fine-tuning options), with CSKD's MLP head or NIMA's."""
         return supervised.FinetuneArguments(
             dataset=str(self.layout.data_dir),
             architecture=architecture,
             **start,
             num_epochs=epochs,
-            **self.scoring(),
+            **self.scoring(mlp_head),
             output_dir=str(self.layout.models / name),
             **self.common(),
         )
@@ -281,16 +299,17 @@ class RunArguments:
             teacher=str(models / "cfa-teacher-scorer"),
             model=str(models / "cfa-student"),
             num_epochs=self.plan.student_epochs,
-            **self.scoring(),
+            **self.scoring(mlp_head=True),
             beta=self.plan.beta,
             **semi_supervised,
             output_dir=str(models / name),
             **self.common(),
         )
 
-    def scoring(self) -> dict:
-        """The options of every run that trains a scorer."""
-        return {"lr_decay_epochs": [self.plan.lr_decay_epoch], "head_dropout": self.plan.head_dropout}
+    def scoring(self, mlp_head: bool = False) -> dict:
+        """The options of every run that trains a scorer: CSKD's MLP head (`mlp_head`) or NIMA's."""
+        options = {"lr_decay_epochs": [self.plan.lr_decay_epoch], "head_dropout": self.plan.head_dropout}
+        return options | {"head_hidden_sizes": [self.plan.head_hidden_size]} if mlp_head else options
 
     def common(self) -> dict:
         """The options of every run; the runs end long before their first checkpoint."""
@@ -482,13 +501,15 @@ def results_markdown(summary: dict, table: str) -> str:
 end: CLIP-based feature alignment (CFA), a fine-tuned teacher, and semi-supervised distillation (SKD) into a student.
 
 Teacher `{plan["teacher_architecture"]}`, student `{plan["student_architecture"]}`, {plan["image_size"]} px;
-splits {plan["splits"]}; SKD with mu = {plan["mu"]}, beta = {plan["beta"]}.
+splits {plan["splits"]}; SKD with mu = {plan["mu"]}, beta = {plan["beta"]}. CSKD's scorers (CFA, KD, SKD) have an MLP
+head (one hidden layer of {plan.get("head_hidden_size")}), NIMA* and the baselines NIMA's dropout + linear head.
 
 ## Test split
 
 Rows as the CSKD paper's Tables 1 and 6, then the seed papers' baselines: the tiny CLIP prompted zero-shot, probed
-linearly and fine-tuned directly (Hentschel et al., 2022), and the student aligned to two teachers, the tiny CLIP and
-the content classifier (Hou et al., 2022), then fine-tuned.
+linearly and fine-tuned directly (Hentschel et al., 2022); multi-teacher CFA, the student aligned to two teachers (the
+tiny CLIP and the content classifier) and then fine-tuned; and Hou et al. (2022)'s joint mode, the student fine-tuned
+on the labels while its features are aligned to the content classifier's, in one stage.
 
 {table}
 
