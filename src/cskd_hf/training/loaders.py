@@ -51,8 +51,13 @@ def labeled_splits(data: DataArguments, seed: int) -> tuple[Dataset, Dataset, st
     return train.select(kept), train.select(sorted(carved)), note
 
 
-def labeled_loader(dataset, image_processor, args: CommonArguments, train: bool, batch_size: int) -> DataLoader:
-    images = LabeledImages(dataset, image_processor, train=train, seed=args.seed)
+def labeled_loader(
+    dataset, image_processor, args: CommonArguments, train: bool, batch_size: int, augment: bool | None = None
+) -> DataLoader:
+    """A training loader (`train`: shuffled each epoch, whole batches; random crop and flip unless `augment` is
+    False) or an evaluation one (in order, centre crop)."""
+    augment = train if augment is None else augment
+    images = LabeledImages(dataset, image_processor, train=train and augment, seed=args.seed)
     return DataLoader(
         images,
         batch_size=batch_size,

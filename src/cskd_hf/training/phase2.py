@@ -66,7 +66,9 @@ def fit(
     optimizer = torch.optim.Adam(parameters, lr=args.learning_rate, weight_decay=args.weight_decay)
     train_loader = validation_loader = None
     if train_data is not None:
-        train_loader = labeled_loader(train_data, image_processor, args, args.train_augmentation, args.batch_size)
+        train_loader = labeled_loader(
+            train_data, image_processor, args, True, args.batch_size, augment=args.train_augmentation
+        )
     if validation_data is not None:
         validation_loader = labeled_loader(validation_data, image_processor, args, False, args.batch_size)
     model, optimizer, train_loader, validation_loader = accelerator.prepare(
