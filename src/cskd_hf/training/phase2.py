@@ -88,15 +88,6 @@ def fit(
     if train_data is not None and unlabeled is not None:
         feed = UnlabeledFeed(unlabeled, args.num_workers, args.seed, state)
 
-    terms_present = [
-        name
-        for name, present in (
-            ("supervised", train_data is not None),
-            ("distillation", distils),
-            ("alignment", bool(alignment_teachers)),
-        )
-        if present
-    ]
     total_steps = args.max_train_steps
     if train_loader is not None and not total_steps:
         total_steps = args.num_epochs * (len(train_loader) // args.gradient_accumulation_steps)
@@ -110,7 +101,7 @@ def fit(
             batches = labeled_epoch(accelerator, train_loader, state, epoch)
         else:
             batches = stream_epoch(accelerator, unlabeled, state, epoch, args.num_workers, args.seed)
-        epoch_loss, epoch_batches, epoch_terms = 0.0, 0, dict.fromkeys(terms_present, 0.0)
+        epoch_loss, epoch_batches, epoch_terms = 0.0, 0, {}
         for batch in batches:
             # The batch: the labeled images first (if any), then the unlabeled ones.
             labels = batch.get("labels")
@@ -156,10 +147,11 @@ def fit(
                 optimizer.step()
                 optimizer.zero_grad()
             epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
-            logs = {f"train/loss_{name}": term.item() for name, term in terms.items()}
-            for name, term in terms.items():
-                epoch_terms[name] += term.item()
+            values = {name: term.item() for name, term in terms.items()}  # the same terms on every process
+            for name, value in values.items():
+                epoch_terms[name] = epoch_terms.get(name, 0.0) + value
             if accelerator.sync_gradients:
+                logs = {f"train/loss_{name}": value for name, value in values.items()}
                 if end_of_step(accelerator, args, state, model, optimizer, progress, loss, logs):
                     break
         # The epoch iterators move `state` to the next epoch once they are read to the end. An epoch of labeled
