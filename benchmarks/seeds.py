@@ -1,13 +1,16 @@
 """The SynthAVA quickstart over several seeds: per row, mean ± sample std of SRCC, PLCC and MSE; per claim of the
 paper (row A beats row B), the paired difference per seed, its mean, a 95 % t-interval and the win count.
 
-    python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--smoke] [--report-only]
+    python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--smoke] [--jobs 2] [--report-only]
         [--json seeds.json]
 
-Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (about 30 minutes on 2 cores; --smoke:
-3-4), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. The report covers
-every OUT/seed-N/results.json found, not only the seeds asked for; it warns when their plans differ (smoke and full
-runs mixed, say). With one seed the spread and the intervals are undefined and shown as n/a.
+Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (about 40 minutes on 2 cores; --smoke:
+4-5), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs K
+seeds at once, each with 1/K of the cores' threads and its output in OUT/seed-N.log: two one-thread runs on 2 cores
+did 1.5x the work of one two-thread run here (the models are too small to keep two threads busy), but then the stage
+times in results.json are not those of a run alone. The report covers every OUT/seed-N/results.json found, not only
+the seeds asked for; it warns when their plans differ (smoke and full runs mixed, say). With one seed the spread and
+the intervals are undefined and shown as n/a.
 
 A claim's difference is A minus B on the same seed (same data, same pretrained stand-ins), so the seed-to-seed
 variation both rows share cancels; the interval is mean ± t(0.975, n - 1) · sd / sqrt(n) over the n seeds that have
@@ -17,9 +20,11 @@ both rows. SynthAVA is synthetic: these numbers say nothing about real photograp
 import argparse
 import json
 import math
+import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from scipy import stats
@@ -33,7 +38,12 @@ CLAIMS = [
     ("CSKD student (SKD)", "CFA student"),
     ("CFA teacher", "CLIP fine-tuned"),
 ]
+# Choices of the recipe measured beside the claims, (the paper's recipe, the variant), read as "recipe > variant".
+RECIPE_CHOICES = [("CFA student", "CFA student, cached CLIP targets")]
 CLAIM_METRICS = ("srcc", "plcc")
+# Fig. 3: how each attention statistic of the ViT moves after CFA in the paper (-1 decreases, +1 increases), as
+# `cskd_hf.analysis.PAPER_FIG3_DIRECTIONS`; the quickstart's results.json has the change as "attention_change".
+FIG3_DIRECTIONS = {"mean_attention_distance": -1, "attention_distance_variance": +1, "attention_entropy": -1}
 NOT_AVAILABLE = "n/a"
 
 
@@ -92,11 +102,13 @@ def row_statistics(summaries: list[dict]) -> dict[str, dict]:
     return rows
 
 
-def claim_statistics(summaries: list[dict], confidence: float = 0.95) -> list[dict]:
-    """Per claim and metric, the paired difference over the seeds that have both rows, or the rows that no seed
-    has together (`missing`)."""
+def claim_statistics(
+    summaries: list[dict], confidence: float = 0.95, pairs: list[tuple[str, str]] = CLAIMS
+) -> list[dict]:
+    """Per claim (row A > row B, of `pairs`) and metric, the paired difference over the seeds that have both rows,
+    or the rows that no seed has together (`missing`)."""
     claims = []
-    for a, b in CLAIMS:
+    for a, b in pairs:
         paired = [summary for summary in summaries if a in summary["results"] and b in summary["results"]]
         labels = [seed_label(summary, index) for index, summary in enumerate(summaries) if summary in paired]
         for metric in CLAIM_METRICS:
@@ -113,6 +125,24 @@ def claim_statistics(summaries: list[dict], confidence: float = 0.95) -> list[di
                 )
             claims.append(claim)
     return claims
+
+
+def attention_statistics(summaries: list[dict], confidence: float = 0.95) -> list[dict]:
+    """Per Fig. 3 statistic, its change after CFA (after - before, averaged over layers) on each seed that has the
+    diagnostic, and the paired statistics of that change taken in the paper's direction: `wins` counts the seeds
+    where it moved as in the paper, and the verdict says whether it does so beyond the interval."""
+    with_change = [summary for summary in summaries if "attention_change" in summary]
+    labels = [seed_label(summary, index) for index, summary in enumerate(summaries) if summary in with_change]
+    statistics = []
+    for statistic, direction in FIG3_DIRECTIONS.items():
+        entry = {"statistic": statistic, "paper": "decreases" if direction < 0 else "increases", "seeds": labels}
+        if not with_change:
+            statistics.append(entry | {"missing": True})
+            continue
+        changes = [summary["attention_change"][statistic]["change"] for summary in with_change]
+        toward_paper = paired_difference([direction * change for change in changes], [0.0] * len(changes), confidence)
+        statistics.append(entry | {"changes": changes, **toward_paper})
+    return statistics
 
 
 def plan_differences(summaries: list[dict]) -> list[str]:
@@ -170,24 +200,54 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
         f"Claims (A > B), paired by seed: difference A - B per seed ({', '.join(seeds)}), its mean, the {percent} "
         "t-interval of the mean, wins (seeds with A > B) and what the interval says.",
         "",
-        f"| claim | metric | per seed | mean | {percent} interval | wins | verdict |",
+        *claims_table(claim_statistics(summaries, confidence), len(summaries), percent, "claim"),
+        "",
+        "Choices of the recipe (the paper's recipe A against a variant B), paired the same way.",
+        "",
+        *claims_table(claim_statistics(summaries, confidence, RECIPE_CHOICES), len(summaries), percent, "choice"),
+        "",
+        f"Fig. 3: the ViT's attention after CFA minus before, averaged over layers, per seed; the mean, the {percent} "
+        "t-interval of the change taken in the paper's direction, and the seeds where it moved as in the paper.",
+        "",
+        f"| statistic | paper | change per seed | mean change | {percent} interval, paper's direction | as paper | "
+        "verdict |",
         "|---|---|---|---:|---|---:|---|",
     ]
-    for claim in claim_statistics(summaries, confidence):
+    for entry in attention_statistics(summaries, confidence):
+        if "missing" in entry:
+            lines.append(f"| {entry['statistic']} | {entry['paper']} | missing: no attention_change | – | – | – | – |")
+            continue
+        per_seed = ", ".join(f"{change:+.3f}" for change in entry["changes"])
+        interval = NOT_AVAILABLE if entry["low"] is None else f"[{entry['low']:+.3f}, {entry['high']:+.3f}]"
+        mean_change = sum(entry["changes"]) / len(entry["changes"])
+        lines.append(
+            f"| {entry['statistic']} | {entry['paper']} | {per_seed} | {mean_change:+.3f} | {interval} | "
+            f"{entry['wins']}/{entry['n']} | {verdict(entry)} |"
+        )
+    return "\n".join(lines)
+
+
+def claims_table(claims: list[dict], seeds: int, percent: str, kind: str) -> list[str]:
+    """The markdown table of `claims` (`claim_statistics`), over `seeds` seeds in all."""
+    lines = [
+        f"| {kind} | metric | per seed | mean | {percent} interval | wins | verdict |",
+        "|---|---|---|---:|---|---:|---|",
+    ]
+    for claim in claims:
         name = f"{claim['a']} > {claim['b']}"
         metric = claim["metric"].upper()
         if "missing" in claim:
             lines.append(f"| {name} | {metric} | missing: {', '.join(claim['missing'])} | – | – | – | – |")
             continue
         per_seed = ", ".join(f"{difference:+.4f}" for difference in claim["differences"])
-        if len(claim["seeds"]) != len(summaries):
+        if len(claim["seeds"]) != seeds:
             per_seed += f" (seeds {', '.join(claim['seeds'])})"
         interval = NOT_AVAILABLE if claim["low"] is None else f"[{claim['low']:+.4f}, {claim['high']:+.4f}]"
         lines.append(
             f"| {name} | {metric} | {per_seed} | {claim['mean']:+.4f} | {interval} | {claim['wins']}/{claim['n']} | "
             f"{verdict(claim)} |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def report_json(summaries: list[dict], confidence: float = 0.95) -> dict:
@@ -199,6 +259,14 @@ def report_json(summaries: list[dict], confidence: float = 0.95) -> dict:
         "claims": [
             claim | {"verdict": verdict(claim)} if "missing" not in claim else claim
             for claim in claim_statistics(summaries, confidence)
+        ],
+        "recipe choices": [
+            claim | {"verdict": verdict(claim)} if "missing" not in claim else claim
+            for claim in claim_statistics(summaries, confidence, RECIPE_CHOICES)
+        ],
+        "fig3": [
+            entry | {"verdict": verdict(entry)} if "missing" not in entry else entry
+            for entry in attention_statistics(summaries, confidence)
         ],
     }
 
@@ -213,13 +281,21 @@ def seed_folders(out: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def run_seed(seed: int, folder: Path, smoke: bool) -> None:
-    """`cskd quickstart` for one seed, in a fresh process (no state carried from one seed to the next)."""
+def run_seed(seed: int, folder: Path, smoke: bool, threads: int | None = None) -> None:
+    """`cskd quickstart` for one seed, in a fresh process (no state carried from one seed to the next); with
+    `threads`, limited to that many threads and its output written to `<folder>.log`."""
     command = [sys.executable, "-m", "cskd_hf.cli", "quickstart", "--seed", str(seed), "--out", str(folder)]
     if smoke:
         command.append("--smoke")
     print(f"== seed {seed}: {' '.join(command)}", flush=True)
-    result = subprocess.run(command)
+    if threads is None:
+        result = subprocess.run(command)
+    else:
+        log = folder.with_name(folder.name + ".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        environment = os.environ | {"OMP_NUM_THREADS": str(threads)}
+        with open(log, "w") as output:
+            result = subprocess.run(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"the quickstart for seed {seed} failed (exit status {result.returncode}); see its output")
 
@@ -229,18 +305,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="the seeds to run")
     parser.add_argument("--out", default="outputs/seeds", help="each seed's run goes to OUT/seed-N")
     parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (3-4 minutes a seed)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once, sharing the cores' threads")
     parser.add_argument("--report-only", action="store_true", help="run nothing; report on the results found")
     parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")
     parser.add_argument("--json", help="also write the statistics here")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if not args.report_only:
+        pending = []
         for seed in args.seeds:
             folder = out / f"seed-{seed}"
             if (folder / "results.json").is_file():
                 print(f"== seed {seed}: {folder / 'results.json'} exists, skipped", flush=True)
                 continue
-            run_seed(seed, folder, args.smoke)
+            pending.append((seed, folder))
+        if args.jobs > 1:
+            threads = max(1, (os.cpu_count() or 1) // args.jobs)
+            with ThreadPoolExecutor(args.jobs) as pool:
+                for finished in [pool.submit(run_seed, *run, args.smoke, threads) for run in pending]:
+                    finished.result()
+        else:
+            for run in pending:
+                run_seed(*run, args.smoke)
     folders = seed_folders(out)
     summaries = [json.loads((folder / "results.json").read_text()) for folder in folders.values()]
     for seed, summary in zip(folders, summaries):

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
-from cskd_hf.analysis import analyze_attention, attention_statistics, head_statistics
+from cskd_hf.analysis import (
+    PAPER_FIG3_DIRECTIONS,
+    analyze_attention,
+    attention_change,
+    attention_statistics,
+    head_statistics,
+)
 from cskd_hf.cli import main
 from tests.helpers import tiny_config
 
@@ -69,3 +75,16 @@ def test_attention_of_timm_vit_and_clip_backbones_and_the_cli(random_clip_dir, t
     assert set(results) == {"vit", "clip"} and results["clip"]["images"] == 3
     assert len(results["clip"]["attention_entropy"]) == clip_config.clip_vision_config["num_hidden_layers"]
     assert (out / "attention.png").stat().st_size > 0 and "| clip | 1 |" in (out / "attention.md").read_text()
+
+
+def test_attention_change_reads_fig_3_in_the_papers_directions():
+    before = {"mean_attention_distance": [10.0, 20.0], "attention_distance_variance": [1.0, 3.0]}
+    before["attention_entropy"] = [2.0, 2.0]
+    after = {"mean_attention_distance": [8.0, 16.0], "attention_distance_variance": [1.0, 1.0]}
+    after["attention_entropy"] = [1.5, 2.1]
+    change = attention_change(before, after)
+    assert change["mean_attention_distance"] == {"before": 15.0, "after": 12.0, "change": -3.0, "as_paper": True}
+    assert change["attention_distance_variance"]["change"] == -1.0  # the paper's variance rises: not as the paper
+    assert change["attention_distance_variance"]["as_paper"] is False
+    assert change["attention_entropy"]["change"] == pytest.approx(-0.2) and change["attention_entropy"]["as_paper"]
+    assert set(change) == set(PAPER_FIG3_DIRECTIONS)

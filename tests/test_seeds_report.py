@@ -184,3 +184,79 @@ def test_runs_only_the_missing_seeds_each_in_a_fresh_quickstart_process(tmp_path
     printed = capsys.readouterr().out
     assert "seed-0/results.json exists, skipped" in printed and "4 seeds (0, 1, 2, 3)" in printed
     assert "No results yet for seed 4" not in printed  # 4 was not asked for
+
+
+# Per seed, the ViT's layer-averaged attention after CFA minus before (Fig. 3): distance falls on 4 of 5 seeds,
+# its variance over heads rises on all, entropy rises on all (unlike the paper).
+ATTENTION_CHANGES = {
+    "mean_attention_distance": [-1.0, -2.0, -0.5, 0.5, -1.5],
+    "attention_distance_variance": [0.3, 0.1, 0.2, 0.4, 0.5],
+    "attention_entropy": [0.05, 0.10, 0.02, 0.08, 0.04],
+}
+
+
+def with_attention(summary: dict) -> dict:
+    seed = summary["seed"]
+    summary["attention_change"] = {
+        statistic: {"before": 10.0, "after": 10.0 + changes[seed], "change": changes[seed]}
+        for statistic, changes in ATTENTION_CHANGES.items()
+    }
+    return summary
+
+
+def test_fig3_changes_are_taken_in_the_papers_direction_with_a_t_interval():
+    summaries = [with_attention(fake_results(seed)) for seed in range(5)]
+    by_statistic = {entry["statistic"]: entry for entry in seeds.attention_statistics(summaries)}
+    distance = by_statistic["mean_attention_distance"]
+    assert distance["paper"] == "decreases" and distance["changes"] == ATTENTION_CHANGES["mean_attention_distance"]
+    assert distance["wins"] == 4  # seeds where it decreased
+    toward_paper = [1.0, 2.0, 0.5, -0.5, 1.5]
+    half = T_0975_4 * statistics.stdev(toward_paper) / math.sqrt(5)
+    assert distance["low"] == pytest.approx(statistics.mean(toward_paper) - half)
+    assert distance["low"] < 0 < distance["high"] and seeds.verdict(distance) == "undecided"  # one seed rose
+    assert by_statistic["attention_distance_variance"]["wins"] == 5
+    assert seeds.verdict(by_statistic["attention_distance_variance"]) == "holds"
+    entropy = by_statistic["attention_entropy"]
+    assert entropy["paper"] == "decreases" and entropy["wins"] == 0 and seeds.verdict(entropy) == "reversed"
+
+    report = seeds.report_markdown(summaries)
+    assert "| attention_entropy | decreases | +0.050, +0.100, +0.020, +0.080, +0.040 | +0.058 |" in report
+    assert "| 0/5 | reversed |" in report
+
+
+def test_runs_without_the_attention_diagnostic_are_reported_as_missing():
+    report = seeds.report_markdown([fake_results(0), fake_results(1)])
+    assert "| mean_attention_distance | decreases | missing: no attention_change |" in report
+
+
+def test_the_recipe_choices_are_paired_like_the_claims():
+    rows = dict(SRCC) | {"CFA student, cached CLIP targets": [0.74, 0.76, 0.73, 0.75, 0.74]}
+    summaries = [fake_results(seed, rows) for seed in range(5)]
+    choices = seeds.claim_statistics(summaries, pairs=seeds.RECIPE_CHOICES)
+    choice = claim(choices, "CFA student", "CFA student, cached CLIP targets", "srcc")
+    assert choice["differences"] == pytest.approx([0.01, -0.01, 0.02, 0.0, 0.01])
+    assert choice["wins"] == 3
+    report = seeds.report_markdown(summaries)
+    assert "| choice | metric |" in report
+    assert (
+        "| CFA student > CFA student, cached CLIP targets | SRCC | +0.0100, -0.0100, +0.0200, +0.0000, +0.0100 |"
+        in report
+    )
+
+
+def test_jobs_run_seeds_at_once_each_with_its_share_of_threads_and_its_own_log(tmp_path, monkeypatch):
+    out = tmp_path / "seeds"
+    calls = []
+
+    def fake_quickstart(command, env=None, stdout=None, **kwargs):
+        calls.append((command[command.index("--seed") + 1], env["OMP_NUM_THREADS"], Path(stdout.name).name))
+        folder = Path(command[command.index("--out") + 1])
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(fake_results(int(command[command.index("--seed") + 1]))))
+        return seeds.subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(seeds.subprocess, "run", fake_quickstart)
+    monkeypatch.setattr(seeds.os, "cpu_count", lambda: 2)
+    seeds.main(["--seeds", "0", "1", "2", "--out", str(out), "--jobs", "2"])
+    assert sorted(calls) == [("0", "1", "seed-0.log"), ("1", "1", "seed-1.log"), ("2", "1", "seed-2.log")]
+    assert sorted(seeds.seed_folders(out)) == [0, 1, 2]

@@ -107,6 +107,30 @@ def analyze_attention(model_name_or_path: str | os.PathLike, pixel_values: torch
     }
 
 
+# How each statistic moves after CFA in the paper's Fig. 3 (ViT-Tiny): -1 decreases, +1 increases.
+PAPER_FIG3_DIRECTIONS = {
+    "mean_attention_distance": -1,
+    "attention_distance_variance": +1,
+    "attention_entropy": -1,
+}
+
+
+def attention_change(before: dict, after: dict) -> dict[str, dict]:
+    """How each statistic of the paper's Fig. 3 moved from `before` to `after` (two `analyze_attention` results of
+    one architecture), averaged over the layers: `before`, `after`, `change` (after - before) and `as_paper`, whether
+    it moved the way the paper reports (`PAPER_FIG3_DIRECTIONS`)."""
+    changes = {}
+    for statistic, direction in PAPER_FIG3_DIRECTIONS.items():
+        old, new = float(np.mean(before[statistic])), float(np.mean(after[statistic]))
+        changes[statistic] = {
+            "before": old,
+            "after": new,
+            "change": new - old,
+            "as_paper": (new - old) * direction > 0,
+        }
+    return changes
+
+
 def plot_attention(results: dict[str, dict], path: str | os.PathLike) -> None:
     import matplotlib
 
@@ -170,8 +194,10 @@ def analyze_models(
 
 
 __all__ = [
+    "PAPER_FIG3_DIRECTIONS",
     "analyze_attention",
     "analyze_models",
+    "attention_change",
     "attention_layers",
     "attention_probabilities",
     "attention_statistics",

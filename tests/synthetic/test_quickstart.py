@@ -5,7 +5,14 @@ from datasets import load_dataset
 from transformers import AutoModelForImageClassification
 
 from cskd_hf.cli import main
-from cskd_hf.synthetic.quickstart import BASELINE_ROWS, ROWS, ZERO_SHOT_ROW
+from cskd_hf.synthetic.quickstart import (
+    BASELINE_ROWS,
+    ROWS,
+    VARIANT_ROWS,
+    VIT_AFTER_CFA,
+    VIT_BEFORE_CFA,
+    ZERO_SHOT_ROW,
+)
 
 pytestmark = pytest.mark.slow  # about 1.5 minutes on 2 cores
 
@@ -19,13 +26,13 @@ def smoke_run(tmp_path_factory):
 
 def test_every_artefact_exists_and_loads(smoke_run):
     summary = json.loads((smoke_run / "results.json").read_text())
-    rows = {name for name, _ in ROWS + BASELINE_ROWS} | {ZERO_SHOT_ROW, "untrained student"}
+    rows = {name for name, _ in ROWS + VARIANT_ROWS + BASELINE_ROWS} | {ZERO_SHOT_ROW, "untrained student"}
     assert set(summary["results"]) == rows
     assert (smoke_run / "ier.png").stat().st_size > 10_000
     markdown = (smoke_run / "results.md").read_text()
     assert "synthetic" in markdown and "CSKD student (SKD)" in markdown
     assert summary["total_seconds"] > 0 and "cskd-student" in summary["stage_seconds"]
-    for _, folder in ROWS + BASELINE_ROWS:
+    for _, folder in ROWS + VARIANT_ROWS + BASELINE_ROWS:
         model = AutoModelForImageClassification.from_pretrained(smoke_run / "models" / folder)
         assert model.config.num_bins == 10
     assert (smoke_run / "models" / "tiny-clip" / "tokenizer.json").exists()
@@ -34,8 +41,23 @@ def test_every_artefact_exists_and_loads(smoke_run):
         == "clip"
     )
     assert summary["results"][ZERO_SHOT_ROW]["score_map"]["slope"] > 0
-    assert (smoke_run / "attention" / "attention.png").exists() and len(summary["attention"]) == 2
+    assert (smoke_run / "attention" / "attention.png").exists() and len(summary["attention"]) == 4
     assert "Fig. 3" in markdown and "Multi-teacher CFA student" in markdown
+
+
+def test_the_fig_3_panel_compares_a_vit_before_and_after_cfa(smoke_run):
+    summary = json.loads((smoke_run / "results.json").read_text())
+    before, after = summary["attention"][VIT_BEFORE_CFA], summary["attention"][VIT_AFTER_CFA]
+    assert len(before["mean_attention_distance"]) == len(after["mean_attention_distance"]) == 6  # test_vit's layers
+    assert len(after["mean_attention_distance_per_head"][0]) == summary["plan"]["vit_model_args"]["num_heads"]
+    assert before["mean_attention_distance"] != after["mean_attention_distance"]  # CFA moved the weights
+    change = summary["attention_change"]["attention_entropy"]
+    assert change["change"] == pytest.approx(
+        sum(after["attention_entropy"]) / 6 - sum(before["attention_entropy"]) / 6
+    )
+    markdown = (smoke_run / "results.md").read_text()
+    assert "The paper (ViT-Tiny, before and after CFA): the mean attention distance decreases" in markdown
+    assert f"entropy {change['before']:.2f} → {change['after']:.2f}" in markdown
 
 
 def test_the_cskd_student_learned(smoke_run):

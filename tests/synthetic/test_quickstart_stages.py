@@ -1,6 +1,7 @@
 """The quickstart builds each trainer's argument dataclass directly: it must equal what the command line the quickstart
 used to pass parsed into, so that every run, and every result, stays as it was."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,12 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
         runs[f"CFA ({role})"] = (CFAArguments, [
             "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", architecture[role],
             "--backbone_checkpoint_path", str(imagenet[role]), "--num_epochs", str(plan.cfa_epochs),
-            "--lr_decay_epochs", str(plan.cfa_epochs), "--teacher_cache", str(cache / role),
+            "--lr_decay_epochs", str(plan.cfa_epochs),
             "--output_dir", str(models / f"cfa-{role}"), *common,
         ])  # fmt: skip
 
-    # Changes since: CSKD's rows (CFA, KD, SKD, multi-teacher CFA) have the MLP head; Hou et al.'s joint mode.
+    # Changes since: CSKD's rows (CFA, KD, SKD, multi-teacher CFA) have the MLP head; Hou et al.'s joint mode; CFA
+    # with the live teacher, and from the cache as a variant; SKD with mu = 15 from the teacher cache; the Fig. 3 ViT.
     mlp_head = ["--head_hidden_sizes", str(plan.head_hidden_size)]
 
     def finetune(name: str, role: str, start: list[str], epochs: int, head: list[str] = ()):
@@ -61,7 +63,24 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
     ]  # fmt: skip
     runs["kd-student"] = (SKDArguments, [*distil, "--output_dir", str(models / "kd-student")])
     runs["cskd-student"] = (SKDArguments, [
-        *distil, "--unlabeled", source, "--mu", str(plan.mu), "--output_dir", str(models / "cskd-student"),
+        *distil, "--unlabeled", source, "--mu", str(plan.mu), "--teacher_cache", str(cache / "skd-teacher"),
+        "--output_dir", str(models / "cskd-student"),
+    ])  # fmt: skip
+    runs["CFA (student, cached targets)"] = (CFAArguments, [
+        "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", architecture["student"],
+        "--backbone_checkpoint_path", str(imagenet["student"]), "--num_epochs", str(plan.cfa_epochs),
+        "--lr_decay_epochs", str(plan.cfa_epochs), "--teacher_cache", str(cache / "student"),
+        "--output_dir", str(models / "cfa-student-cached"), *common,
+    ])  # fmt: skip
+    finetune(
+        "cfa-student-cached-scorer", "student", ["--model", str(models / "cfa-student-cached")], plan.student_epochs,
+        mlp_head,
+    )  # fmt: skip
+    runs["CFA (ViT)"] = (CFAArguments, [
+        "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", plan.vit_architecture,
+        "--backbone_checkpoint_path", str(models / f"content-pretrained-{plan.vit_architecture}.safetensors"),
+        "--num_epochs", str(plan.cfa_epochs), "--lr_decay_epochs", str(plan.cfa_epochs),
+        "--output_dir", str(models / "cfa-vit"), "--model_args", json.dumps(plan.vit_model_args), *common,
     ])  # fmt: skip
     finetune("clip-finetuned", "student", ["--clip_backbone", str(models / "tiny-clip")], plan.finetune_epochs)
     runs["CFA (student, two teachers)"] = (CFAArguments, [
@@ -103,7 +122,24 @@ def test_trainer_arguments_are_those_the_command_lines_parsed_into(plan, seed, t
 
 def test_the_multi_teacher_run_reads_the_clip_targets_of_the_single_teacher_run(tmp_path):
     planned = trainer_arguments(SMOKE, tmp_path)
-    multi, single = planned[MULTI_TEACHER_CFA], planned["CFA (student)"]
+    multi, single = planned[MULTI_TEACHER_CFA], planned["CFA (student, cached targets)"]
     assert multi.teacher[0] == single.teacher[0]  # the tiny CLIP
     assert multi.cache_dir(0) == single.cache_dir(0)  # its cache, named directly: no link
     assert multi.cache_dir(1) != single.cache_dir(0) and Path(multi.cache_dir(1)).name == "teacher1"
+
+
+@pytest.mark.parametrize("plan", [FULL, SMOKE], ids=["full", "smoke"])
+def test_the_method_runs_are_the_papers_recipe_and_the_cached_cfa_is_a_variant_beside_it(plan, tmp_path):
+    planned = trainer_arguments(plan, tmp_path)
+    for role in ("teacher", "student"):  # eq. 1 on the view the student sees: the live teacher
+        assert planned[f"CFA ({role})"].teacher_cache is None and not planned[f"CFA ({role})"].teacher_caches
+    variant, paper = planned["CFA (student, cached targets)"], planned["CFA (student)"]
+    assert variant.teacher_cache is not None
+    assert (variant.architecture, variant.backbone_checkpoint_path) == (
+        paper.architecture,
+        paper.backbone_checkpoint_path,
+    )
+    skd = planned["cskd-student"]
+    assert (skd.mu, skd.beta) == (15, 15.0) and skd.teacher_cache is not None
+    vit = planned["CFA (ViT)"]
+    assert vit.architecture == "test_vit" and vit.model_args["patch_size"] == 8 and vit.teacher_cache is None

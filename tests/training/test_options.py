@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from cskd_hf.training import cfa, skd, supervised
+from cskd_hf.training.models import scorer_from
 
 FLAGS = ["--dataset", "ava:/data/AVA", "--output_dir", "out", "--batch_size", "16", "--lr_decay_epochs", "5", "9"]
 REQUIRED = "dataset: ava:/data/AVA\noutput_dir: out\n"
@@ -61,3 +63,40 @@ def test_a_flag_set_false_in_a_file(tmp_path):
     path = tmp_path / "cfa.yaml"
     path.write_text("teacher: [clip]\nunlabeled: [images]\noutput_dir: out\ntrain_augmentation: false\n")
     assert cfa.parse_arguments(cfa.CFAArguments, [str(path)]).train_augmentation is False
+
+
+def test_timm_model_args_reach_the_backbone_from_the_flag_or_the_dataclass(tmp_path):
+    flags = ["--unlabeled", "folder:/data/unlabeled", "--output_dir", "out", "--architecture", "test_vit"]
+    flags += ["--image_size", "64", "--model_args", '{"patch_size": 8, "num_heads": 4}']
+    from_flags = cfa.parse_arguments(cfa.CFAArguments, flags)
+    assert from_flags.model_args == {"patch_size": 8, "num_heads": 4}
+    direct = cfa.CFAArguments(
+        unlabeled=["folder:/data/unlabeled"],
+        output_dir="out",
+        architecture="test_vit",
+        image_size=64,
+        model_args={"patch_size": 8, "num_heads": 4},
+    )
+    assert direct == from_flags
+    model = cfa.alignment_model(from_flags, projection_dim=32)
+    assert model.config.model_args == {"patch_size": 8, "num_heads": 4}
+    assert model.backbone.patch_embed.patch_size == (8, 8) and model.backbone.patch_embed.grid_size == (8, 8)
+    assert model.backbone.blocks[0].attn.num_heads == 4
+    # and a scorer (fine-tuning, SKD's student) keeps them through save and load
+    finetune = supervised.parse_arguments(supervised.FinetuneArguments, [*FLAGS, "--architecture", "test_vit"])
+    assert finetune.model_args == {}
+    finetune.model_args, finetune.image_size = {"patch_size": 8}, 64
+    scorer, processor = scorer_from(finetune, [float(score) for score in range(1, 11)])
+    scorer.save_pretrained(tmp_path / "scorer")
+    reloaded = type(scorer).from_pretrained(tmp_path / "scorer")
+    assert reloaded.backbone.patch_embed.patch_size == (8, 8) and reloaded.config.model_args == {"patch_size": 8}
+    assert processor(torch.zeros(3, 100, 80))["pixel_values"].shape[-2:] == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("{patch_size: 8}", "--model_args: not JSON"), ("[8]", "--model_args: a JSON object of keyword arguments")],
+)
+def test_bad_model_args_name_the_flag(value, message):
+    with pytest.raises(ValueError, match=message):
+        supervised.parse_arguments(supervised.FinetuneArguments, [*FLAGS, "--model_args", value])

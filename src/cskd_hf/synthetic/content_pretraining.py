@@ -49,14 +49,16 @@ def pretrain_content_classifier(
     seed: int = 0,
     num_workers: int = 2,
     progress: bool = True,
+    model_args: dict | None = None,
 ) -> dict:
-    """Train `architecture` to classify the `content` column from `image`; save its backbone as a timm checkpoint.
+    """Train `architecture` (built with `timm.create_model`'s keyword arguments `model_args`) to classify the
+    `content` column from `image`; save its backbone as a timm checkpoint.
 
     Returns:
         The training accuracy of the last epoch.
     """
     torch.manual_seed(seed)
-    model = timm.create_model(architecture, pretrained=False, num_classes=num_classes)
+    model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **(model_args or {}))
     config = timm.data.resolve_data_config({}, model=model)
     augment = photometric_augmentation(config["mean"], config["std"])
     dataset = dataset.cast_column("image", ImageFeature(decode=False)).select_columns(["image", "content"])

@@ -7,7 +7,8 @@ path), and timm backbones pretrained on SynthAVA's content classes replace Image
 parse into; `trainer_arguments` lists them without running anything.
 
 The stages, in order: the world (SynthAVA), the stand-ins (tiny CLIP, content pretraining), the method (CFA,
-fine-tuning, KD, SKD), the seed papers' baselines, the evaluation and the report.
+fine-tuning, KD, SKD), the variants (CFA from the teacher cache; the ViT of the Fig. 3 diagnostic), the seed papers'
+baselines, the evaluation and the report.
 
 SynthAVA is synthetic: these numbers say nothing about real photographs.
 """
@@ -23,11 +24,11 @@ import datasets.config
 from accelerate.state import AcceleratorState, GradientState
 from datasets import Dataset, DatasetDict
 
-from ..analysis import analyze_models
+from ..analysis import PAPER_FIG3_DIRECTIONS, analyze_models, attention_change
 from ..baselines.linear_probe import fit_linear_probe
 from ..baselines.zero_shot import evaluate_zero_shot
 from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
-from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
 from ..training import cfa, skd, supervised
 from .content_pretraining import pretrain_content_classifier
 from .synthava import (
@@ -63,13 +64,19 @@ class QuickstartPlan:
     student_epochs: int = 4
     lr_decay_epoch: int = 3
     batch_size: int = 32
-    mu: int = 2
+    # The paper's mu and beta. SKD reads the teacher's distributions of the unlabeled images from its cache (the
+    # README's "SKD teacher cache" variant), so mu = 15 costs the student's passes only.
+    mu: int = 15
     beta: float = 15.0
     learning_rate: float = 1e-3
     head_dropout: float = 0.2
     # CSKD's teacher and student are "backbone + MLP head" (§3.2), which gives no size; NIMA* and the baselines keep
     # NIMA's dropout + linear head.
     head_hidden_size: int = 128
+    # Fig. 3 looks at ViT-Tiny before and after CFA: timm's test ViT (6 layers, width 64) with 8 px patches for an 8x8
+    # grid at 64 px (ViT-Tiny has 14x14 at 224) and 4 heads (ViT-Tiny has 3), whose spread the paper reads.
+    vit_architecture: str = "test_vit"
+    vit_model_args: dict = field(default_factory=lambda: {"patch_size": 8, "num_heads": 4})
     num_workers: int = 2
     extra: dict = field(default_factory=dict)
 
@@ -88,7 +95,6 @@ SMOKE = QuickstartPlan(
     finetune_epochs=3,
     student_epochs=3,
     lr_decay_epoch=2,
-    mu=2,
     num_workers=0,
 )
 
@@ -108,7 +114,12 @@ BASELINE_ROWS = [
     ("Multi-teacher CFA student", "multi-teacher-cfa-student-scorer"),
     ("Hou et al. joint student", "hou-joint-student"),
 ]
+# Measurements of the recipe's choices: CFA from the teacher cache (centre-crop targets, augmented student) against
+# the live teacher's "CFA student" (the paper's recipe).
+VARIANT_ROWS = [("CFA student, cached CLIP targets", "cfa-student-cached-scorer")]
 ZERO_SHOT_ROW = "CLIP zero-shot"
+# The two ViTs of the Fig. 3 diagnostic, as `results.json` names them under "attention".
+VIT_BEFORE_CFA, VIT_AFTER_CFA = "ViT before CFA", "ViT after CFA"
 # The stage of the student's CFA on both teachers, whose tiny-CLIP targets are those of the student's own CFA.
 MULTI_TEACHER_CFA = "CFA (student, two teachers)"
 
@@ -141,6 +152,11 @@ class Layout:
     @property
     def unlabeled(self) -> str:
         return unlabeled_source(self.data_dir)
+
+    @property
+    def vit_before_cfa(self) -> Path:
+        """The content-pretrained ViT as a model folder: the "before" of the Fig. 3 diagnostic."""
+        return self.models / "content-pretrained-vit"
 
     def content_checkpoint(self, architecture: str) -> Path:
         """The content-pretrained backbone of `architecture`: this world's ImageNet weights."""
@@ -194,7 +210,7 @@ def train_in_process(args: TrainerArguments) -> dict:
 def trainer_arguments(plan: QuickstartPlan, out_dir: str | Path, seed: int = 0) -> dict[str, TrainerArguments]:
     """Every trainer run of a quickstart, by stage name in the order they run; builds the arguments only."""
     runs = RunArguments(plan, Layout(Path(out_dir)), seed)
-    return runs.method() | runs.baselines()
+    return runs.method() | runs.variants() | runs.baselines()
 
 
 @dataclass(frozen=True)
@@ -211,7 +227,7 @@ class RunArguments:
         plan, models = self.plan, self.layout.models
         architectures = plan.architectures()
         runs: dict[str, TrainerArguments] = {
-            f"CFA ({role})": self.align([str(self.layout.clip)], architecture, [role], f"cfa-{role}")
+            f"CFA ({role})": self.align([str(self.layout.clip)], architecture, None, f"cfa-{role}")
             for role, architecture in architectures.items()
         }
         for role, epochs in (("teacher", plan.finetune_epochs), ("student", plan.student_epochs)):
@@ -225,8 +241,30 @@ class RunArguments:
                 f"cfa-{role}-scorer", architecture, epochs, mlp_head=True, model=aligned
             )
         runs["kd-student"] = self.distil("kd-student")
-        runs["cskd-student"] = self.distil("cskd-student", unlabeled=[self.layout.unlabeled], mu=plan.mu)
+        runs["cskd-student"] = self.distil(
+            "cskd-student",
+            unlabeled=[self.layout.unlabeled],
+            mu=plan.mu,
+            teacher_cache=str(self.layout.cache("skd-teacher")),
+        )
         return runs
+
+    def variants(self) -> dict[str, TrainerArguments]:
+        """Runs that measure a choice rather than a method: the student's CFA from the teacher cache (CLIP's embedding
+        of each image's centre crop, while the student sees a random crop and flip), fine-tuned as "CFA student" is,
+        and the CFA of the Fig. 3 diagnostic's ViT (live teacher, as the paper)."""
+        plan, clip, student = self.plan, str(self.layout.clip), self.plan.student_architecture
+        return {
+            "CFA (student, cached targets)": self.align([clip], student, ["student"], "cfa-student-cached"),
+            "cfa-student-cached-scorer": self.finetune(
+                "cfa-student-cached-scorer",
+                student,
+                plan.student_epochs,
+                mlp_head=True,
+                model=str(self.layout.models / "cfa-student-cached"),
+            ),
+            "CFA (ViT)": self.align([clip], plan.vit_architecture, None, "cfa-vit", model_args=plan.vit_model_args),
+        }
 
     def baselines(self) -> dict[str, TrainerArguments]:
         """The trained baselines: the tiny CLIP fine-tuned directly (Hentschel et al.), and multi-teacher CFA, the
@@ -238,8 +276,8 @@ class RunArguments:
         multi_teacher = str(self.layout.models / "multi-teacher-cfa-student")
         return {
             "clip-finetuned": self.finetune("clip-finetuned", student, plan.finetune_epochs, clip_backbone=clip),
-            # The tiny CLIP's targets for the student are those its one-teacher CFA cached (same images, view and
-            # CLIP; the cache's description check refuses them otherwise): only the classifier embeds the corpus.
+            # The tiny CLIP's targets for the student are those the cached variant's CFA cached (same images, view
+            # and CLIP; the cache's description check refuses them otherwise): only the classifier embeds the corpus.
             MULTI_TEACHER_CFA: self.align(
                 [clip, classifier], student, ["student", "multi-teacher/teacher1"], "multi-teacher-cfa-student"
             ),
@@ -257,12 +295,20 @@ class RunArguments:
             ),
         }
 
-    def align(self, teachers: list[str], architecture: str, caches: list[str], name: str) -> cfa.CFAArguments:
-        """Alignment of a content-pretrained `architecture` to `teachers` on the unlabeled corpus, into
-        `models/<name>`, each teacher's targets cached in its folder of `caches` under `cache/` (one folder for one
-        teacher: `--teacher_cache`, as a user would write it)."""
-        folders = [str(self.layout.cache(folder)) for folder in caches]
-        caches = {"teacher_cache": folders[0]} if len(teachers) == 1 else {"teacher_caches": folders}
+    def align(
+        self, teachers: list[str], architecture: str, caches: list[str] | None, name: str, **model
+    ) -> cfa.CFAArguments:
+        """Alignment of a content-pretrained `architecture` (with `model`'s options) to `teachers` on the unlabeled
+        corpus, into `models/<name>`: with the live teachers (the paper's recipe) when `caches` is None, else each
+        teacher's targets cached in its folder of `caches` under `cache/` (one folder for one teacher:
+        `--teacher_cache`, as a user would write it)."""
+        folders = [str(self.layout.cache(folder)) for folder in caches or []]
+        if not folders:
+            caches = {}
+        elif len(teachers) == 1:
+            caches = {"teacher_cache": folders[0]}
+        else:
+            caches = {"teacher_caches": folders}
         return cfa.CFAArguments(
             teacher=teachers,
             unlabeled=[self.layout.unlabeled],
@@ -272,6 +318,7 @@ class RunArguments:
             lr_decay_epochs=[self.plan.cfa_epochs],
             output_dir=str(self.layout.models / name),
             **caches,
+            **model,
             **self.common(),
         )
 
@@ -338,6 +385,7 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
     world = build_world(stages, plan, layout, seed)
     stand_ins = train_stand_ins(stages, plan, layout, world, seed)
     train_method(stages, runs.method())
+    train_method(stages, runs.variants())
     zero_shot = run_baselines(stages, plan, layout, world, runs.baselines())
     evaluation = evaluate(stages, plan, layout, world, zero_shot)
     summary = {
@@ -348,6 +396,9 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
         "tiny_clip_retrieval": stand_ins.retrieval,
         "content_pretraining_accuracy": stand_ins.content_accuracy,
         "attention": evaluation.attention,
+        "attention_change": attention_change(
+            evaluation.attention[VIT_BEFORE_CFA], evaluation.attention[VIT_AFTER_CFA]
+        ),
         "results": evaluation.results,
         "stage_seconds": stages.seconds,
         "total_seconds": round(sum(stages.seconds.values()), 1),
@@ -380,8 +431,10 @@ def train_stand_ins(stages: Stages, plan: QuickstartPlan, layout: Layout, world:
 
     # The "ImageNet" of this world: well-exposed, sharp, clean renders of the subjects, labeled by content only.
     content_set = generate({"content": plan.content_images}, image_size=plan.image_size, seed=seed + 1, neutral=True)
+    backbones = [(role, architecture, {}) for role, architecture in plan.architectures().items()]
+    backbones.append(("Fig. 3 ViT", plan.vit_architecture, {"img_size": plan.image_size, **plan.vit_model_args}))
     content_accuracy = {}
-    for role, architecture in plan.architectures().items():
+    for role, architecture, model_args in backbones:
         content_accuracy[architecture] = stages.run(
             f"content pretraining ({role}: {architecture})",
             pretrain_content_classifier,
@@ -392,12 +445,13 @@ def train_stand_ins(stages: Stages, plan: QuickstartPlan, layout: Layout, world:
             epochs=plan.content_epochs,
             seed=seed,
             num_workers=plan.num_workers,
+            model_args=model_args,
         )["content_accuracy"]
     return StandIns(retrieval, content_accuracy)
 
 
 def train_method(stages: Stages, arguments: dict[str, TrainerArguments]) -> None:
-    """CSKD's runs (`RunArguments.method`), each a stage."""
+    """Trainer runs (CSKD's, `RunArguments.method`, or the variants'), each a stage."""
     for name, args in arguments.items():
         stages.run(name, train_in_process, args)
 
@@ -430,16 +484,29 @@ def run_baselines(
 def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, zero_shot: dict) -> Evaluation:
     """The attention diagnostic, then every row, and an untrained student as the floor, on the test split."""
     test = world.dataset["test"]
-    # The paper's Fig. 3 diagnostic on the one ViT here: the tiny CLIP's tower as it is (the probe's frozen backbone)
-    # and after direct fine-tuning.
+    # The paper's Fig. 3: a ViT before CFA (content-pretrained, this world's ImageNet weights) and after. Beside it,
+    # the tiny CLIP's tower as it is (the probe's frozen backbone) and after direct fine-tuning.
+    vit_config = CSKDConfig(
+        architecture=plan.vit_architecture,
+        image_size=plan.image_size,
+        model_args=plan.vit_model_args,
+        backbone_checkpoint_path=str(layout.content_checkpoint(plan.vit_architecture)),
+    )
+    CSKDModel.from_config(vit_config).save_pretrained(layout.vit_before_cfa)
+    CSKDImageProcessor.from_model_config(vit_config).save_pretrained(layout.vit_before_cfa)
     attention_images = [row["image"].convert("RGB") for row in test.select(range(32))]
     attention = stages.run(
         "attention diagnostic",
         analyze_models,
-        [layout.models / "clip-probe", layout.models / "clip-finetuned"],
+        [
+            layout.vit_before_cfa,
+            layout.models / "cfa-vit",
+            layout.models / "clip-probe",
+            layout.models / "clip-finetuned",
+        ],
         attention_images,
         layout.out_dir / "attention",
-        names=["CLIP (frozen)", "CLIP fine-tuned"],
+        names=[VIT_BEFORE_CFA, VIT_AFTER_CFA, "CLIP (frozen)", "CLIP fine-tuned"],
     )
 
     # The same student architecture with random weights: the floor every trained row must clear. Its weights come
@@ -455,6 +522,7 @@ def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World,
             return evaluate_model(layout.models / folder, test, progress=False)
 
         rows = {name: row(folder) for name, folder in ROWS}
+        rows |= {name: row(folder) for name, folder in VARIANT_ROWS}
         rows[ZERO_SHOT_ROW] = zero_shot
         rows |= {name: row(folder) for name, folder in BASELINE_ROWS}
         rows["untrained student"] = row("untrained-student")
@@ -492,6 +560,7 @@ def results_markdown(summary: dict, table: str) -> str:
     votes = summary["synthava_train_votes"]
     attention = "\n".join(
         f"| {name} | {' / '.join(f'{d:.1f}' for d in result['mean_attention_distance'])} | "
+        f"{' / '.join(f'{v:.1f}' for v in result['attention_distance_variance'])} | "
         f"{' / '.join(f'{e:.2f}' for e in result['attention_entropy'])} |"
         for name, result in summary["attention"].items()
     )
@@ -501,12 +570,16 @@ def results_markdown(summary: dict, table: str) -> str:
 end: CLIP-based feature alignment (CFA), a fine-tuned teacher, and semi-supervised distillation (SKD) into a student.
 
 Teacher `{plan["teacher_architecture"]}`, student `{plan["student_architecture"]}`, {plan["image_size"]} px;
-splits {plan["splits"]}; SKD with mu = {plan["mu"]}, beta = {plan["beta"]}. CSKD's scorers (CFA, KD, SKD) have an MLP
-head (one hidden layer of {plan.get("head_hidden_size")}), NIMA* and the baselines NIMA's dropout + linear head.
+splits {plan["splits"]}. CFA aligns to the live tiny CLIP, as the paper. SKD with mu = {plan["mu"]}, beta =
+{plan["beta"]}, the teacher's distributions for the unlabeled images read from its cache (their centre view; the
+README's "SKD teacher cache"). CSKD's scorers (CFA, KD, SKD) have an MLP head (one hidden layer of
+{plan.get("head_hidden_size")}), NIMA* and the baselines NIMA's dropout + linear head.
 
 ## Test split
 
-Rows as the CSKD paper's Tables 1 and 6, then the seed papers' baselines: the tiny CLIP prompted zero-shot, probed
+Rows as the CSKD paper's Tables 1 and 6; a variant, the student's CFA from the teacher cache (CLIP's embedding of
+each image's centre crop, while the student sees a random crop and flip) fine-tuned as "CFA student" is; then the
+seed papers' baselines: the tiny CLIP prompted zero-shot, probed
 linearly and fine-tuned directly (Hentschel et al., 2022); multi-teacher CFA, the student aligned to two teachers (the
 tiny CLIP and the content classifier) and then fine-tuned; and Hou et al. (2022)'s joint mode, the student fine-tuned
 on the labels while its features are aligned to the content classifier's, in one stage.
@@ -515,13 +588,18 @@ on the labels while its features are aligned to the content classifier's, in one
 
 ![interval error rate](ier.png)
 
-## Attention of the tiny CLIP, frozen and fine-tuned directly (the CSKD paper's Fig. 3)
+## Attention before and after CFA (the CSKD paper's Fig. 3)
 
-Per layer, on 32 test images (`cskd analyze attention`; plot in `attention/attention.png`):
+`{plan["vit_architecture"]}` with {plan.get("vit_model_args")} before CFA (content-pretrained) and after; beside it,
+the tiny CLIP's tower frozen and fine-tuned directly. Per layer, on 32 test images, the mean over heads of the mean
+attention distance, its variance over heads, and the mean entropy (`cskd analyze attention`; per head in
+`attention/attention.json`, plot in `attention/attention.png`):
 
-| tower | mean attention distance (px) per layer | attention entropy (nats) per layer |
-|---|---|---|
+| tower | mean attention distance (px) | its variance over heads | attention entropy (nats) |
+|---|---|---|---|
 {attention}
+
+{fig3_reading(summary["attention_change"])}
 
 ## The stand-ins
 
@@ -540,8 +618,29 @@ Per layer, on 32 test images (`cskd analyze attention`; plot in `attention/atten
 """
 
 
+def fig3_reading(change: dict[str, dict]) -> str:
+    """What the paper reports for Fig. 3 and what this run's ViT shows, averaged over layers."""
+    names = {
+        "mean_attention_distance": "mean attention distance",
+        "attention_distance_variance": "its variance over heads",
+        "attention_entropy": "entropy",
+    }
+    moves = "; ".join(
+        f"{names[statistic]} {change[statistic]['before']:.2f} → {change[statistic]['after']:.2f} "
+        f"({'as' if change[statistic]['as_paper'] else 'unlike'} the paper)"
+        for statistic in PAPER_FIG3_DIRECTIONS
+    )
+    return (
+        "The paper (ViT-Tiny, before and after CFA): the mean attention distance decreases, its variance increases, "
+        f"and the entropy decreases. Here, averaged over layers: {moves}."
+    )
+
+
 __all__ = [
     "BASELINE_ROWS",
+    "VARIANT_ROWS",
+    "VIT_AFTER_CFA",
+    "VIT_BEFORE_CFA",
     "FULL",
     "MULTI_TEACHER_CFA",
     "ROWS",

@@ -56,6 +56,22 @@ class CommonArguments:
             super().__post_init__()
 
 
+TIMM_MODEL_ARGS_HELP = "JSON keyword arguments for timm.create_model, e.g. '{\"drop_path_rate\": 0.1}'"
+
+
+def timm_model_args(value: str | dict) -> dict:
+    """`--model_args` as a dict: the JSON text of the command line, or a dict given to the dataclass directly."""
+    if isinstance(value, dict):
+        return dict(value)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--model_args: not JSON ({error}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"--model_args: a JSON object of keyword arguments, got {value!r}")
+    return parsed
+
+
 @dataclass(kw_only=True)
 class ModelArguments:
     """Which scoring model to train (shared by fine-tuning and SKD's student)."""
@@ -74,8 +90,15 @@ class ModelArguments:
     backbone_pretrained: bool = field(default=False, metadata={"help": "load timm's ImageNet weights (downloads)"})
     backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
     image_size: int = field(default=224, metadata={"help": "model input size"})
+    model_args: str = field(default="{}", metadata={"help": TIMM_MODEL_ARGS_HELP})
     head_hidden_sizes: list[int] = field(default_factory=list, metadata={"help": "hidden sizes of the MLP head"})
     head_dropout: float = field(default=0.75, metadata={"help": "dropout in the head"})
+
+    def __post_init__(self):
+        # A flag's JSON text or a dataclass user's dict; typed `str` because HfArgumentParser parses one type a flag.
+        self.model_args = timm_model_args(self.model_args)
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
 
 
 @dataclass(kw_only=True)

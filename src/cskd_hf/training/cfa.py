@@ -24,7 +24,7 @@ from ..data.batching import UnlabeledBatches
 from ..hub import public_name
 from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
 from ..teachers.classifier import load_teacher, teacher_embedding_size
-from .arguments import CommonArguments, UnlabeledArguments, parse_arguments
+from .arguments import TIMM_MODEL_ARGS_HELP, CommonArguments, UnlabeledArguments, parse_arguments, timm_model_args
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import (
     check_finite,
@@ -81,11 +81,13 @@ class CFAArguments(CommonArguments, UnlabeledArguments):
     backbone_pretrained: bool = field(default=False, metadata={"help": "start from timm's ImageNet weights"})
     backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
     image_size: int = field(default=224, metadata={"help": "student input size"})
+    model_args: str = field(default="{}", metadata={"help": TIMM_MODEL_ARGS_HELP})
     projector_hidden_size: int | None = field(default=None, metadata={"help": "projector width (default: features)"})
     train_augmentation: bool = field(default=True, metadata={"help": "random crop and flip (off: centre crop)"})
 
     def __post_init__(self):
         super().__post_init__()
+        self.model_args = timm_model_args(self.model_args)  # typed `str` for the parser, as in ModelArguments
         if not self.unlabeled:
             raise ValueError("--unlabeled is required: CFA learns from unlabeled images")
         self.teacher = [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
@@ -115,6 +117,7 @@ def alignment_model(args: CFAArguments, projection_dim: int | list[int]) -> CSKD
         image_size=args.image_size,
         backbone_pretrained=args.backbone_pretrained,
         backbone_checkpoint_path=args.backbone_checkpoint_path,
+        model_args=args.model_args,
         projection_dim=projection_dim,
         projector_hidden_size=args.projector_hidden_size,
         alignment_weights=args.teacher_weight or None,

@@ -22,6 +22,7 @@ def build_scorer(
     backbone_pretrained: bool = False,
     backbone_checkpoint_path: str | None = None,
     clip_backbone: str | None = None,
+    model_args: dict | None = None,
 ) -> CSKDForAestheticScoring:
     """The model phase II starts from: a saved CFA (alignment) or scoring model, a CLIP image tower
     (`clip_backbone`, at CLIP's input size), or a new one from `architecture`.
@@ -39,6 +40,7 @@ def build_scorer(
         image_size=image_size,
         backbone_pretrained=backbone_pretrained,
         backbone_checkpoint_path=backbone_checkpoint_path,
+        model_args=model_args,
         **head,
     )
     return CSKDForAestheticScoring.from_config(config)
@@ -55,6 +57,7 @@ def scorer_from(args: ModelArguments, bin_scores: list[float]):
         args.backbone_pretrained,
         args.backbone_checkpoint_path,
         args.clip_backbone,
+        args.model_args,
     )
     return model, CSKDImageProcessor.from_model_config(model.config)
 
