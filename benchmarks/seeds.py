@@ -1,5 +1,7 @@
 """The SynthAVA quickstart over several seeds: per row, mean ± sample std of SRCC, PLCC and MSE; per claim of the
-paper (row A beats row B), the paired difference per seed, its mean, a 95 % t-interval and the win count.
+paper (row A beats row B), and per comparison beside them (the recipe's live-teacher CFA against the cached-target
+variant; multi-teacher against single-teacher CFA), the paired difference per seed, its mean, a 95 % t-interval and
+the win count; for Fig. 3, how each attention statistic of the ViT moved after CFA on each seed; and each seed's time.
 
     python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--smoke] [--jobs 2] [--report-only]
         [--json seeds.json]
@@ -29,6 +31,8 @@ from pathlib import Path
 
 from scipy import stats
 
+from cskd_hf.analysis import PAPER_FIG3_DIRECTIONS
+
 METRICS = ("srcc", "plcc", "mse")
 # The paper's claims: (row A, row B), read as "A > B", each in SRCC and PLCC.
 CLAIMS = [
@@ -38,12 +42,13 @@ CLAIMS = [
     ("CSKD student (SKD)", "CFA student"),
     ("CFA teacher", "CLIP fine-tuned"),
 ]
-# Choices of the recipe measured beside the claims, (the paper's recipe, the variant), read as "recipe > variant".
-RECIPE_CHOICES = [("CFA student", "CFA student, cached CLIP targets")]
+# Comparisons beside the paper's claims, read as "A > B" like them.
+COMPARISONS = [
+    ("CFA student", "CFA student, cached CLIP targets"),  # the recipe's live teacher against the cache (#15, item 6)
+    ("Multi-teacher CFA student", "CFA student, cached CLIP targets"),  # both from caches: the classifier's share
+]
 CLAIM_METRICS = ("srcc", "plcc")
-# Fig. 3: how each attention statistic of the ViT moves after CFA in the paper (-1 decreases, +1 increases), as
-# `cskd_hf.analysis.PAPER_FIG3_DIRECTIONS`; the quickstart's results.json has the change as "attention_change".
-FIG3_DIRECTIONS = {"mean_attention_distance": -1, "attention_distance_variance": +1, "attention_entropy": -1}
+
 NOT_AVAILABLE = "n/a"
 
 
@@ -129,20 +134,47 @@ def claim_statistics(
 
 def attention_statistics(summaries: list[dict], confidence: float = 0.95) -> list[dict]:
     """Per Fig. 3 statistic, its change after CFA (after - before, averaged over layers) on each seed that has the
-    diagnostic, and the paired statistics of that change taken in the paper's direction: `wins` counts the seeds
-    where it moved as in the paper, and the verdict says whether it does so beyond the interval."""
+    diagnostic: the changes, their mean and t-interval (`low`, `high`), `as_paper` (the seeds where it moved the way
+    the paper reports) and `before`, the statistic before CFA per seed."""
     with_change = [summary for summary in summaries if "attention_change" in summary]
     labels = [seed_label(summary, index) for index, summary in enumerate(summaries) if summary in with_change]
     statistics = []
-    for statistic, direction in FIG3_DIRECTIONS.items():
+    for statistic, direction in PAPER_FIG3_DIRECTIONS.items():
         entry = {"statistic": statistic, "paper": "decreases" if direction < 0 else "increases", "seeds": labels}
         if not with_change:
             statistics.append(entry | {"missing": True})
             continue
         changes = [summary["attention_change"][statistic]["change"] for summary in with_change]
-        toward_paper = paired_difference([direction * change for change in changes], [0.0] * len(changes), confidence)
-        statistics.append(entry | {"changes": changes, **toward_paper})
+        change = paired_difference(changes, [0.0] * len(changes), confidence)
+        entry |= {"changes": changes, "mean": change["mean"], "low": change["low"], "high": change["high"]}
+        entry["as_paper"] = sum(value * direction > 0 for value in changes)
+        entry["before"] = [summary["attention_change"][statistic]["before"] for summary in with_change]
+        statistics.append(entry | {"n": len(changes)})
     return statistics
+
+
+def attention_verdict(entry: dict) -> str:
+    """What the interval of a Fig. 3 change says against the paper's direction."""
+    if entry["low"] is None:
+        return NOT_AVAILABLE
+    direction = PAPER_FIG3_DIRECTIONS[entry["statistic"]]
+    if entry["low"] > 0 or entry["high"] < 0:
+        return "as the paper" if (entry["low"] > 0) == (direction > 0) else "against the paper"
+    return "undecided"
+
+
+def uniform_attention_entropy(summary: dict) -> float | None:
+    """The entropy of uniform attention over the Fig. 3 ViT's tokens (patches and class token), from the plan."""
+    plan = summary.get("plan", {})
+    patch = plan.get("vit_model_args", {}).get("patch_size")
+    return math.log((plan["image_size"] // patch) ** 2 + 1) if patch and "image_size" in plan else None
+
+
+def seed_minutes(summary: dict) -> str:
+    """A seed's wall time in minutes, with the threads it ran with when that is recorded."""
+    minutes = f"{summary['total_seconds'] / 60:.1f}" if "total_seconds" in summary else "–"
+    threads = summary.get("torch_threads")
+    return minutes if threads is None else f"{minutes} ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def plan_differences(summaries: list[dict]) -> list[str]:
@@ -202,28 +234,47 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
         "",
         *claims_table(claim_statistics(summaries, confidence), len(summaries), percent, "claim"),
         "",
-        "Choices of the recipe (the paper's recipe A against a variant B), paired the same way.",
+        "Beside the claims, paired the same way: the recipe's live-teacher CFA against the cached-target variant, and "
+        "multi-teacher CFA against single-teacher CFA (both from caches).",
         "",
-        *claims_table(claim_statistics(summaries, confidence, RECIPE_CHOICES), len(summaries), percent, "choice"),
+        *claims_table(claim_statistics(summaries, confidence, COMPARISONS), len(summaries), percent, "comparison"),
         "",
-        f"Fig. 3: the ViT's attention after CFA minus before, averaged over layers, per seed; the mean, the {percent} "
-        "t-interval of the change taken in the paper's direction, and the seeds where it moved as in the paper.",
+        f"Fig. 3: the ViT's attention after CFA minus before, averaged over layers, per seed; the mean change, its "
+        f"{percent} t-interval, and the seeds where it moved the way the paper reports.",
         "",
-        f"| statistic | paper | change per seed | mean change | {percent} interval, paper's direction | as paper | "
-        "verdict |",
-        "|---|---|---|---:|---|---:|---|",
+        f"| statistic | paper | before CFA, per seed | change per seed | mean change | {percent} interval | "
+        "as paper | verdict |",
+        "|---|---|---|---|---:|---|---:|---|",
     ]
-    for entry in attention_statistics(summaries, confidence):
+    attention = attention_statistics(summaries, confidence)
+    for entry in attention:
         if "missing" in entry:
-            lines.append(f"| {entry['statistic']} | {entry['paper']} | missing: no attention_change | – | – | – | – |")
+            lines.append(
+                f"| {entry['statistic']} | {entry['paper']} | missing: no attention_change | – | – | – | – | – |"
+            )
             continue
-        per_seed = ", ".join(f"{change:+.3f}" for change in entry["changes"])
-        interval = NOT_AVAILABLE if entry["low"] is None else f"[{entry['low']:+.3f}, {entry['high']:+.3f}]"
-        mean_change = sum(entry["changes"]) / len(entry["changes"])
+        before = ", ".join(f"{value:.4g}" for value in entry["before"])
+        per_seed = ", ".join(f"{change:+.4f}" for change in entry["changes"])
+        interval = NOT_AVAILABLE if entry["low"] is None else f"[{entry['low']:+.4f}, {entry['high']:+.4f}]"
         lines.append(
-            f"| {entry['statistic']} | {entry['paper']} | {per_seed} | {mean_change:+.3f} | {interval} | "
-            f"{entry['wins']}/{entry['n']} | {verdict(entry)} |"
+            f"| {entry['statistic']} | {entry['paper']} | {before} | {per_seed} | {entry['mean']:+.4f} | {interval} | "
+            f"{entry['as_paper']}/{entry['n']} | {attention_verdict(entry)} |"
         )
+    uniform = [uniform_attention_entropy(summary) for summary in summaries if "attention_change" in summary]
+    if uniform and uniform[0] is not None:
+        lines += [
+            "",
+            f"Uniform attention has entropy {uniform[0]:.4g} nats (over the ViT's tokens) and no variance over heads: "
+            "a ViT that attends almost uniformly before CFA can only lower its entropy and raise the variance.",
+        ]
+    lines += [
+        "",
+        "Minutes per seed: "
+        + ", ".join(
+            f"seed {seed_label(summary, index)} {seed_minutes(summary)}" for index, summary in enumerate(summaries)
+        )
+        + ".",
+    ]
     return "\n".join(lines)
 
 
@@ -260,12 +311,12 @@ def report_json(summaries: list[dict], confidence: float = 0.95) -> dict:
             claim | {"verdict": verdict(claim)} if "missing" not in claim else claim
             for claim in claim_statistics(summaries, confidence)
         ],
-        "recipe choices": [
+        "comparisons": [
             claim | {"verdict": verdict(claim)} if "missing" not in claim else claim
-            for claim in claim_statistics(summaries, confidence, RECIPE_CHOICES)
+            for claim in claim_statistics(summaries, confidence, COMPARISONS)
         ],
         "fig3": [
-            entry | {"verdict": verdict(entry)} if "missing" not in entry else entry
+            entry | {"verdict": attention_verdict(entry)} if "missing" not in entry else entry
             for entry in attention_statistics(summaries, confidence)
         ],
     }
@@ -319,11 +370,17 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"== seed {seed}: {folder / 'results.json'} exists, skipped", flush=True)
                 continue
             pending.append((seed, folder))
-        if args.jobs > 1:
-            threads = max(1, (os.cpu_count() or 1) // args.jobs)
-            with ThreadPoolExecutor(args.jobs) as pool:
-                for finished in [pool.submit(run_seed, *run, args.smoke, threads) for run in pending]:
-                    finished.result()
+        jobs = min(args.jobs, len(pending))
+        if jobs > 1:
+            threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+            with ThreadPoolExecutor(jobs) as pool:
+                futures = [pool.submit(run_seed, *run, args.smoke, threads) for run in pending]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # no new seed starts after a failure
+                    raise
         else:
             for run in pending:
                 run_seed(*run, args.smoke)

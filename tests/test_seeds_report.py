@@ -204,40 +204,59 @@ def with_attention(summary: dict) -> dict:
     return summary
 
 
-def test_fig3_changes_are_taken_in_the_papers_direction_with_a_t_interval():
+def test_fig3_changes_get_their_t_interval_and_a_verdict_against_the_papers_direction():
     summaries = [with_attention(fake_results(seed)) for seed in range(5)]
     by_statistic = {entry["statistic"]: entry for entry in seeds.attention_statistics(summaries)}
     distance = by_statistic["mean_attention_distance"]
     assert distance["paper"] == "decreases" and distance["changes"] == ATTENTION_CHANGES["mean_attention_distance"]
-    assert distance["wins"] == 4  # seeds where it decreased
-    toward_paper = [1.0, 2.0, 0.5, -0.5, 1.5]
-    half = T_0975_4 * statistics.stdev(toward_paper) / math.sqrt(5)
-    assert distance["low"] == pytest.approx(statistics.mean(toward_paper) - half)
-    assert distance["low"] < 0 < distance["high"] and seeds.verdict(distance) == "undecided"  # one seed rose
-    assert by_statistic["attention_distance_variance"]["wins"] == 5
-    assert seeds.verdict(by_statistic["attention_distance_variance"]) == "holds"
+    assert distance["as_paper"] == 4  # seeds where it decreased
+    changes = ATTENTION_CHANGES["mean_attention_distance"]
+    half = T_0975_4 * statistics.stdev(changes) / math.sqrt(5)
+    assert distance["mean"] == pytest.approx(-0.9)
+    assert (distance["low"], distance["high"]) == pytest.approx((-0.9 - half, -0.9 + half))
+    assert distance["low"] < 0 < distance["high"] and seeds.attention_verdict(distance) == "undecided"  # one rose
+    variance = by_statistic["attention_distance_variance"]
+    assert variance["as_paper"] == 5 and variance["low"] > 0 and seeds.attention_verdict(variance) == "as the paper"
     entropy = by_statistic["attention_entropy"]
-    assert entropy["paper"] == "decreases" and entropy["wins"] == 0 and seeds.verdict(entropy) == "reversed"
+    assert entropy["paper"] == "decreases" and entropy["as_paper"] == 0 and entropy["low"] > 0
+    assert seeds.attention_verdict(entropy) == "against the paper"
+    assert entropy["before"] == [10.0] * 5
 
     report = seeds.report_markdown(summaries)
-    assert "| attention_entropy | decreases | +0.050, +0.100, +0.020, +0.080, +0.040 | +0.058 |" in report
-    assert "| 0/5 | reversed |" in report
+    assert (
+        "| attention_entropy | decreases | 10, 10, 10, 10, 10 | +0.0500, +0.1000, +0.0200, +0.0800, +0.0400 |"
+        in report
+    )
+    assert "| +0.0580 |" in report and "| 0/5 | against the paper |" in report
 
 
 def test_runs_without_the_attention_diagnostic_are_reported_as_missing():
     report = seeds.report_markdown([fake_results(0), fake_results(1)])
     assert "| mean_attention_distance | decreases | missing: no attention_change |" in report
+    assert "Uniform attention" not in report
 
 
-def test_the_recipe_choices_are_paired_like_the_claims():
+def test_uniform_attention_and_the_minutes_per_seed_are_stated():
+    summaries = [with_attention(fake_results(seed)) for seed in range(2)]
+    for summary, threads in zip(summaries, (1, None)):
+        summary["plan"] |= {"image_size": 64, "vit_model_args": {"patch_size": 8, "num_heads": 4}}
+        summary["total_seconds"] = 2400.0
+        if threads:
+            summary["torch_threads"] = threads
+    report = seeds.report_markdown(summaries)
+    assert f"Uniform attention has entropy {math.log(65):.4g} nats" in report
+    assert "Minutes per seed: seed 0 40.0 (1 thread), seed 1 40.0." in report
+
+
+def test_the_comparisons_beside_the_claims_are_paired_like_them():
     rows = dict(SRCC) | {"CFA student, cached CLIP targets": [0.74, 0.76, 0.73, 0.75, 0.74]}
     summaries = [fake_results(seed, rows) for seed in range(5)]
-    choices = seeds.claim_statistics(summaries, pairs=seeds.RECIPE_CHOICES)
+    choices = seeds.claim_statistics(summaries, pairs=seeds.COMPARISONS)
     choice = claim(choices, "CFA student", "CFA student, cached CLIP targets", "srcc")
     assert choice["differences"] == pytest.approx([0.01, -0.01, 0.02, 0.0, 0.01])
     assert choice["wins"] == 3
     report = seeds.report_markdown(summaries)
-    assert "| choice | metric |" in report
+    assert "| comparison | metric |" in report
     assert (
         "| CFA student > CFA student, cached CLIP targets | SRCC | +0.0100, -0.0100, +0.0200, +0.0000, +0.0100 |"
         in report
@@ -256,7 +275,7 @@ def test_jobs_run_seeds_at_once_each_with_its_share_of_threads_and_its_own_log(t
         return seeds.subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(seeds.subprocess, "run", fake_quickstart)
-    monkeypatch.setattr(seeds.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(seeds.os, "sched_getaffinity", lambda pid: {0, 1})
     seeds.main(["--seeds", "0", "1", "2", "--out", str(out), "--jobs", "2"])
     assert sorted(calls) == [("0", "1", "seed-0.log"), ("1", "1", "seed-1.log"), ("2", "1", "seed-2.log")]
     assert sorted(seeds.seed_folders(out)) == [0, 1, 2]

@@ -1,8 +1,10 @@
 import json
 
 import pytest
+import torch
 from datasets import load_dataset
-from transformers import AutoModelForImageClassification
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoModelForImageClassification
 
 from cskd_hf.cli import main
 from cskd_hf.synthetic.quickstart import (
@@ -14,7 +16,7 @@ from cskd_hf.synthetic.quickstart import (
     ZERO_SHOT_ROW,
 )
 
-pytestmark = pytest.mark.slow  # about 1.5 minutes on 2 cores
+pytestmark = pytest.mark.slow  # about 6 minutes on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,14 @@ def test_the_fig_3_panel_compares_a_vit_before_and_after_cfa(smoke_run):
     before, after = summary["attention"][VIT_BEFORE_CFA], summary["attention"][VIT_AFTER_CFA]
     assert len(before["mean_attention_distance"]) == len(after["mean_attention_distance"]) == 6  # test_vit's layers
     assert len(after["mean_attention_distance_per_head"][0]) == summary["plan"]["vit_model_args"]["num_heads"]
+    # "before" is the backbone CFA started from: the content-pretrained checkpoint, weight for weight
+    vit = AutoModel.from_pretrained(smoke_run / "models" / "content-pretrained-vit")
+    checkpoint = load_file(
+        smoke_run / "models" / f"content-pretrained-{summary['plan']['vit_architecture']}.safetensors"
+    )
+    assert checkpoint and all(
+        torch.equal(vit.backbone.state_dict()[name], tensor) for name, tensor in checkpoint.items()
+    )
     assert before["mean_attention_distance"] != after["mean_attention_distance"]  # CFA moved the weights
     change = summary["attention_change"]["attention_entropy"]
     assert change["change"] == pytest.approx(
@@ -57,7 +67,7 @@ def test_the_fig_3_panel_compares_a_vit_before_and_after_cfa(smoke_run):
     )
     markdown = (smoke_run / "results.md").read_text()
     assert "The paper (ViT-Tiny, before and after CFA): the mean attention distance decreases" in markdown
-    assert f"entropy {change['before']:.2f} → {change['after']:.2f}" in markdown
+    assert f"entropy {change['before']:.4g} → {change['after']:.4g}" in markdown
 
 
 def test_the_cskd_student_learned(smoke_run):

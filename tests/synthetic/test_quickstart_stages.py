@@ -120,12 +120,14 @@ def test_trainer_arguments_are_those_the_command_lines_parsed_into(plan, seed, t
     assert not out_dir.exists()  # planned, nothing run or written
 
 
-def test_the_multi_teacher_run_reads_the_clip_targets_of_the_single_teacher_run(tmp_path):
+def test_the_multi_teacher_run_reads_the_clip_targets_the_cached_variant_cached_before_it(tmp_path):
     planned = trainer_arguments(SMOKE, tmp_path)
     multi, single = planned[MULTI_TEACHER_CFA], planned["CFA (student, cached targets)"]
     assert multi.teacher[0] == single.teacher[0]  # the tiny CLIP
     assert multi.cache_dir(0) == single.cache_dir(0)  # its cache, named directly: no link
     assert multi.cache_dir(1) != single.cache_dir(0) and Path(multi.cache_dir(1)).name == "teacher1"
+    order = list(planned)
+    assert order.index("CFA (student, cached targets)") < order.index(MULTI_TEACHER_CFA)
 
 
 @pytest.mark.parametrize("plan", [FULL, SMOKE], ids=["full", "smoke"])

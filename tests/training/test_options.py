@@ -78,6 +78,7 @@ def test_timm_model_args_reach_the_backbone_from_the_flag_or_the_dataclass(tmp_p
         model_args={"patch_size": 8, "num_heads": 4},
     )
     assert direct == from_flags
+    assert cfa.CFAArguments(unlabeled=["folder:/data/unlabeled"], output_dir="out", model_args=None).model_args == {}
     model = cfa.alignment_model(from_flags, projection_dim=32)
     assert model.config.model_args == {"patch_size": 8, "num_heads": 4}
     assert model.backbone.patch_embed.patch_size == (8, 8) and model.backbone.patch_embed.grid_size == (8, 8)

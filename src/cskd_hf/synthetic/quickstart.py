@@ -15,12 +15,14 @@ SynthAVA is synthetic: these numbers say nothing about real photographs.
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import datasets.config
+import torch
 from accelerate.state import AcceleratorState, GradientState
 from datasets import Dataset, DatasetDict
 
@@ -120,7 +122,7 @@ VARIANT_ROWS = [("CFA student, cached CLIP targets", "cfa-student-cached-scorer"
 ZERO_SHOT_ROW = "CLIP zero-shot"
 # The two ViTs of the Fig. 3 diagnostic, as `results.json` names them under "attention".
 VIT_BEFORE_CFA, VIT_AFTER_CFA = "ViT before CFA", "ViT after CFA"
-# The stage of the student's CFA on both teachers, whose tiny-CLIP targets are those of the student's own CFA.
+# The stage of the student's CFA on both teachers, whose tiny-CLIP targets are those the cached-target variant cached.
 MULTI_TEACHER_CFA = "CFA (student, two teachers)"
 
 TrainerArguments = cfa.CFAArguments | supervised.FinetuneArguments | skd.SKDArguments
@@ -401,6 +403,7 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
         ),
         "results": evaluation.results,
         "stage_seconds": stages.seconds,
+        "torch_threads": torch.get_num_threads(),  # 1 under `benchmarks/seeds.py --jobs 2`: times not of a run alone
         "total_seconds": round(sum(stages.seconds.values()), 1),
     }
     write_report(layout, world.dataset["test"], summary)
@@ -460,7 +463,7 @@ def run_baselines(
     stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, arguments: dict[str, TrainerArguments]
 ) -> dict:
     """The seed papers' baselines with the same stand-ins: the tiny CLIP prompted, probed and fine-tuned directly,
-    and the multi-teacher CFA student (`RunArguments.baselines`).
+    the multi-teacher CFA student and Hou et al.'s joint student (`RunArguments.baselines`).
 
     Returns the zero-shot row's metrics: the one row without a model folder.
     """
@@ -560,7 +563,7 @@ def results_markdown(summary: dict, table: str) -> str:
     votes = summary["synthava_train_votes"]
     attention = "\n".join(
         f"| {name} | {' / '.join(f'{d:.1f}' for d in result['mean_attention_distance'])} | "
-        f"{' / '.join(f'{v:.1f}' for v in result['attention_distance_variance'])} | "
+        f"{' / '.join(f'{v:.3g}' for v in result['attention_distance_variance'])} | "
         f"{' / '.join(f'{e:.2f}' for e in result['attention_entropy'])} |"
         for name, result in summary["attention"].items()
     )
@@ -579,10 +582,10 @@ README's "SKD teacher cache"). CSKD's scorers (CFA, KD, SKD) have an MLP head (o
 
 Rows as the CSKD paper's Tables 1 and 6; a variant, the student's CFA from the teacher cache (CLIP's embedding of
 each image's centre crop, while the student sees a random crop and flip) fine-tuned as "CFA student" is; then the
-seed papers' baselines: the tiny CLIP prompted zero-shot, probed
-linearly and fine-tuned directly (Hentschel et al., 2022); multi-teacher CFA, the student aligned to two teachers (the
-tiny CLIP and the content classifier) and then fine-tuned; and Hou et al. (2022)'s joint mode, the student fine-tuned
-on the labels while its features are aligned to the content classifier's, in one stage.
+seed papers' baselines: the tiny CLIP prompted zero-shot, probed linearly and fine-tuned directly (Hentschel et al.,
+2022); multi-teacher CFA, the student aligned to two teachers (the tiny CLIP and the content classifier, from their
+caches, like the cached variant) and then fine-tuned; and Hou et al. (2022)'s joint mode, the student fine-tuned on
+the labels while its features are aligned to the content classifier's, in one stage.
 
 {table}
 
@@ -590,16 +593,16 @@ on the labels while its features are aligned to the content classifier's, in one
 
 ## Attention before and after CFA (the CSKD paper's Fig. 3)
 
-`{plan["vit_architecture"]}` with {plan.get("vit_model_args")} before CFA (content-pretrained) and after; beside it,
-the tiny CLIP's tower frozen and fine-tuned directly. Per layer, on 32 test images, the mean over heads of the mean
-attention distance, its variance over heads, and the mean entropy (`cskd analyze attention`; per head in
-`attention/attention.json`, plot in `attention/attention.png`):
+`{plan["vit_architecture"]}` with `{json.dumps(plan.get("vit_model_args"))}` before CFA (content-pretrained) and
+after; beside it, the tiny CLIP's tower frozen and fine-tuned directly. Per layer, on 32 test images, the mean over
+heads of the mean attention distance, its variance over heads, and the mean entropy (`cskd analyze attention`; per
+head in `attention/attention.json`, plot in `attention/attention.png`):
 
 | tower | mean attention distance (px) | its variance over heads | attention entropy (nats) |
 |---|---|---|---|
 {attention}
 
-{fig3_reading(summary["attention_change"])}
+{fig3_reading(summary)}
 
 ## The stand-ins
 
@@ -618,33 +621,40 @@ attention distance, its variance over heads, and the mean entropy (`cskd analyze
 """
 
 
-def fig3_reading(change: dict[str, dict]) -> str:
-    """What the paper reports for Fig. 3 and what this run's ViT shows, averaged over layers."""
+def fig3_reading(summary: dict) -> str:
+    """What the paper reports for Fig. 3 and what this run's ViT shows, averaged over layers, with the bounds of
+    uniform attention: a ViT that has learnt little attends almost uniformly, and from there the entropy can only
+    fall and the variance over heads only rise, whatever CFA does."""
+    change, plan = summary["attention_change"], summary["plan"]
+    tokens = (plan["image_size"] // plan["vit_model_args"]["patch_size"]) ** 2 + 1
+    accuracy = summary["content_pretraining_accuracy"][plan["vit_architecture"]]
     names = {
         "mean_attention_distance": "mean attention distance",
         "attention_distance_variance": "its variance over heads",
         "attention_entropy": "entropy",
     }
     moves = "; ".join(
-        f"{names[statistic]} {change[statistic]['before']:.2f} → {change[statistic]['after']:.2f} "
+        f"{names[statistic]} {change[statistic]['before']:.4g} → {change[statistic]['after']:.4g} "
         f"({'as' if change[statistic]['as_paper'] else 'unlike'} the paper)"
         for statistic in PAPER_FIG3_DIRECTIONS
     )
     return (
         "The paper (ViT-Tiny, before and after CFA): the mean attention distance decreases, its variance increases, "
-        f"and the entropy decreases. Here, averaged over layers: {moves}."
+        f"and the entropy decreases. Here, averaged over layers: {moves}. Uniform attention over the ViT's {tokens} "
+        f"tokens has entropy {math.log(tokens):.3g} nats and no variance over heads; the content pretraining that "
+        f"precedes CFA reached {accuracy:.2f} training accuracy (chance {1 / len(CONTENT_CLASSES):.2f})."
     )
 
 
 __all__ = [
     "BASELINE_ROWS",
-    "VARIANT_ROWS",
-    "VIT_AFTER_CFA",
-    "VIT_BEFORE_CFA",
     "FULL",
     "MULTI_TEACHER_CFA",
     "ROWS",
     "SMOKE",
+    "VARIANT_ROWS",
+    "VIT_AFTER_CFA",
+    "VIT_BEFORE_CFA",
     "ZERO_SHOT_ROW",
     "QuickstartPlan",
     "run_quickstart",

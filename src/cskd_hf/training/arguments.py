@@ -56,11 +56,16 @@ class CommonArguments:
             super().__post_init__()
 
 
-TIMM_MODEL_ARGS_HELP = "JSON keyword arguments for timm.create_model, e.g. '{\"drop_path_rate\": 0.1}'"
+TIMM_MODEL_ARGS_HELP = (
+    "JSON keyword arguments for timm.create_model, e.g. '{\"drop_path_rate\": 0.1}' (a new backbone only: a saved "
+    "--model keeps its own)"
+)
 
 
-def timm_model_args(value: str | dict) -> dict:
-    """`--model_args` as a dict: the JSON text of the command line, or a dict given to the dataclass directly."""
+def timm_model_args(value: str | dict | None) -> dict:
+    """`--model_args` as a dict: the JSON text of the command line, or a dict (or None) given directly."""
+    if value is None:
+        return {}
     if isinstance(value, dict):
         return dict(value)
     try:
