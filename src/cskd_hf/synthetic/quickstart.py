@@ -48,8 +48,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class QuickstartPlan:
-    """Sizes and epochs of each stage; `FULL` takes 13-24 minutes on 2 idle cores (machines
-    of one kind differ by up to 2x; budget: 15 on the faster), `SMOKE` 2-3."""
+    """Sizes and epochs of each stage; `FULL` took 43 minutes on 2 idle cores (SKD at the paper's mu = 15 is 14 of
+    them; machines of one kind differ by up to 2x), `SMOKE` 4-5."""
 
     splits: dict[str, int]
     image_size: int = 64
