@@ -32,6 +32,7 @@ from pathlib import Path
 from scipy import stats
 
 from cskd_hf.analysis import PAPER_FIG3_DIRECTIONS
+from cskd_hf.synthetic.quickstart import vit_tokens
 
 METRICS = ("srcc", "plcc", "mse")
 # The paper's claims: (row A, row B), read as "A > B", each in SRCC and PLCC.
@@ -164,10 +165,9 @@ def attention_verdict(entry: dict) -> str:
 
 
 def uniform_attention_entropy(summary: dict) -> float | None:
-    """The entropy of uniform attention over the Fig. 3 ViT's tokens (patches and class token), from the plan."""
+    """The entropy of uniform attention over the Fig. 3 ViT's tokens, when the seed's plan has the ViT."""
     plan = summary.get("plan", {})
-    patch = plan.get("vit_model_args", {}).get("patch_size")
-    return math.log((plan["image_size"] // patch) ** 2 + 1) if patch and "image_size" in plan else None
+    return math.log(vit_tokens(plan)) if "patch_size" in plan.get("vit_model_args", {}) else None
 
 
 def seed_minutes(summary: dict) -> str:

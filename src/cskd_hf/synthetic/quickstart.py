@@ -31,6 +31,7 @@ from ..baselines.linear_probe import fit_linear_probe
 from ..baselines.zero_shot import evaluate_zero_shot
 from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
+from ..models.cskd.modeling_cskd import timm_model_kwargs
 from ..training import cfa, skd, supervised
 from .content_pretraining import pretrain_content_classifier
 from .synthava import (
@@ -435,7 +436,7 @@ def train_stand_ins(stages: Stages, plan: QuickstartPlan, layout: Layout, world:
     # The "ImageNet" of this world: well-exposed, sharp, clean renders of the subjects, labeled by content only.
     content_set = generate({"content": plan.content_images}, image_size=plan.image_size, seed=seed + 1, neutral=True)
     backbones = [(role, architecture, {}) for role, architecture in plan.architectures().items()]
-    backbones.append(("Fig. 3 ViT", plan.vit_architecture, {"img_size": plan.image_size, **plan.vit_model_args}))
+    backbones.append(("Fig. 3 ViT", plan.vit_architecture, timm_model_kwargs(vit_config(plan, layout))))
     content_accuracy = {}
     for role, architecture, model_args in backbones:
         content_accuracy[architecture] = stages.run(
@@ -484,19 +485,24 @@ def run_baselines(
     return zero_shot
 
 
-def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, zero_shot: dict) -> Evaluation:
-    """The attention diagnostic, then every row, and an untrained student as the floor, on the test split."""
-    test = world.dataset["test"]
-    # The paper's Fig. 3: a ViT before CFA (content-pretrained, this world's ImageNet weights) and after. Beside it,
-    # the tiny CLIP's tower as it is (the probe's frozen backbone) and after direct fine-tuning.
-    vit_config = CSKDConfig(
+def vit_config(plan: QuickstartPlan, layout: Layout) -> CSKDConfig:
+    """The Fig. 3 ViT as content pretraining leaves it: the model CFA starts from."""
+    return CSKDConfig(
         architecture=plan.vit_architecture,
         image_size=plan.image_size,
         model_args=plan.vit_model_args,
         backbone_checkpoint_path=str(layout.content_checkpoint(plan.vit_architecture)),
     )
-    CSKDModel.from_config(vit_config).save_pretrained(layout.vit_before_cfa)
-    CSKDImageProcessor.from_model_config(vit_config).save_pretrained(layout.vit_before_cfa)
+
+
+def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, zero_shot: dict) -> Evaluation:
+    """The attention diagnostic, then every row, and an untrained student as the floor, on the test split."""
+    test = world.dataset["test"]
+    # The paper's Fig. 3: a ViT before CFA (content-pretrained, this world's ImageNet weights) and after. Beside it,
+    # the tiny CLIP's tower as it is (the probe's frozen backbone) and after direct fine-tuning.
+    before_cfa = vit_config(plan, layout)
+    CSKDModel.from_config(before_cfa).save_pretrained(layout.vit_before_cfa)
+    CSKDImageProcessor.from_model_config(before_cfa).save_pretrained(layout.vit_before_cfa)
     attention_images = [row["image"].convert("RGB") for row in test.select(range(32))]
     attention = stages.run(
         "attention diagnostic",
@@ -621,12 +627,18 @@ head in `attention/attention.json`, plot in `attention/attention.png`):
 """
 
 
+def vit_tokens(plan: dict) -> int:
+    """The tokens the Fig. 3 ViT attends over (its patches and the class token), from a plan as results.json has it;
+    uniform attention over them has entropy log(tokens)."""
+    return (plan["image_size"] // plan["vit_model_args"]["patch_size"]) ** 2 + 1
+
+
 def fig3_reading(summary: dict) -> str:
     """What the paper reports for Fig. 3 and what this run's ViT shows, averaged over layers, with the bounds of
     uniform attention: a ViT that has learnt little attends almost uniformly, and from there the entropy can only
     fall and the variance over heads only rise, whatever CFA does."""
     change, plan = summary["attention_change"], summary["plan"]
-    tokens = (plan["image_size"] // plan["vit_model_args"]["patch_size"]) ** 2 + 1
+    tokens = vit_tokens(plan)
     accuracy = summary["content_pretraining_accuracy"][plan["vit_architecture"]]
     names = {
         "mean_attention_distance": "mean attention distance",
