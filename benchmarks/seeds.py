@@ -4,7 +4,7 @@ variant; multi-teacher against single-teacher CFA), the paired difference per se
 the win count; for Fig. 3, how each attention statistic of the ViT moved after CFA on each seed; and each seed's time.
 
     python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--smoke] [--jobs 2] [--report-only]
-        [--json seeds.json]
+        [--json seeds.json] [--record benchmarks/results/seeds]
 
 Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (about 45 minutes on 2 cores; --smoke:
 4-5), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs K
@@ -13,6 +13,10 @@ did 1.5x the work of one two-thread run here (the models are too small to keep t
 times in results.json are not those of a run alone. The report covers every OUT/seed-N/results.json found, not only
 the seeds asked for; it warns when their plans differ (smoke and full runs mixed, say). With one seed the spread and
 the intervals are undefined and shown as n/a.
+
+A run's folder (models, caches) stays on the machine that ran it, and machines here do not last; the results.json of
+the seeds in the README's report are kept in the repository, in benchmarks/results/seeds/seed-N/ (`--record` copies
+each finished seed there), and `--report-only --out benchmarks/results/seeds` prints that report again.
 
 A claim's difference is A minus B on the same seed (same data, same pretrained stand-ins), so the seed-to-seed
 variation both rows share cancels; the interval is mean ± t(0.975, n - 1) · sd / sqrt(n) over the n seeds that have
@@ -24,6 +28,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +56,8 @@ COMPARISONS = [
 CLAIM_METRICS = ("srcc", "plcc")
 
 NOT_AVAILABLE = "n/a"
+# The results.json of the seeds in the README's report, kept in the repository because a run's folder is not.
+RECORD = "benchmarks/results/seeds"
 
 
 def mean_std(values: list[float]) -> dict:
@@ -332,9 +339,22 @@ def seed_folders(out: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def run_seed(seed: int, folder: Path, smoke: bool, threads: int | None = None) -> None:
+def read_results(out: Path) -> list[dict]:
+    """The results.json of each seed-N folder under `out`, by N, each with its `seed` (set to N where the file has
+    none; a note is printed where the file says another seed)."""
+    summaries = []
+    for seed, folder in seed_folders(out).items():
+        summary = json.loads((folder / "results.json").read_text())
+        if summary.setdefault("seed", seed) != seed:
+            print(f"Note: {folder / 'results.json'} is a run of seed {summary['seed']}, not {seed}.")
+        summaries.append(summary)
+    return summaries
+
+
+def run_seed(seed: int, folder: Path, smoke: bool, threads: int | None = None, record: Path | None = None) -> None:
     """`cskd quickstart` for one seed, in a fresh process (no state carried from one seed to the next); with
-    `threads`, limited to that many threads and its output written to `<folder>.log`."""
+    `threads`, limited to that many threads and its output written to `<folder>.log`; with `record`, its results.json
+    copied to record/seed-N/ once the run has finished."""
     command = [sys.executable, "-m", "cskd_hf.cli", "quickstart", "--seed", str(seed), "--out", str(folder)]
     if smoke:
         command.append("--smoke")
@@ -349,6 +369,9 @@ def run_seed(seed: int, folder: Path, smoke: bool, threads: int | None = None) -
             result = subprocess.run(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"the quickstart for seed {seed} failed (exit status {result.returncode}); see its output")
+    if record is not None:
+        (record / folder.name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / "results.json", record / folder.name / "results.json")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -360,8 +383,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true", help="run nothing; report on the results found")
     parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")
     parser.add_argument("--json", help="also write the statistics here")
+    parser.add_argument(
+        "--record", help=f"also copy each seed's results.json to RECORD/seed-N/ (the README's seeds: {RECORD})"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
+    record = Path(args.record) if args.record else None
     if not args.report_only:
         pending = []
         for seed in args.seeds:
@@ -374,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         if jobs > 1:
             threads = max(1, len(os.sched_getaffinity(0)) // jobs)
             with ThreadPoolExecutor(jobs) as pool:
-                futures = [pool.submit(run_seed, *run, args.smoke, threads) for run in pending]
+                futures = [pool.submit(run_seed, *run, args.smoke, threads, record) for run in pending]
                 try:
                     for future in futures:
                         future.result()
@@ -383,13 +410,9 @@ def main(argv: list[str] | None = None) -> None:
                     raise
         else:
             for run in pending:
-                run_seed(*run, args.smoke)
-    folders = seed_folders(out)
-    summaries = [json.loads((folder / "results.json").read_text()) for folder in folders.values()]
-    for seed, summary in zip(folders, summaries):
-        if summary.setdefault("seed", seed) != seed:
-            print(f"Note: {folders[seed] / 'results.json'} is a run of seed {summary['seed']}, not {seed}.")
-    missing = [seed for seed in args.seeds if seed not in folders]
+                run_seed(*run, args.smoke, record=record)
+    summaries = read_results(out)
+    missing = [seed for seed in args.seeds if seed not in seed_folders(out)]
     print(report_markdown(summaries, args.confidence))
     if missing:
         print(f"\nNo results yet for seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} in {out}.")

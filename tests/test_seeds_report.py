@@ -279,3 +279,26 @@ def test_jobs_run_seeds_at_once_each_with_its_share_of_threads_and_its_own_log(t
     seeds.main(["--seeds", "0", "1", "2", "--out", str(out), "--jobs", "2"])
     assert sorted(calls) == [("0", "1", "seed-0.log"), ("1", "1", "seed-1.log"), ("2", "1", "seed-2.log")]
     assert sorted(seeds.seed_folders(out)) == [0, 1, 2]
+
+
+def test_record_keeps_each_finished_seeds_results_beside_the_run(tmp_path, monkeypatch):
+    out, record = tmp_path / "seeds", tmp_path / "record"
+
+    def fake_quickstart(command, **kwargs):
+        seed = int(command[command.index("--seed") + 1])
+        if seed == 1:
+            return seeds.subprocess.CompletedProcess(command, 3)
+        folder = Path(command[command.index("--out") + 1])
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(fake_results(seed)))
+        (folder / "models").mkdir()  # what the record leaves behind
+        return seeds.subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(seeds.subprocess, "run", fake_quickstart)
+    with pytest.raises(SystemExit, match="seed 1 failed"):
+        seeds.main(["--seeds", "0", "1", "--out", str(out), "--record", str(record)])
+    assert [path.relative_to(record).as_posix() for path in sorted(record.rglob("*"))] == [
+        "seed-0",
+        "seed-0/results.json",
+    ]
+    assert seeds.read_results(record) == [fake_results(0)]
