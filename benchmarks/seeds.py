@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
             for run in pending:
                 run_seed(*run, args.smoke, record=record)
     summaries = read_results(out)
-    missing = [seed for seed in args.seeds if seed not in seed_folders(out)]
+    missing = sorted(set(args.seeds) - set(seed_folders(out)))
     print(report_markdown(summaries, args.confidence))
     if missing:
         print(f"\nNo results yet for seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} in {out}.")
