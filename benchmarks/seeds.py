@@ -339,15 +339,15 @@ def seed_folders(out: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def read_results(out: Path) -> list[dict]:
+def read_results(out: Path) -> dict[int, dict]:
     """The results.json of each seed-N folder under `out`, by N, each with its `seed` (set to N where the file has
     none; a note is printed where the file says another seed)."""
-    summaries = []
+    summaries = {}
     for seed, folder in seed_folders(out).items():
         summary = json.loads((folder / "results.json").read_text())
         if summary.setdefault("seed", seed) != seed:
             print(f"Note: {folder / 'results.json'} is a run of seed {summary['seed']}, not {seed}.")
-        summaries.append(summary)
+        summaries[seed] = summary
     return summaries
 
 
@@ -412,12 +412,12 @@ def main(argv: list[str] | None = None) -> None:
             for run in pending:
                 run_seed(*run, args.smoke, record=record)
     summaries = read_results(out)
-    missing = sorted(set(args.seeds) - set(seed_folders(out)))
-    print(report_markdown(summaries, args.confidence))
+    missing = sorted(set(args.seeds) - set(summaries))
+    print(report_markdown(list(summaries.values()), args.confidence))
     if missing:
         print(f"\nNo results yet for seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} in {out}.")
     if args.json:
-        Path(args.json).write_text(json.dumps(report_json(summaries, args.confidence), indent=1))
+        Path(args.json).write_text(json.dumps(report_json(list(summaries.values()), args.confidence), indent=1))
 
 
 if __name__ == "__main__":

@@ -301,11 +301,11 @@ def test_record_keeps_each_finished_seeds_results_beside_the_run(tmp_path, monke
         "seed-0",
         "seed-0/results.json",
     ]
-    assert seeds.read_results(record) == [fake_results(0)]
+    assert seeds.read_results(record) == {0: fake_results(0)}
 
 
 def test_the_readmes_seeds_report_is_the_one_the_recorded_results_give():
-    recorded = seeds.read_results(REPO / seeds.RECORD)
+    recorded = list(seeds.read_results(REPO / seeds.RECORD).values())
     assert recorded, f"no seed-N/results.json in {seeds.RECORD}"
     assert all(not summary["smoke"] for summary in recorded)
     readme = (REPO / "README.md").read_text()
