@@ -228,7 +228,9 @@ def test_cskd_convert_and_models_on_the_command_line(laion, tmp_path, capsys):
     out = tmp_path / "converted"
     command = ["convert", "laion-aesthetic", str(laion["checkpoint"]), "--clip", str(laion["clip"]), "--out", str(out)]
     assert main(command) == 0
-    assert AutoModelForImageClassification.from_pretrained(out).config.score_head == "scalar"
+    converted = AutoModelForImageClassification.from_pretrained(out).config
+    assert converted.score_head == "scalar" and converted.num_labels == 1  # a regression model, as transformers has it
+    assert converted.num_bins == 10 and converted.id2label == {0: "score"}  # its Gaussian still spreads over AVA's
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert all(model["model_id"] in listing for model in list_models())

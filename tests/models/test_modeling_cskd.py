@@ -26,6 +26,7 @@ from cskd_hf import (
 )
 from cskd_hf.cli import main
 from cskd_hf.losses import earth_movers_distance
+from cskd_hf.models.cskd import MismatchedWeightsError
 from tests.helpers import TINY_IMAGE_SIZE, same_tensors, tiny_config, write_hostile_pickle
 
 # CNN, ViT, ConvNeXt, a model whose pooled size differs from num_features, and one with non-persistent buffers.
@@ -430,7 +431,80 @@ def test_a_scalar_head_predicts_the_score_and_spreads_it_over_the_bins():
     bins = torch.tensor(config.bin_scores)
     gaussian = torch.exp(-((bins - expected[:, None]) ** 2) / (2 * 0.8**2))
     torch.testing.assert_close(output.probabilities, gaussian / gaussian.sum(1, keepdim=True))
-    assert output.logits.shape == (4, config.num_bins) and (output.std_score > 0).all()
+    assert output.logits.shape == (4, 1) and (output.std_score > 0).all()  # a one-label model: its logit is the score
+    torch.testing.assert_close(output.logits[:, 0], output.mean_score)
     loss = model(pixel_values=pixel_values, labels=output.probabilities.flip(1)).loss
     loss.backward()  # trainable as any scorer (EMD through the Gaussian)
     assert model.head.layers[-1].weight.grad.abs().sum() > 0
+
+
+def test_a_one_label_model_takes_scores_bin_indices_and_distributions():
+    """`num_labels=1` is a regression model (the scalar head), and every label form still has its loss."""
+    model = CSKDForAestheticScoring(tiny_config(num_labels=1, head_dropout=0.0)).eval()
+    scores = torch.tensor([3.5, 7.0])
+    out = model(pixels(), labels=scores)
+    assert out.logits.shape == (2, 1) and out.probabilities.shape == (2, 10)
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits[:, 0], scores))
+    torch.testing.assert_close(model(pixels(), labels=scores[:, None]).loss, out.loss)  # (batch, 1), as transformers
+    indices = model(pixels(), labels=torch.tensor([0, 9]))
+    one_hot = torch.nn.functional.one_hot(torch.tensor([0, 9]), 10).float()
+    torch.testing.assert_close(indices.loss, earth_movers_distance(indices.probabilities, one_hot).mean())
+    model.config.problem_type = "single_label_classification"
+    torch.testing.assert_close(model(pixels(), labels=torch.tensor([0, 9])).loss, indices.loss)
+    votes = torch.full((2, 10), 0.1)
+    model.config.problem_type = None
+    distribution = model(pixels(), labels=votes)
+    torch.testing.assert_close(distribution.loss, earth_movers_distance(distribution.probabilities, votes).mean())
+
+
+def test_multi_label_is_refused_before_the_forward_pass_even_when_set_late():
+    config = tiny_config()
+    model = CSKDForAestheticScoring(config).eval()
+    config.problem_type = "multi_label_classification"
+    with pytest.raises(ValueError, match="bins are ordered"):
+        CSKDForAestheticScoring(config)
+    calls = []
+    model.backbone.register_forward_pre_hook(lambda *args: calls.append(1))
+    with pytest.raises(ValueError, match="bins are ordered"):
+        model(pixels(), labels=torch.ones(2, 2))
+    assert calls == []  # refused before the backbone ran
+
+
+def test_mismatched_weights_raise_transformers_runtime_error_naming_the_folder(tmp_path):
+    CSKDForAestheticScoring(tiny_config()).save_pretrained(tmp_path)
+    with pytest.raises(RuntimeError, match=str(tmp_path)) as refusal:
+        CSKDForAestheticScoring.from_pretrained(tmp_path, num_labels=5)
+    assert isinstance(refusal.value, MismatchedWeightsError)
+    regression = CSKDForAestheticScoring.from_pretrained(tmp_path, num_labels=1, ignore_mismatched_sizes=True)
+    assert regression.config.num_labels == 1 and regression.head.layers[-1].out_features == 1
+    (tmp_path / "model.safetensors").write_bytes(b"cut")
+    with pytest.raises(OSError, match="damaged"):
+        CSKDForAestheticScoring.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "cskd", "num_bins": 1}')
+    with pytest.raises(ValueError, match="num_bins"):
+        CSKDForAestheticScoring.from_pretrained(tmp_path)
+
+
+def test_one_step_of_transformers_trainer_on_a_one_label_model(tmp_path):
+    """A regression user's run: float scores as `labels`, transformers' `Trainer` and its default collator."""
+    from transformers import Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    model = CSKDForAestheticScoring(tiny_config(num_labels=1))
+    images = pixels(batch_size=4)
+    dataset = [{"pixel_values": image, "labels": score} for image, score in zip(images, [2.0, 4.5, 6.0, 8.5])]
+    before = model.head.layers[-1].weight.detach().clone()
+    arguments = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        learning_rate=0.1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+    )
+    trainer = Trainer(model=model, args=arguments, train_dataset=dataset)
+    result = trainer.train()
+    assert result.global_step == 1 and torch.isfinite(torch.tensor(result.training_loss))
+    assert not torch.equal(model.head.layers[-1].weight.detach(), before)

@@ -1,14 +1,19 @@
 """transformers' own common suites (model, config, image processor) run against the CSKD classes.
 
 The suites come from the installed transformers version's sdist (see `tests/transformers_suites.py`); every skip
-below carries the reason it does not apply to a vision model without attention outputs or token embeddings.
+below carries the reason it does not apply to a vision model without attention outputs or token embeddings, and every
+override says what it asserts instead.
 """
 
 import os
+import tempfile
 import unittest
 
 import pytest
 import torch
+from transformers.models.auto import modeling_auto
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging
 
 from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDImageProcessor, CSKDModel
 from tests.transformers_suites import PYTEST_CONFIG, import_suite
@@ -27,6 +32,20 @@ floats_tensor = modeling_common.floats_tensor
 ConfigTester = configuration_common.ConfigTester
 ImageProcessingTestMixin = image_processing_common.ImageProcessingTestMixin
 ImageProcessingTester = image_processing_common.ImageProcessingTester
+
+
+@pytest.fixture(scope="module", autouse=True)
+def listed_in_the_static_auto_tables():
+    """The suites choose their classification-only tests (problem types, mismatched heads, training) by the model
+    names in transformers' static tables, where a library's own models are listed. Ours reach the Auto classes by
+    registration, which fills the lazy mappings only: list them in the tables, as a user of the Auto classes finds
+    them, for this module alone. Only the model-name tables: without `cskd` in the config table, the lazy mappings
+    never look a model up there."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(modeling_auto.MODEL_MAPPING_NAMES, "cskd", "CSKDModel")
+        patch.setitem(modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES, "cskd", "CSKDForAestheticScoring")
+        yield
+
 
 IMAGE_SIZE = 32
 PROJECTION_DIM = 24
@@ -62,7 +81,22 @@ class CSKDModelTester:
 
     def prepare_config_and_inputs_for_common(self):
         pixel_values = floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])
-        return self.get_config(), {"pixel_values": pixel_values}
+        # Kept: some tests change the config they are given (`test_problem_types` sets its problem type and
+        # `num_labels`), and the labels must follow it.
+        self.config = self.get_config()
+        return self.config, {"pixel_values": pixel_values}
+
+    def scoring_labels(self) -> torch.Tensor:
+        """Labels of the form the config's `problem_type` names; the same on every call (tests compare losses)."""
+        generator = torch.Generator().manual_seed(0)
+        config = self.config
+        if config.problem_type == "single_label_classification":  # bin indices, whatever the number of logits
+            return torch.randint(0, config.num_bins, (self.batch_size,), generator=generator)
+        if config.problem_type == "regression":  # mean scores on the bins' scale
+            low, high = config.bin_scores[0], config.bin_scores[-1]
+            return low + (high - low) * torch.rand(self.batch_size, generator=generator)
+        votes = torch.rand(self.batch_size, config.num_bins, generator=generator)
+        return votes / votes.sum(-1, keepdim=True)
 
 
 class CSKDCommonTests(ModelTesterMixin):
@@ -76,22 +110,76 @@ class CSKDCommonTests(ModelTesterMixin):
     test_can_init_all_missing_weights_before_2023 = True
 
     def setUp(self):
-        self.model_tester = CSKDModelTester(self, self.architecture, is_training=self.is_training)
+        self.model_tester = CSKDModelTester(self, self.architecture)
         self.config_tester = ConfigTester(self, config_class=CSKDConfig, has_text_modality=False, common_properties=[])
 
     def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
-        """The labels of our heads: vote distributions for the scorer, teacher embeddings for alignment."""
+        """The labels of our heads: those of the config's problem type for the scorer (vote distributions when it has
+        none), teacher embeddings for alignment."""
         inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
         if return_labels:
-            batch_size = self.model_tester.batch_size
-            # The same labels on every call: tests compare two calls' losses.
-            generator = torch.Generator().manual_seed(0)
-            if model_class is CSKDForAestheticScoring:
-                votes = torch.rand(batch_size, self.model_tester.num_bins, generator=generator)
-                inputs_dict["labels"] = votes / votes.sum(-1, keepdim=True)
+            if issubclass(model_class, CSKDForAestheticScoring):
+                inputs_dict["labels"] = self.model_tester.scoring_labels()
             elif model_class is CSKDForFeatureAlignment:
+                generator = torch.Generator().manual_seed(0)
+                batch_size = self.model_tester.batch_size
                 inputs_dict["teacher_embeds"] = torch.randn(batch_size, PROJECTION_DIM, generator=generator)
         return inputs_dict
+
+    def test_problem_types(self):
+        """Multi-label classification is refused before any forward pass, also when `problem_type` is set after the
+        config was built (the bins are ordered and sum to one). The suite's other two sub-tests run as they are: one
+        label and bin indices (`single_label_classification`: the EMD of the scalar head's distribution to the
+        one-hot), and one label and mean scores (`regression`)."""
+        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
+        config.problem_type = "multi_label_classification"
+        config.num_labels = 2
+        with self.assertRaisesRegex(ValueError, "bins are ordered"):
+            CSKDForAestheticScoring(config)
+        model = CSKDForAestheticScoring(self.model_tester.get_config())
+        model.config.problem_type = "multi_label_classification"
+        with self.assertRaisesRegex(ValueError, "bins are ordered"):
+            model(**inputs_dict)
+
+        class RefusingMultiLabel(CSKDForAestheticScoring):
+            def __init__(self, config):
+                if config.problem_type == "multi_label_classification":
+                    raise unittest.SkipTest("refused before the forward pass, as asserted above")
+                super().__init__(config)
+
+        RefusingMultiLabel.__name__ = CSKDForAestheticScoring.__name__  # as the static table names it
+        all_model_classes = self.all_model_classes
+        self.all_model_classes = tuple(
+            RefusingMultiLabel if cls is CSKDForAestheticScoring else cls for cls in all_model_classes
+        )
+        try:
+            super().test_problem_types()
+        finally:
+            self.all_model_classes = all_model_classes
+
+    def test_can_load_ignoring_mismatched_shapes(self):
+        """The suite's contract for a head of another size: `RuntimeError` without `ignore_mismatched_sizes`, a
+        re-initialised head with it and every other weight loaded as saved. The suite looks for the classifier
+        among the model's direct children; ours is the last layer of `head.layers`, so the same checks are made here
+        on it."""
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        config.num_labels = 3
+        model = CSKDForAestheticScoring(config)
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            with self.assertRaises(RuntimeError) as refusal:
+                CSKDForAestheticScoring.from_pretrained(folder, num_labels=42)
+            self.assertIn(folder, str(refusal.exception))  # ours names the folder as well
+            with CaptureLogger(logging.get_logger("transformers.modeling_utils")) as captured:
+                reheaded = CSKDForAestheticScoring.from_pretrained(folder, num_labels=42, ignore_mismatched_sizes=True)
+        self.assertIn("Reinit due to size mismatch", captured.out)
+        classifier = reheaded.head.layers[-1]
+        self.assertEqual((classifier.out_features, reheaded.config.num_labels), (42, 42))
+        saved, classifier_prefix = dict(model.named_parameters()), f"head.layers.{len(reheaded.head.layers) - 1}."
+        for name, parameter in reheaded.named_parameters():
+            if not name.startswith(classifier_prefix):
+                torch.testing.assert_close(parameter, saved[name], rtol=0, atol=0, msg=name)
+        self.assertLessEqual(abs(classifier.weight.mean().item()), 0.1)
 
     def test_config(self):
         self.config_tester.run_common_tests()
@@ -117,24 +205,18 @@ class CSKDCommonTests(ModelTesterMixin):
     def test_model_get_set_embeddings(self):
         pass
 
-
-class CSKDModelResNetTest(CSKDCommonTests, unittest.TestCase):
-    all_model_classes = (CSKDModel,)
-    # The bare backbone has no loss; transformers skips base models in `test_training` by their names in a static
-    # table, which a model registered at run time is not in.
-    is_training = False
-
-
-class CSKDHeadsResNetTest(CSKDCommonTests, unittest.TestCase):
-    all_model_classes = (CSKDForAestheticScoring, CSKDForFeatureAlignment)
-    is_training = True
+    # The suite's own skip says no model had a differentiable loss; the scorer and the aligner have one, but the test
+    # makes the input embeddings' weight require grads, and pixels go through no embedding table.
+    @unittest.skip(reason="a vision model has no input embedding table to make require grads")
+    def test_enable_input_require_grads_with_gradient_checkpointing(self):
+        pass
 
 
-class CSKDModelViTTest(CSKDModelResNetTest):
-    architecture = "test_vit"
+class CSKDResNetTest(CSKDCommonTests, unittest.TestCase):
+    all_model_classes = (CSKDModel, CSKDForAestheticScoring, CSKDForFeatureAlignment)
 
 
-class CSKDHeadsViTTest(CSKDHeadsResNetTest):
+class CSKDViTTest(CSKDResNetTest):
     architecture = "test_vit"
 
 

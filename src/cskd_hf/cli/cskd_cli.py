@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..models.cskd import MismatchedWeightsError
 from .analyze import analyze_command_parser
 from .convert import convert_command_parser
 from .data import data_command_parser
@@ -66,6 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, ImportError) as error:
+    except (OSError, ValueError, ImportError, MismatchedWeightsError) as error:
         print(f"cskd {args.command}: error: {error}", file=sys.stderr)
         return 2

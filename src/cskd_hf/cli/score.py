@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from ..data.images import find_images
+from ..models.cskd.configuration_cskd import bin_labels as bin_labels_of
 from ..scoring import BACKENDS, fast_scorer, load_onnx_scorer, load_scorer, score_files
 from .results import OUTPUT_FORMATS, count_results, open_output, output_format, write_results
 
@@ -64,7 +65,7 @@ def score_command(args: argparse.Namespace) -> int:
     else:
         model, image_processor = load_scorer(args.model, device=args.device)
         scorer, config = fast_scorer(model, args.backend), model.config
-    bin_labels = [config.id2label[i] for i in range(config.num_bins)]
+    bin_labels = list(bin_labels_of(config.bin_scores).values())  # not `id2label`: a scalar model has one label
     with open_output(args.output) as stream:
         results = score_files(
             scorer,

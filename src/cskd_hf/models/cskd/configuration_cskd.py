@@ -11,6 +11,20 @@ SCORE_HEADS = ("distribution", "scalar")
 DEFAULT_NUM_BINS = 10  # AVA's ten score bins
 
 
+SCALAR_LABEL = "score"
+SCALAR_ID2LABEL = {0: SCALAR_LABEL}  # a scalar head's one label: its logit is the score
+
+
+def check_problem_type(problem_type: str | None) -> None:
+    """Refuse `"multi_label_classification"`: the bins are ordered and their probabilities sum to one."""
+    if problem_type == "multi_label_classification":
+        raise ValueError(
+            "problem_type='multi_label_classification' does not apply to a score distribution: its bins are ordered "
+            "and their probabilities sum to one, so they are not independent labels. Use None (vote distributions), "
+            "'single_label_classification' (bin indices) or 'regression' (mean scores)"
+        )
+
+
 def bin_labels(bin_scores: list[float]) -> dict[int, str]:
     """`id2label` of a score distribution: each bin is labelled by its score ("1", "2", ... "10")."""
     return {i: f"{score:g}" for i, score in enumerate(bin_scores)}
@@ -40,9 +54,12 @@ class CSKDConfig(PretrainedConfig):
             one machine, needed only then: it is not saved (the saved weights hold what it gave).
         image_size: side of the square model input, in pixels.
         num_bins: number of score bins of the predicted distribution (10 for AVA, 9 for PARA, 5 for AADB); defaults
-            to the length of `bin_scores`, else of `id2label` or `num_labels` when given, else 10. `num_labels` is
-            the same number under transformers' name: setting it re-bins the config (scores `1..num_labels`), which
-            with `from_pretrained(..., num_labels=N, ignore_mismatched_sizes=True)` re-heads a model.
+            to the length of `bin_scores`, else of `id2label` or `num_labels` when given, else 10.
+        num_labels: transformers' name for the width of `logits`. With a distribution head it is `num_bins`:
+            setting it re-bins the config (scores `1..num_labels`), which with `from_pretrained(...,
+            num_labels=N, ignore_mismatched_sizes=True)` re-heads a model. `num_labels=1` means regression, as in
+            transformers: the scalar head (`score_head="scalar"`), whose one logit is the score; its distribution
+            still spreads over `num_bins` bins (default 10) and `id2label` is `{0: "score"}`.
         bin_scores: the score value of each bin, increasing; defaults to `1, 2, ..., num_bins`.
         head_hidden_sizes: hidden layer sizes of the scoring head; empty gives NIMA's dropout + linear head.
         head_dropout: dropout before each linear layer of the head (NIMA uses 0.75).
@@ -58,15 +75,19 @@ class CSKDConfig(PretrainedConfig):
             `s`, as the LAION predictor does; the distribution is then the discretised Gaussian
             `p_i ∝ exp(-(b_i - s)² / 2σ²)` with σ = `scalar_spread`, so that the model can teach SKD, while the mean
             score stays `s` exactly; cut at the scale's ends, that distribution's own mean leans inward there).
+            Defaults to `"scalar"` when `num_labels=1`, else `"distribution"`. A scalar model is a one-label model.
         scalar_spread: σ of that Gaussian, on the bins' scale.
         backbone_pre_logits: keep the layers timm runs between a backbone's feature map and its pooling (VGG's fc6
             and fc7 as convolutions); without them the pooled features are the feature map's average (pyiqa's
             NIMA-VGG16). Other architectures have none and are unaffected.
         initializer_range: std of the normal initialisation of head and projector weights.
-        problem_type: what the scoring model's `labels` are: `None` for vote distributions `(batch, num_bins)` (the
-            EMD of eq. 2), integer bin indices or float mean scores `(batch,)` being recognised by their dtype;
-            `"single_label_classification"` for bin indices (EMD to the one-hot distribution) or `"regression"` for
-            mean scores (MSE of the predicted mean). `"multi_label_classification"` has no meaning for one score.
+        problem_type: what the scoring model's `labels` are, whatever its head: `None` for vote distributions
+            `(batch, num_bins)` (the EMD of eq. 2), integer bin indices or float mean scores `(batch,)` being
+            recognised by their dtype; `"single_label_classification"` for bin indices (EMD to the one-hot
+            distribution) or `"regression"` for mean scores (MSE of the predicted mean). Bin indices index the bins,
+            not the logits, so a one-label model takes them too (transformers refuses that pair for its
+            cross-entropy heads, whose classes are the logits). `"multi_label_classification"` is refused: the bins
+            are ordered and their probabilities sum to one, so they are not independent labels.
     """
 
     model_type = "cskd"
@@ -90,7 +111,7 @@ class CSKDConfig(PretrainedConfig):
         emd_r: float = 2.0,
         initializer_range: float = 0.02,
         normalize_features: bool = False,
-        score_head: str = "distribution",
+        score_head: str | None = None,
         scalar_spread: float = 1.4,
         backbone_pre_logits: bool = True,
         **kwargs,
@@ -104,10 +125,22 @@ class CSKDConfig(PretrainedConfig):
         if image_size <= 0:
             raise ValueError(f"`image_size` must be positive, got {image_size}")
         num_labels = kwargs.pop("num_labels", None)
+        if num_labels is not None and num_labels < 1:
+            raise ValueError(f"`num_labels` must be at least 1 (1: a scalar score), got {num_labels}")
+        if score_head is None:
+            score_head = "scalar" if num_labels == 1 else "distribution"
+        if score_head not in SCORE_HEADS:
+            raise ValueError(f"`score_head` must be one of {SCORE_HEADS}, got {score_head!r}")
+        if score_head == "scalar":
+            if num_labels not in (None, 1):
+                raise ValueError(f"`score_head='scalar'` has one label (the score), but `num_labels` is {num_labels}")
+            num_labels = None
+            # Saved before scalar models were one-label models, a config may still list the bins as its labels.
+            kwargs["id2label"], kwargs["label2id"] = dict(SCALAR_ID2LABEL), {SCALAR_LABEL: 0}
         if num_bins is None:
             if bin_scores is not None:
                 num_bins = len(bin_scores)
-            elif kwargs.get("id2label") is not None:
+            elif score_head == "distribution" and kwargs.get("id2label") is not None:
                 num_bins = len(kwargs["id2label"])
             else:
                 num_bins = num_labels if num_labels is not None else DEFAULT_NUM_BINS
@@ -115,11 +148,7 @@ class CSKDConfig(PretrainedConfig):
             raise ValueError(f"`num_labels` ({num_labels}) is the number of bins, but `num_bins` is {num_bins}")
         if num_bins < 2:
             raise ValueError(f"`num_bins` must be at least 2 to form a distribution, got {num_bins}")
-        if kwargs.get("problem_type") == "multi_label_classification":
-            raise ValueError(
-                "problem_type='multi_label_classification' does not apply to a score distribution: use None (vote "
-                "distributions), 'single_label_classification' (bin indices) or 'regression' (mean scores)"
-            )
+        check_problem_type(kwargs.get("problem_type"))
         bin_scores = [float(s) for s in (bin_scores if bin_scores is not None else range(1, num_bins + 1))]
         if len(bin_scores) != num_bins:
             raise ValueError(f"`bin_scores` has {len(bin_scores)} values but `num_bins` is {num_bins}")
@@ -146,8 +175,6 @@ class CSKDConfig(PretrainedConfig):
             raise ValueError(f"`projector_hidden_size` must be positive or None, got {projector_hidden_size}")
         if emd_r <= 0:
             raise ValueError(f"`emd_r` must be positive, got {emd_r}")
-        if score_head not in SCORE_HEADS:
-            raise ValueError(f"`score_head` must be one of {SCORE_HEADS}, got {score_head!r}")
         if scalar_spread <= 0:
             raise ValueError(f"`scalar_spread` must be positive, got {scalar_spread}")
 
@@ -184,23 +211,36 @@ class CSKDConfig(PretrainedConfig):
                 "AutoModelForImageClassification": "modeling_cskd.CSKDForAestheticScoring",
             },
         )
+        # Set after the base class, whose check refuses single-label classification with one label: its classes are
+        # the logits there, while ours are the bins (see `problem_type` above).
+        problem_type = kwargs.pop("problem_type", None)
         super().__init__(**kwargs)
-        if len(self.id2label) != num_bins:
-            raise ValueError(f"`id2label` has {len(self.id2label)} entries but `num_bins` is {num_bins}")
+        self.problem_type = problem_type
+        if len(self.id2label) != self.num_labels:
+            raise ValueError(f"`id2label` has {len(self.id2label)} entries but the model has {self.num_labels} labels")
 
     @property
     def num_labels(self) -> int:
-        return self.num_bins
+        """The width of `logits`: 1 for the scalar head, else `num_bins`."""
+        return 1 if self.score_head == "scalar" else self.num_bins
 
     @num_labels.setter
     def num_labels(self, num_labels: int) -> None:
-        """Re-bin: `num_labels` bins scored `1..num_labels`, labelled by their scores (as transformers re-heads)."""
-        if num_labels < 2:
-            raise ValueError(f"`num_labels` is the number of score bins and must be at least 2, got {num_labels}")
-        if getattr(self, "num_bins", None) == num_labels and len(getattr(self, "id2label", None) or {}) == num_labels:
+        """1: the scalar head over the current bins (regression); N >= 2: a distribution head over N bins scored
+        `1..N`, labelled by their scores (as transformers re-heads)."""
+        if num_labels < 1:
+            raise ValueError(f"`num_labels` must be at least 1 (1: a scalar score), got {num_labels}")
+        labelled = len(getattr(self, "id2label", None) or {})
+        if num_labels == getattr(self, "num_labels", None) and labelled == num_labels:
             return
-        self.num_bins = num_labels
-        self.bin_scores = [float(score) for score in range(1, num_labels + 1)]
+        if num_labels == 1:
+            self.score_head = "scalar"
+            self.id2label, self.label2id = dict(SCALAR_ID2LABEL), {SCALAR_LABEL: 0}
+            return
+        self.score_head = "distribution"
+        if num_labels != getattr(self, "num_bins", None):  # a scalar head's own bins stay when their count is kept
+            self.num_bins = num_labels
+            self.bin_scores = [float(score) for score in range(1, num_labels + 1)]
         self.id2label = bin_labels(self.bin_scores)
         self.label2id = {label: i for i, label in self.id2label.items()}
 
@@ -240,12 +280,16 @@ class CSKDConfig(PretrainedConfig):
         own_fields = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in own_fields}
         num_labels = kwargs.pop("num_labels", None)
-        if num_labels is not None and num_labels != config_dict.get("num_bins"):
-            overrides.setdefault("num_bins", num_labels)  # transformers' re-head recipe: `num_labels=N` means N bins
-        if {"num_bins", "bin_scores"} & overrides.keys():
+        saved_num_labels = 1 if config_dict.get("score_head") == "scalar" else config_dict.get("num_bins")
+        if num_labels is not None and num_labels != saved_num_labels:
+            # transformers' re-head recipe: `num_labels=N` means N bins, one label the scalar head.
+            overrides.setdefault("score_head", "scalar" if num_labels == 1 else "distribution")
+            if num_labels > 1:
+                overrides.setdefault("num_bins", num_labels)
+        if {"num_bins", "bin_scores", "score_head"} & overrides.keys():
             config_dict.pop("id2label", None)
             config_dict.pop("label2id", None)
-            if "bin_scores" not in overrides:
+            if "num_bins" in overrides and "bin_scores" not in overrides:
                 config_dict.pop("bin_scores", None)
         config_dict.update(overrides)
         return super().from_dict(config_dict, **kwargs)

@@ -17,7 +17,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 
-from .configuration_cskd import CSKDConfig
+from .configuration_cskd import CSKDConfig, check_problem_type
 
 logger = logging.get_logger(__name__)
 
@@ -95,8 +95,9 @@ class AestheticScoringOutput(ModelOutput):
     """
     Args:
         loss: mean EMD (eq. 2) against `labels`, when they are given.
-        logits: `(batch, num_bins)` unnormalised scores of the bins.
-        probabilities: `(batch, num_bins)` predicted vote distribution (softmax of `logits`).
+        logits: `(batch, num_labels)`: the bins' unnormalised scores, or a scalar head's score `(batch, 1)`.
+        probabilities: `(batch, num_bins)` predicted vote distribution (the softmax of a distribution head's
+            `logits`; a scalar head's discretised Gaussian around its score).
         mean_score: `(batch,)` mean of the distribution in score units (e.g. 1..10 for AVA).
         std_score: `(batch,)` standard deviation of the distribution in score units.
         pooler_output: `(batch, feature_size)` pooled backbone features.
@@ -257,6 +258,10 @@ def new_checkpointing_block(cls: type) -> nn.Module:
 _CHECKPOINTING_CLASSES: dict[type, type] = {}
 
 
+class MismatchedWeightsError(RuntimeError):
+    """Weights whose shapes differ from what the config builds: transformers' `RuntimeError`, naming the folder."""
+
+
 class HeadLinear(nn.Linear):
     """A linear layer of our head or projector: the only layers `_init_weights` initialises."""
 
@@ -320,7 +325,7 @@ class CSKDPreTrainedModel(PreTrainedModel):
         except RuntimeError as error:
             if "ignore_mismatched_sizes" not in str(error):
                 raise
-            raise ValueError(
+            raise MismatchedWeightsError(
                 f"{pretrained_model_name_or_path}: weights of other shapes than config.json says (e.g. its bins and "
                 f"the head's); {error}"
             ) from error
@@ -499,6 +504,9 @@ def scoring_loss(
       the bins' order (`problem_type="single_label_classification"`, or inferred from the dtype);
     - mean scores `(batch,)` or `(batch, 1)` in score units: the mean squared error of `mean_score`
       (`problem_type="regression"`, or inferred from a float dtype).
+
+    The forms do not depend on the head: a one-label (scalar) model takes all three, its distribution being the
+    Gaussian around its score.
     """
     batch_size, num_bins = probabilities.shape
     problem_type = config.problem_type
@@ -531,10 +539,11 @@ class CSKDForAestheticScoring(CSKDPreTrainedModel):
 
     Loading a `CSKDForFeatureAlignment` checkpoint keeps its aligned backbone and initialises a fresh head, which is
     how phase I feeds phase II. `from_pretrained(checkpoint, num_labels=N, ignore_mismatched_sizes=True)` re-heads a
-    model for N bins (`num_labels` is `num_bins`).
+    model for N bins (`num_labels` is `num_bins`), or, with `num_labels=1`, as a scalar (regression) model.
     """
 
     def __init__(self, config: CSKDConfig):
+        check_problem_type(config.problem_type)  # also when it was set after the config was built
         super().__init__(config)
         outputs = 1 if config.score_head == "scalar" else config.num_bins
         self.head = CSKDScoreHead(self.feature_size, config.head_hidden_sizes, outputs, config.head_dropout)
@@ -553,14 +562,16 @@ class CSKDForAestheticScoring(CSKDPreTrainedModel):
             `(batch,)`; see `scoring_loss` for the loss each gives.
         output_hidden_states: return the output of every stage or block of the backbone, or of those at these indices.
         """
+        check_problem_type(self.config.problem_type)
         output_hidden_states, return_dict = self._output_flags(output_hidden_states, output_attentions, return_dict)
         _, pooler_output, hidden_states = self.pooled_features(pixel_values, output_hidden_states)
         features = nn.functional.normalize(pooler_output, dim=-1) if self.config.normalize_features else pooler_output
         bin_scores = torch.tensor(self.config.bin_scores, device=pooler_output.device, dtype=torch.float32)
         if self.config.score_head == "scalar":
-            scalar = self.head(features)[:, 0].float()
-            logits = -((bin_scores - scalar[:, None]) ** 2) / (2 * self.config.scalar_spread**2)
-            probabilities = logits.softmax(dim=-1)
+            logits = self.head(features)
+            scalar = logits[:, 0].float()
+            gaussian_logits = -((bin_scores - scalar[:, None]) ** 2) / (2 * self.config.scalar_spread**2)
+            probabilities = gaussian_logits.softmax(dim=-1)
             mean_score, std_score = scalar, distribution_mean_std(probabilities, bin_scores)[1]
         else:
             logits = self.head(features)
@@ -648,6 +659,7 @@ __all__ = [
     "CSKDModelOutput",
     "CSKDPreTrainedModel",
     "FeatureAlignmentOutput",
+    "MismatchedWeightsError",
     "cosine_alignment_loss",
     "distribution_mean_std",
     "earth_movers_distance",
