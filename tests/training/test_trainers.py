@@ -6,8 +6,8 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForImageClassification
 
-from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDModel
-from cskd_hf.training import cfa, phase2, skd, supervised
+from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDModel, losses
+from cskd_hf.training import cfa, skd, supervised
 from cskd_hf.training.common import NonFiniteLossError, weights_fingerprint
 from tests.helpers import same_tensors
 from tests.training.helpers import QUICK, last_checkpoint, launch, rank_states
@@ -299,7 +299,7 @@ def test_direct_clip_fine_tuning_trains_the_clip_tower(toy_world, tmp_path):
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(toy_world, tmp_path, monkeypatch):
-    emd = phase2.earth_movers_distance
+    emd = losses.earth_movers_distance
     calls = {"n": 0}
 
     def nan_on_fifth_call(*args, **kwargs):
@@ -307,7 +307,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(toy
         value = emd(*args, **kwargs)
         return value * float("nan") if calls["n"] == 5 else value
 
-    monkeypatch.setattr(phase2, "earth_movers_distance", nan_on_fifth_call)
+    monkeypatch.setattr(losses, "earth_movers_distance", nan_on_fifth_call)
     out = tmp_path / "nan"
     args = [
         "--dataset",

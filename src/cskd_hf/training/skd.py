@@ -36,7 +36,8 @@ from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import check_room_for_checkpoints, make_accelerator, teacher_dtype, weights_fingerprint
 from .loaders import labeled_splits, unlabeled_stream
 from .models import RunCard, scorer_from
-from .phase2 import fit
+from .objectives import KnowledgeDistillation, LabelFreeDistillation, SemiSupervisedDistillation
+from .phase2 import ScorerRun, fit
 
 logger = logging.getLogger(__name__)
 
@@ -139,19 +140,22 @@ def train(args: SKDArguments) -> dict:
             seed=args.seed,
             drop_last=not args.dataset,
         )
-    return fit(
-        accelerator,
-        args,
-        model,
-        image_processor,
-        run_card(args, len(train_data) if train_data is not None else 0, validated_on),
-        train_data,
-        validation_data,
-        teacher=teacher,
-        unlabeled=batches,
-        cached_targets=cache,
-        beta=args.beta,
-    )
+    card = run_card(args, len(train_data) if train_data is not None else 0, validated_on)
+    run = ScorerRun(model, image_processor, card, train_data, validation_data, unlabeled=batches)
+    return fit(accelerator, args, run, distillation_objective(args, teacher, cache, model.config.emd_r))
+
+
+def distillation_objective(
+    args: SKDArguments, teacher: ScorerTeacher | None, cache: TeacherCache | None, emd_r: float
+) -> KnowledgeDistillation:
+    """KD with labels alone, SKD with labels and the stream, SKD without labels on the stream alone."""
+    if not args.unlabeled:
+        objective = KnowledgeDistillation
+    elif args.dataset:
+        objective = SemiSupervisedDistillation
+    else:
+        objective = LabelFreeDistillation
+    return objective(teacher=teacher, beta=args.beta, emd_r=emd_r, cache=cache)
 
 
 def run_card(args: SKDArguments, num_labeled: int, validated_on: str) -> RunCard:

@@ -11,7 +11,7 @@ feature alignment to each classifier on the same images, in one stage:
         --backbone_pretrained --alignment_teacher timm:resnext101_32x8d.fb_wsl_ig1b_ft_in1k \
         --alignment_teacher timm:resnetv2_101x1_bit.goog_in21k_ft_in1k --image_size 300 --output_dir outputs/hou
 
-The loop is phase II's (`phase2.fit`) with labeled data alone.
+The loop is phase II's (`phase2.fit`) with labeled data alone; the objective is `FineTuning`, or `JointAlignment`.
 """
 
 from dataclasses import dataclass
@@ -27,7 +27,8 @@ from .arguments import AlignmentArguments, CommonArguments, DataArguments, Model
 from .common import make_accelerator, teacher_dtype
 from .loaders import labeled_splits
 from .models import RunCard, scorer_from
-from .phase2 import fit
+from .objectives import FineTuning, JointAlignment
+from .phase2 import ScorerRun, fit
 
 
 @dataclass(kw_only=True)
@@ -46,21 +47,25 @@ def train(args: FinetuneArguments) -> dict:
     bin_scores = bin_scores_of(train_data)
     model, image_processor = scorer_from(args, bin_scores)
     start = args.model or args.clip_backbone or args.architecture
-    alignment_teachers, projectors = [], None
+    objective = FineTuning(emd_r=model.config.emd_r)
     if args.alignment_teacher:
         processor, dtype = image_processor, teacher_dtype(accelerator)
-        alignment_teachers = [
-            load_teacher(spec, "cls", processor.image_mean, processor.image_std, dtype).to(accelerator.device)
-            for spec in args.alignment_teacher
-        ]
-        projectors = torch.nn.ModuleList(
-            CSKDProjector(model.feature_size, model.feature_size, teacher_embedding_size(spec))
-            for spec in args.alignment_teacher
+        objective = JointAlignment(
+            emd_r=model.config.emd_r,
+            teachers=[
+                load_teacher(spec, "cls", processor.image_mean, processor.image_std, dtype).to(accelerator.device)
+                for spec in args.alignment_teacher
+            ],
+            projectors=torch.nn.ModuleList(
+                CSKDProjector(model.feature_size, model.feature_size, teacher_embedding_size(spec))
+                for spec in args.alignment_teacher
+            ),
+            weight=args.alignment_weight,
         )
     joint = (
         f" and aligned to the object classifiers {public_name(args.alignment_teacher)} on the same images "
         f"(lambda={args.alignment_weight}; Hou et al.'s joint mode)"
-        if alignment_teachers
+        if args.alignment_teacher
         else ""
     )
     card = RunCard(
@@ -74,18 +79,7 @@ def train(args: FinetuneArguments) -> dict:
         validation_split=args.validation_split,
         sources=[args.dataset],
     )
-    return fit(
-        accelerator,
-        args,
-        model,
-        image_processor,
-        card,
-        train_data,
-        validation_data,
-        alignment_teachers=alignment_teachers,
-        projectors=projectors,
-        alignment_weight=args.alignment_weight,
-    )
+    return fit(accelerator, args, ScorerRun(model, image_processor, card, train_data, validation_data), objective)
 
 
 ARGUMENTS = FinetuneArguments

@@ -67,6 +67,23 @@ def cosine_alignment_loss(
     return 1.0 - dot / norms.clamp_min(eps)
 
 
+def alignment_loss(
+    teacher_embeds: list[torch.Tensor], student_embeds: list[torch.Tensor], weights: list[float] | None = None
+) -> torch.Tensor:
+    """Eq. 1's loss over one or several teachers: `sum_t w_t * mean_batch(1 - cos(x_t, proj_t(x)))`.
+
+    Args:
+        teacher_embeds: one `(batch, dim_t)` embedding per teacher (the targets, cast to the student's dtype).
+        student_embeds: the student's projection for each teacher, in the same order.
+        weights: one weight per teacher (default: 1 each).
+    """
+    weights = weights or [1.0] * len(teacher_embeds)
+    return sum(
+        weight * cosine_alignment_loss(teacher.to(student.dtype), student).mean()
+        for weight, teacher, student in zip(weights, teacher_embeds, student_embeds, strict=True)
+    )
+
+
 def distribution_mean_std(probabilities: torch.Tensor, bin_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation, in score units, of `(batch, d)` distributions over bins valued `bin_scores`."""
     mean = (probabilities * bin_scores).sum(dim=-1)
@@ -640,11 +657,7 @@ class CSKDForFeatureAlignment(CSKDPreTrainedModel):
             targets = [teacher_embeds] if self.num_teachers == 1 else teacher_embeds
             if len(targets) != self.num_teachers:
                 raise ValueError(f"got {len(targets)} teacher embeddings for {self.num_teachers} teachers")
-            weights = self.config.alignment_weights or [1.0] * self.num_teachers
-            loss = sum(
-                weight * cosine_alignment_loss(target.to(student.dtype), student).mean()
-                for weight, target, student in zip(weights, targets, per_teacher, strict=True)
-            )
+            loss = alignment_loss(targets, per_teacher, self.config.alignment_weights)
         output = FeatureAlignmentOutput(
             loss=loss, embeddings=embeddings, pooler_output=pooler_output, hidden_states=hidden_states
         )
@@ -660,6 +673,7 @@ __all__ = [
     "CSKDPreTrainedModel",
     "FeatureAlignmentOutput",
     "MismatchedWeightsError",
+    "alignment_loss",
     "cosine_alignment_loss",
     "distribution_mean_std",
     "earth_movers_distance",
