@@ -1,6 +1,7 @@
 """`cskd evaluate`, the `evaluate`-library metric, model cards and `cskd push` (without network)."""
 
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import evaluate
@@ -10,6 +11,7 @@ from huggingface_hub import HfApi, ModelCard
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from cskd_hf.cli import main
+from cskd_hf.convert import SOURCES, converted_card
 from cskd_hf.data.prepare import load_labeled
 from cskd_hf.evaluation import predict_dataset
 from cskd_hf.hub import model_card, save_card
@@ -109,6 +111,26 @@ def test_card_metadata_round_trips_with_the_measured_numbers(tiny_scorer_dir, tm
     text = loaded.text
     assert "never seen a real photograph" in text and "![ier](ier.png)" in text
     assert "trust_remote_code=True" in text and "Limitations" in text and "xu2023clip" in text
+
+
+def test_card_templates_ship_with_the_package_and_render_parseable_metadata(tiny_scorer_dir):
+    """The cards are rendered from the package's Jinja templates; their YAML front matter reads back as card data."""
+    templates = files("cskd_hf") / "templates"
+    assert (templates / "model_card.md").is_file() and (templates / "converted_card.md").is_file()
+    config = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir).config
+    for metrics in (None, measured()):
+        card = ModelCard(str(model_card(config, "Tiny", "For tests.", metrics=metrics, dataset_name="toy")))
+        data = card.data.to_dict()
+        assert data["library_name"] == "transformers" and data["pipeline_tag"] == "image-classification"
+        assert ("model-index" in data) == (metrics is not None)
+        assert "{{" not in card.text and "{%" not in card.text and "# Tiny" in card.text
+    values = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert values == {"srcc": 0.7123, "plcc": 0.7345, "mse": 0.2311, "accuracy": 0.851}
+    for kind, source in SOURCES.items():
+        card = ModelCard(str(converted_card(config, kind, "weights.pth")))
+        assert card.data.library_name == "transformers" and card.data.pipeline_tag == "image-classification"
+        assert card.data.license == source["license"] and kind in card.data.tags
+        assert f"cskd convert {kind} weights.pth" in card.text and source["citation"] in card.text
 
 
 def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeypatch):

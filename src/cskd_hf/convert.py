@@ -35,6 +35,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from .hub import TEMPLATES
 from .metrics import AVA_BIN_SCORES
 from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 
@@ -238,7 +239,8 @@ def _save(model, processor, out_dir, kind: str, checkpoint) -> Path:
 
 
 def converted_card(config: CSKDConfig, kind: str, checkpoint_name: str) -> ModelCard:
-    """The card of a converted predictor: where it comes from, its licence, and how to use it."""
+    """The card of a converted predictor (`templates/converted_card.md`): where it comes from, its licence, and how to
+    use it."""
     source = SOURCES[kind]
     licence = {key: source[key] for key in ("license", "license_name", "license_link") if key in source}
     card_data = ModelCardData(
@@ -248,45 +250,19 @@ def converted_card(config: CSKDConfig, kind: str, checkpoint_name: str) -> Model
         **licence,
         model_name=source["title"],
     )
-    head = (
-        f"predicts the mean rating, turned into a distribution over {config.num_bins} bins (a Gaussian of σ = "
-        f"{config.scalar_spread:g}) so that it can teach SKD"
-        if config.score_head == "scalar"
-        else f"predicts the distribution of votes over {config.num_bins} score bins"
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATES / "converted_card.md"),
+        title=source["title"],
+        kind=kind,
+        checkpoint_name=checkpoint_name,
+        source=source["source"],
+        num_bins=config.num_bins,
+        # A scalar head's score becomes a Gaussian of this σ; a distribution head has none.
+        scalar_spread=config.scalar_spread if config.score_head == "scalar" else None,
+        license_note=source["license_note"],
+        citation=source["citation"],
     )
-    content = f"""---
-{card_data.to_yaml()}
----
-
-# {source["title"]}
-
-Converted with `cskd convert {kind} {checkpoint_name}` from {source["source"]}. The image processor reproduces the
-original's preprocessing. cskd-hf's tests check the conversion against the original code (scores within 1e-5 on
-real photos), with random weights in the original's checkpoint format, as no weights are downloaded there. The
-model {head}; its score is on the 1..10 scale of AVA.
-
-## Licence
-
-{source["license_note"]}
-
-## Usage
-
-```python
-import cskd_hf
-from transformers import pipeline
-
-scorer = pipeline("image-aesthetics", model="PATH_OR_REPO_ID")
-scorer("photo.jpg")  # {{'score': ..., 'std': ..., 'distribution': [...]}}
-```
-
-From the command line: `cskd score photos/ --model PATH_OR_REPO_ID`; as the teacher of SKD:
-`accelerate launch scripts/skd.py --teacher PATH_OR_REPO_ID ...`.
-
-## Citation
-
-{source["citation"]}
-"""
-    return ModelCard(content)
 
 
 CONVERTERS = {
