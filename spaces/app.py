@@ -160,12 +160,71 @@ def build_demo(
     scorers = Scorers(model_paths)
     limits = limits or Limits()
     bin_labels = scorers.bin_labels
+    # Every endpoint runs the models, so they share one concurrency limit (gradio's default is one per endpoint).
+    one_queue = {"concurrency_limit": limits.concurrency, "concurrency_id": "models"}
+    with gr.Blocks(title="CSKD image aesthetics") as demo:
+        gr.Markdown(_introduction(scorers))
+        with gr.Tab("Score"):
+            _score_tab(scorers, limits, reference, bin_labels, examples, one_queue)
+        with gr.Tab("Compare"):
+            _compare_tab(scorers, limits, one_queue)
+        with gr.Tab("Rank"):
+            _rank_tab(scorers, limits, one_queue)
+    return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
+
+
+def _introduction(scorers: Scorers) -> str:
+    """The page's heading: what it predicts, with which models, and a warning for models trained on synthetic data."""
+    warning = (
+        "\n\n> ⚠️ These models were trained on **SynthAVA, a synthetic dataset**: they have never seen a real "
+        "photograph, and their scores say nothing about real photos. They demonstrate the method."
+        if scorers.synthetic
+        else ""
+    )
+    return (
+        "# CSKD image aesthetics\nPredicts how people would rate a photo's aesthetics: the distribution of their "
+        f"votes and its mean. Models: {', '.join(f'`{n}`' for n in scorers.names)}.{warning}"
+    )
+
+
+def _score_tab(
+    scorers: Scorers,
+    limits: Limits,
+    reference: np.ndarray | None,
+    bin_labels: list[str],
+    examples: list[str | Path],
+    one_queue: dict,
+) -> None:
+    """The Score tab and its `/score` endpoint: one photo's score, read against `reference`, and its distribution."""
 
     def score(path):
         result = scorers.score(read_upload(path, limits, scorers.draft_size))
         bars = pd.DataFrame({"score": bin_labels, "probability": result["distribution"]})
         public = {key: result[key] for key in ("score", "std", "distribution")}
         return percentile_reading(result["score"], result["std"], reference), bars, public
+
+    with gr.Row():
+        with gr.Column():
+            image = photo_input(label="Your photo", height=360, elem_id="photo")
+        with gr.Column():
+            reading = gr.Markdown(elem_id="score-reading")
+            bars = gr.BarPlot(
+                x="score",
+                y="probability",
+                title="Predicted vote distribution",
+                y_lim=[0, 1],
+                sort=bin_labels,  # the scale's order, not the labels' alphabetical one
+                elem_id="score-plot",
+            )
+            details = gr.JSON(label="Result", visible=False)
+    score_button = gr.Button("Score", variant="primary", elem_id="score-button")
+    score_button.click(score, inputs=image, outputs=[reading, bars, details], api_name="score", **one_queue)
+    if examples:
+        gr.Examples(examples=[[str(path)] for path in examples], inputs=image, label="Examples")
+
+
+def _compare_tab(scorers: Scorers, limits: Limits, one_queue: dict) -> None:
+    """The Compare tab and its `/compare` endpoint: every model's score and latency on one photo."""
 
     def compare(path):
         image = read_upload(path, limits, scorers.draft_size)
@@ -174,6 +233,16 @@ def build_demo(
             result = scorers.score(image, name)
             rows.append([name, round(result["score"], 3), round(result["std"], 3), round(result["latency_ms"], 1)])
         return pd.DataFrame(rows, columns=["model", "score", "std", "latency (ms)"])
+
+    compare_image = photo_input(label="Photo", height=320)
+    compare_button = gr.Button("Compare models", variant="primary")
+    comparison = gr.Dataframe(label="Every model on this photo")
+    compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare", **one_queue)
+
+
+def _rank_tab(scorers: Scorers, limits: Limits, one_queue: dict) -> None:
+    """The Rank tab and its `/rank` endpoint: several photos, best first, as a gallery and a CSV file; the files
+    that cannot be read are skipped and named."""
 
     def rank(paths):
         if not paths:
@@ -191,65 +260,30 @@ def build_demo(
         if not scored:
             raise gr.Error("None of the files could be read: " + " ".join(problems))
         scored.sort(key=lambda item: item[1], reverse=True)
-        table = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="")
-        with table:
-            writer = csv.writer(table)
-            writer.writerow(["rank", "file", "score", "std"])
-            for position, (path, value, std) in enumerate(scored, start=1):
-                writer.writerow([position, Path(path).name, f"{value:.4f}", f"{std:.4f}"])
+        csv_path = _ranking_csv(scored)
         gallery = [(path, f"#{i}  {value:.2f}") for i, (path, value, _) in enumerate(scored, start=1)]
         ranking = [{"file": Path(path).name, "score": value, "std": std} for path, value, std in scored]
         note = ("Skipped: " + " ".join(problems)) if problems else ""
-        return gallery, table.name, ranking, note
+        return gallery, csv_path, ranking, note
 
-    warning = (
-        "\n\n> ⚠️ These models were trained on **SynthAVA, a synthetic dataset**: they have never seen a real "
-        "photograph, and their scores say nothing about real photos. They demonstrate the method."
-        if scorers.synthetic
-        else ""
-    )
-    # Every endpoint runs the models, so they share one concurrency limit (gradio's default is one per endpoint).
-    one_queue = {"concurrency_limit": limits.concurrency, "concurrency_id": "models"}
-    with gr.Blocks(title="CSKD image aesthetics") as demo:
-        gr.Markdown(
-            "# CSKD image aesthetics\nPredicts how people would rate a photo's aesthetics: the distribution of their "
-            f"votes and its mean. Models: {', '.join(f'`{n}`' for n in scorers.names)}.{warning}"
-        )
-        with gr.Tab("Score"):
-            with gr.Row():
-                with gr.Column():
-                    image = photo_input(label="Your photo", height=360, elem_id="photo")
-                with gr.Column():
-                    reading = gr.Markdown(elem_id="score-reading")
-                    bars = gr.BarPlot(
-                        x="score",
-                        y="probability",
-                        title="Predicted vote distribution",
-                        y_lim=[0, 1],
-                        sort=bin_labels,  # the scale's order, not the labels' alphabetical one
-                        elem_id="score-plot",
-                    )
-                    details = gr.JSON(label="Result", visible=False)
-            score_button = gr.Button("Score", variant="primary", elem_id="score-button")
-            score_button.click(score, inputs=image, outputs=[reading, bars, details], api_name="score", **one_queue)
-            if examples:
-                gr.Examples(examples=[[str(path)] for path in examples], inputs=image, label="Examples")
-        with gr.Tab("Compare"):
-            compare_image = photo_input(label="Photo", height=320)
-            compare_button = gr.Button("Compare models", variant="primary")
-            comparison = gr.Dataframe(label="Every model on this photo")
-            compare_button.click(compare, inputs=compare_image, outputs=comparison, api_name="compare", **one_queue)
-        with gr.Tab("Rank"):
-            files = gr.File(file_count="multiple", file_types=["image"], label=f"Up to {limits.max_files} photos")
-            rank_button = gr.Button("Rank", variant="primary")
-            gallery = gr.Gallery(label="Best first", columns=4)
-            download = gr.File(label="Ranking (CSV)")
-            ranking = gr.JSON(label="Ranking", visible=False)
-            skipped = gr.Markdown()
-            rank_button.click(
-                rank, inputs=files, outputs=[gallery, download, ranking, skipped], api_name="rank", **one_queue
-            )
-    return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
+    files = gr.File(file_count="multiple", file_types=["image"], label=f"Up to {limits.max_files} photos")
+    rank_button = gr.Button("Rank", variant="primary")
+    gallery = gr.Gallery(label="Best first", columns=4)
+    download = gr.File(label="Ranking (CSV)")
+    ranking = gr.JSON(label="Ranking", visible=False)
+    skipped = gr.Markdown()
+    rank_button.click(rank, inputs=files, outputs=[gallery, download, ranking, skipped], api_name="rank", **one_queue)
+
+
+def _ranking_csv(scored: list[tuple[str, float, float]]) -> str:
+    """Write `(path, score, std)` rows, best first, as a CSV file for the visitor to download; returns its path."""
+    table = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="")
+    with table:
+        writer = csv.writer(table)
+        writer.writerow(["rank", "file", "score", "std"])
+        for position, (path, value, std) in enumerate(scored, start=1):
+            writer.writerow([position, Path(path).name, f"{value:.4f}", f"{std:.4f}"])
+    return table.name
 
 
 def main():

@@ -230,15 +230,7 @@ def shard(
         The plan, with each split's images and shards; unreadable images are skipped and listed in
         `out_dir/skipped_images.tsv`.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown shard format {fmt!r}; choose from {', '.join(FORMATS)}")
-    if image_format not in IMAGE_FORMATS:
-        raise ValueError(f"unknown image format {image_format!r}; choose from {', '.join(IMAGE_FORMATS)}")
-    if rows_per_shard < 1 or shard_multiple < 1:
-        raise ValueError("rows_per_shard and shard_multiple must be at least 1")
-    image_processor = image_processor or CSKDImageProcessor()
-    if image_processor.resize_input == "float":
-        raise ValueError("shards store 8-bit images: a processor that resizes float pixels cannot be sharded")
+    image_processor = _checked_options(fmt, image_format, rows_per_shard, shard_multiple, image_processor)
     out_dir = Path(out_dir)
     dataset_dict, labeled = read_source(source, dropped_report=out_dir / DROPPED_REPORT)
     if labeled and fmt == "webdataset":
@@ -249,12 +241,43 @@ def shard(
         count = number_of_shards(len(dataset), rows_per_shard, shard_multiple)
         plan.splits[split] = {"images": len(dataset), "shards": count}
     _start_or_resume(out_dir, plan)
+    _write_missing_shards(out_dir, plan, dataset_dict, image_processor, num_workers, progress)
+    _finish(out_dir, plan)
+    return plan
 
+
+def _checked_options(
+    fmt: str, image_format: str, rows_per_shard: int, shard_multiple: int, image_processor: CSKDImageProcessor | None
+) -> CSKDImageProcessor:
+    """Raise a `ValueError` for options `shard` cannot write; returns the image processor to store (the default one
+    when `image_processor` is None)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown shard format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"unknown image format {image_format!r}; choose from {', '.join(IMAGE_FORMATS)}")
+    if rows_per_shard < 1 or shard_multiple < 1:
+        raise ValueError("rows_per_shard and shard_multiple must be at least 1")
+    image_processor = image_processor or CSKDImageProcessor()
+    if image_processor.resize_input == "float":
+        raise ValueError("shards store 8-bit images: a processor that resizes float pixels cannot be sharded")
+    return image_processor
+
+
+def _write_missing_shards(
+    out_dir: Path,
+    plan: ShardPlan,
+    dataset_dict: DatasetDict,
+    image_processor: CSKDImageProcessor,
+    num_workers: int | None,
+    progress: bool,
+) -> None:
+    """Write the shards of `plan` that `out_dir` does not hold yet, with `num_workers` processes (default one per
+    core), and log each image skipped."""
     tasks = [
         (split, index, info["shards"])
         for split, info in plan.splits.items()
         for index in range(info["shards"])
-        if not (out_dir / shard_name(split, index, info["shards"], fmt)).exists()
+        if not (out_dir / shard_name(split, index, info["shards"], plan.format)).exists()
     ]
     total = sum(info["images"] for info in plan.splits.values())
     remaining = sum(len(range(*shard_bounds(plan.splits[split]["images"], i, k))) for split, i, k in tasks)
@@ -262,15 +285,7 @@ def shard(
     processor_kwargs.pop("image_processor_type", None)
     num_workers = min(num_workers or os.cpu_count() or 1, max(1, len(tasks)))
     bar = tqdm(total=total, initial=total - remaining, unit="img", desc="sharding", disable=not progress)
-    # Spawned processes: this one has torch's and datasets' threads running, which forked children can deadlock on.
-    # One worker needs no pool (which costs seconds to start).
-    pool = (
-        ProcessPoolExecutor(
-            num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=datasets.disable_progress_bars
-        )
-        if num_workers > 1
-        else InProcess()
-    )
+    pool = _worker_pool(num_workers)
     with bar, pool:
         futures = []
         for split, index, count in tasks:
@@ -285,8 +300,18 @@ def shard(
             bar.update(written + len(skipped))
             for image_id, error in skipped:
                 logger.warning(f"skipped {image_id}: {error}")
-    _finish(out_dir, plan)
-    return plan
+
+
+def _worker_pool(num_workers: int) -> "ProcessPoolExecutor | InProcess":
+    """A pool of `num_workers` spawned processes, or, for one worker, this process itself (a pool costs seconds to
+    start)."""
+    if num_workers <= 1:
+        return InProcess()
+    # Spawned, not forked: this process has torch's and datasets' threads running, which forked children can
+    # deadlock on.
+    return ProcessPoolExecutor(
+        num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=datasets.disable_progress_bars
+    )
 
 
 class InProcess:
