@@ -115,3 +115,16 @@ def test_problem_types_of_a_one_label_model():
     assert CSKDConfig(num_labels=1, problem_type="regression").problem_type == "regression"
     with pytest.raises(ValueError, match="ordered and their probabilities sum to one"):
         CSKDConfig(problem_type="multi_label_classification")
+
+
+def test_a_field_changed_to_a_bad_value_is_refused_when_saving(tmp_path):
+    """`validate` holds every check; transformers runs it before writing `config.json`, as we do at construction."""
+    config = CSKDConfig(head_hidden_sizes=[8])
+    config.head_dropout = 1.5
+    with pytest.raises(ValueError, match="head_dropout"):
+        config.save_pretrained(tmp_path)
+    assert not (tmp_path / "config.json").exists()
+    config.head_dropout = 0.5
+    config.problem_type = "multi_label_classification"
+    with pytest.raises(ValueError, match="bins are ordered"):
+        config.validate()

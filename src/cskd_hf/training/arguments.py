@@ -78,13 +78,30 @@ def timm_model_args(value: str | dict | None) -> dict:
 
 
 @dataclass(kw_only=True)
-class ModelArguments:
-    """Which scoring model to train (shared by fine-tuning and SKD's student)."""
+class BackboneArguments:
+    """The model a trainer starts from, in both phases: a saved one, or a new one on a timm backbone."""
 
     model: str | None = field(
-        default=None, metadata={"help": "start from this saved CFA or scoring model (folder or Hub id)"}
+        default=None,
+        metadata={"help": "start from this saved model (folder or Hub id): a CFA model, a scorer, or for CFA its own"},
     )
     architecture: str = field(default="mobilenetv2_100", metadata={"help": "timm backbone when --model is not given"})
+    backbone_pretrained: bool = field(default=False, metadata={"help": "load timm's ImageNet weights (downloads)"})
+    backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
+    image_size: int = field(default=224, metadata={"help": "model input size"})
+    model_args: str = field(default="{}", metadata={"help": TIMM_MODEL_ARGS_HELP})
+
+    def __post_init__(self):
+        # A flag's JSON text or a dataclass user's dict; typed `str` because HfArgumentParser parses one type a flag.
+        self.model_args = timm_model_args(self.model_args)
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
+
+
+@dataclass(kw_only=True)
+class ModelArguments(BackboneArguments):
+    """Which scoring model to train (shared by fine-tuning and SKD's student)."""
+
     clip_backbone: str | None = field(
         default=None,
         metadata={
@@ -92,18 +109,8 @@ class ModelArguments:
             "input size: direct CLIP fine-tuning, the baseline CSKD argues against"
         },
     )
-    backbone_pretrained: bool = field(default=False, metadata={"help": "load timm's ImageNet weights (downloads)"})
-    backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
-    image_size: int = field(default=224, metadata={"help": "model input size"})
-    model_args: str = field(default="{}", metadata={"help": TIMM_MODEL_ARGS_HELP})
     head_hidden_sizes: list[int] = field(default_factory=list, metadata={"help": "hidden sizes of the MLP head"})
     head_dropout: float = field(default=0.75, metadata={"help": "dropout in the head"})
-
-    def __post_init__(self):
-        # A flag's JSON text or a dataclass user's dict; typed `str` because HfArgumentParser parses one type a flag.
-        self.model_args = timm_model_args(self.model_args)
-        if hasattr(super(), "__post_init__"):
-            super().__post_init__()
 
 
 @dataclass(kw_only=True)

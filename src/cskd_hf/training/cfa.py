@@ -14,17 +14,19 @@ The output folder holds a `CSKDForFeatureAlignment` (backbone + projector); `scr
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
 from ..hub import public_name
-from ..models.cskd import CSKDConfig, CSKDForFeatureAlignment, CSKDImageProcessor
+from ..models.cskd import CSKDForFeatureAlignment, CSKDImageProcessor
 from ..teachers.classifier import load_teacher, teacher_embedding_size
-from .arguments import TIMM_MODEL_ARGS_HELP, CommonArguments, UnlabeledArguments, parse_arguments, timm_model_args
+from .arguments import BackboneArguments, CommonArguments, UnlabeledArguments, parse_arguments
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
 from .common import (
     check_finite,
@@ -42,13 +44,13 @@ from .common import (
     teacher_dtype,
 )
 from .loaders import stream_epoch, unlabeled_stream
-from .models import RunCard, export_model
+from .models import RunCard, build_model, export_model
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
-class CFAArguments(CommonArguments, UnlabeledArguments):
+class CFAArguments(CommonArguments, BackboneArguments, UnlabeledArguments):
     teacher: list[str] = field(
         default_factory=list,
         metadata={
@@ -76,18 +78,11 @@ class CFAArguments(CommonArguments, UnlabeledArguments):
             "action": "extend",
         },
     )
-    model: str | None = field(default=None, metadata={"help": "continue from a saved alignment model"})
-    architecture: str = field(default="mobilenetv2_100", metadata={"help": "timm backbone of the student"})
-    backbone_pretrained: bool = field(default=False, metadata={"help": "start from timm's ImageNet weights"})
-    backbone_checkpoint_path: str | None = field(default=None, metadata={"help": "local timm checkpoint file"})
-    image_size: int = field(default=224, metadata={"help": "student input size"})
-    model_args: str = field(default="{}", metadata={"help": TIMM_MODEL_ARGS_HELP})
     projector_hidden_size: int | None = field(default=None, metadata={"help": "projector width (default: features)"})
     train_augmentation: bool = field(default=True, metadata={"help": "random crop and flip (off: centre crop)"})
 
     def __post_init__(self):
         super().__post_init__()
-        self.model_args = timm_model_args(self.model_args)  # typed `str` for the parser, as in ModelArguments
         if not self.unlabeled:
             raise ValueError("--unlabeled is required: CFA learns from unlabeled images")
         self.teacher = [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
@@ -110,19 +105,52 @@ class CFAArguments(CommonArguments, UnlabeledArguments):
 
 
 def alignment_model(args: CFAArguments, projection_dim: int | list[int]) -> CSKDForFeatureAlignment:
-    if args.model:
-        return CSKDForFeatureAlignment.from_pretrained(args.model)
-    config = CSKDConfig(
-        architecture=args.architecture,
-        image_size=args.image_size,
-        backbone_pretrained=args.backbone_pretrained,
-        backbone_checkpoint_path=args.backbone_checkpoint_path,
-        model_args=args.model_args,
-        projection_dim=projection_dim,
-        projector_hidden_size=args.projector_hidden_size,
-        alignment_weights=args.teacher_weight or None,
-    )
-    return CSKDForFeatureAlignment.from_config(config)
+    """The student of CFA: `--model` as saved (to continue), else a new backbone with one projector per teacher."""
+    projector = {"projection_dim": projection_dim, "projector_hidden_size": args.projector_hidden_size}
+    return build_model(CSKDForFeatureAlignment, args, {**projector, "alignment_weights": args.teacher_weight or None})
+
+
+class AlignmentTargets:
+    """Eq. 1's `x_clip` for each batch: the frozen teachers' embeddings of the student's view, or with a teacher
+    cache their embeddings of the images' centre view, looked up by key (one cache per teacher)."""
+
+    def __init__(self, teachers: list[torch.nn.Module] | None, caches: list[TeacherCache] | None, device):
+        self.teachers, self.caches, self.device = teachers, caches, device
+
+    def __call__(self, batch: dict, pixel_values: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if self.caches:
+            targets = [cache.lookup(batch["keys"]).to(self.device) for cache in self.caches]
+        else:
+            targets = [teacher(pixel_values) for teacher in self.teachers]
+        return targets[0] if len(targets) == 1 else targets
+
+
+def alignment_targets(
+    args: CFAArguments,
+    model: CSKDForFeatureAlignment,
+    image_processor: CSKDImageProcessor,
+    accelerator: Accelerator,
+    stream_batches: Callable[..., UnlabeledBatches],
+) -> AlignmentTargets:
+    """The live teachers, or with `--teacher_cache(s)` the caches of their embeddings, built first where missing."""
+    mean, std, dtype = image_processor.image_mean, image_processor.image_std, teacher_dtype(accelerator)
+    teachers = [load_teacher(spec, args.teacher_target, mean, std, dtype) for spec in args.teacher]
+    teachers = [teacher.to(accelerator.device) for teacher in teachers]
+    if not (args.teacher_cache or args.teacher_caches):
+        return AlignmentTargets(teachers, None, accelerator.device)
+    descriptions = [
+        {"teacher": spec, "target": args.teacher_target, "image_size": model.config.image_size}
+        for spec in args.teacher
+    ]
+    for index, (teacher, description) in enumerate(zip(teachers, descriptions, strict=True)):
+        if not cache_is_complete(args.cache_dir(index)):
+            batches = stream_batches(train=False, drop_last=False)
+            build_teacher_cache(args.cache_dir(index), batches, teacher, accelerator, args.num_workers, description)
+    # A cache built for another teacher, target or input size is refused, naming what differs.
+    caches = [TeacherCache(args.cache_dir(index), description) for index, description in enumerate(descriptions)]
+    folders = ", ".join(args.cache_dir(index) for index in range(len(args.teacher)))
+    logger.info(f"training from the teacher caches in {folders} ({len(caches[0])} images)")
+    return AlignmentTargets(None, caches, accelerator.device)  # the live teachers' memory is freed
 
 
 def train(args: CFAArguments) -> dict:
@@ -131,43 +159,12 @@ def train(args: CFAArguments) -> dict:
     model = alignment_model(args, [teacher_embedding_size(spec, args.teacher_target) for spec in args.teacher])
     check_room_for_checkpoints(args.output_dir, model)  # before the teacher cache, which can take hours
     image_processor = CSKDImageProcessor.from_model_config(model.config)
-    mean, std, dtype = image_processor.image_mean, image_processor.image_std, teacher_dtype(accelerator)
-    teachers = [load_teacher(spec, args.teacher_target, mean, std, dtype) for spec in args.teacher]
-    teachers = [teacher.to(accelerator.device) for teacher in teachers]
 
     def stream_batches(train: bool, drop_last: bool) -> UnlabeledBatches:
         stream = unlabeled_stream(args, args.seed, accelerator)
         return UnlabeledBatches(stream, image_processor, args.batch_size, train, args.seed, drop_last)
 
-    caches = None
-    if args.teacher_cache or args.teacher_caches:
-        descriptions = [
-            {"teacher": spec, "target": args.teacher_target, "image_size": model.config.image_size}
-            for spec in args.teacher
-        ]
-        for index, (teacher, description) in enumerate(zip(teachers, descriptions, strict=True)):
-            if not cache_is_complete(args.cache_dir(index)):
-                build_teacher_cache(
-                    args.cache_dir(index),
-                    stream_batches(train=False, drop_last=False),
-                    teacher,
-                    accelerator,
-                    args.num_workers,
-                    description,
-                )
-        # A cache built for another teacher, target or input size is refused, naming what differs.
-        caches = [TeacherCache(args.cache_dir(index), description) for index, description in enumerate(descriptions)]
-        teachers = None  # the caches replace the live teachers; free their memory
-        folders = ", ".join(args.cache_dir(index) for index in range(len(args.teacher)))
-        logger.info(f"training from the teacher caches in {folders} ({len(caches[0])} images)")
-
-    def targets_of(batch, pixel_values) -> torch.Tensor | list[torch.Tensor]:
-        if caches:
-            targets = [cache.lookup(batch["keys"]).to(accelerator.device) for cache in caches]
-        else:
-            targets = [teacher(pixel_values) for teacher in teachers]
-        return targets[0] if len(targets) == 1 else targets
-
+    targets_of = alignment_targets(args, model, image_processor, accelerator, stream_batches)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = resume(accelerator, args)
@@ -193,33 +190,32 @@ def train(args: CFAArguments) -> dict:
             epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
             if accelerator.sync_gradients and end_of_step(accelerator, args, state, model, optimizer, progress, loss):
                 break
-        end_of_epoch(
-            accelerator,
-            state,
-            epoch,
-            {"train/epoch_loss": mean_over_processes(accelerator, epoch_loss, epoch_batches)},
-        )
+        epoch_mean = mean_over_processes(accelerator, epoch_loss, epoch_batches)
+        end_of_epoch(accelerator, state, epoch, {"train/epoch_loss": epoch_mean})
         if reached_max_steps(args, state):
             break
     progress.close()
     save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
 
-    card = RunCard(
+    final = {"alignment_loss": state.history[-1]["train/epoch_loss"]} if state.history else {}
+    card = run_card(args, accelerator.unwrap_model(model).config.architecture, cached=targets_of.caches is not None)
+    export_model(accelerator, model, image_processor, args.output_dir, card, final)
+    accelerator.end_training()
+    return {"history": state.history, **final}
+
+
+def run_card(args: CFAArguments, architecture: str, cached: bool) -> RunCard:
+    return RunCard(
         title="CSKD feature-aligned backbone (CFA, phase I)",
         summary=(
-            f"`{accelerator.unwrap_model(model).config.architecture}` aligned to "
-            f"{' + '.join(f'`{spec}`' for spec in public_name(args.teacher))} ({args.teacher_target} embedding) on "
-            f"{public_name(args.unlabeled)}"
-            + (" from cached teacher embeddings." if caches else ".")
+            f"`{architecture}` aligned to {' + '.join(f'`{spec}`' for spec in public_name(args.teacher))} "
+            f"({args.teacher_target} embedding) on {public_name(args.unlabeled)}"
+            + (" from cached teacher embeddings." if cached else ".")
             + " Load it with `CSKDForAestheticScoring.from_pretrained` to train a scorer on its backbone."
         ),
         args=args,
         sources=args.unlabeled,
     )
-    final = {"alignment_loss": state.history[-1]["train/epoch_loss"]} if state.history else {}
-    export_model(accelerator, model, image_processor, args.output_dir, card, final)
-    accelerator.end_training()
-    return {"history": state.history, **final}
 
 
 ARGUMENTS = CFAArguments

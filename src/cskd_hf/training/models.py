@@ -8,57 +8,48 @@ import torch
 from accelerate import Accelerator
 
 from ..hub import model_card, save_card
-from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
-from .arguments import ModelArguments
+from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDPreTrainedModel
+from .arguments import BackboneArguments, ModelArguments
 
 
-def build_scorer(
-    model_name_or_path: str | None,
-    bin_scores: list[float],
-    architecture: str,
-    image_size: int,
-    head_hidden_sizes: list[int],
-    head_dropout: float,
-    backbone_pretrained: bool = False,
-    backbone_checkpoint_path: str | None = None,
-    clip_backbone: str | None = None,
-    model_args: dict | None = None,
-) -> CSKDForAestheticScoring:
-    """The model phase II starts from: a saved CFA (alignment) or scoring model, a CLIP image tower
-    (`clip_backbone`, at CLIP's input size), or a new one from `architecture`.
+def build_model(
+    model_class: type[CSKDPreTrainedModel],
+    args: BackboneArguments,
+    new_fields: dict,
+    saved_fields: dict | None = None,
+) -> CSKDPreTrainedModel:
+    """The model a trainer starts from, for both phases (in the spirit of timm's `build_model_with_cfg`).
 
-    From an alignment checkpoint the aligned backbone is kept and the head is new, sized for the dataset's bins.
+    Args:
+        model_class: `CSKDForAestheticScoring` (phase II) or `CSKDForFeatureAlignment` (phase I).
+        args: `--model` (a saved model), else the new backbone: timm's `--architecture`, or with `clip_backbone`
+            (phase II only) a CLIP image tower at CLIP's input size; `from_config` loads its weights.
+        new_fields: the config fields of a new model's head or projector.
+        saved_fields: what changes in a saved model's config (a head for the dataset's bins); weights of other
+            shapes are then initialised anew, e.g. the head of a scorer started from a CFA model.
     """
-    head = {"num_bins": len(bin_scores), "bin_scores": bin_scores, "head_hidden_sizes": head_hidden_sizes}
-    head["head_dropout"] = head_dropout
-    if model_name_or_path:
-        return CSKDForAestheticScoring.from_pretrained(model_name_or_path, ignore_mismatched_sizes=True, **head)
-    if clip_backbone:
-        return CSKDForAestheticScoring.from_config(CSKDConfig.for_clip(clip_backbone, **head))
+    if args.model:
+        if not saved_fields:
+            return model_class.from_pretrained(args.model)
+        return model_class.from_pretrained(args.model, ignore_mismatched_sizes=True, **saved_fields)
+    if getattr(args, "clip_backbone", None):
+        return model_class.from_config(CSKDConfig.for_clip(args.clip_backbone, **new_fields))
     config = CSKDConfig(
-        architecture=architecture,
-        image_size=image_size,
-        backbone_pretrained=backbone_pretrained,
-        backbone_checkpoint_path=backbone_checkpoint_path,
-        model_args=model_args,
-        **head,
+        architecture=args.architecture,
+        image_size=args.image_size,
+        backbone_pretrained=args.backbone_pretrained,
+        backbone_checkpoint_path=args.backbone_checkpoint_path,
+        model_args=args.model_args,
+        **new_fields,
     )
-    return CSKDForAestheticScoring.from_config(config)
+    return model_class.from_config(config)
 
 
-def scorer_from(args: ModelArguments, bin_scores: list[float]):
-    model = build_scorer(
-        args.model,
-        bin_scores,
-        args.architecture,
-        args.image_size,
-        args.head_hidden_sizes,
-        args.head_dropout,
-        args.backbone_pretrained,
-        args.backbone_checkpoint_path,
-        args.clip_backbone,
-        args.model_args,
-    )
+def scorer_from(args: ModelArguments, bin_scores: list[float]) -> tuple[CSKDForAestheticScoring, CSKDImageProcessor]:
+    """Phase II's model, with a head for the dataset's bins (a new one on a saved CFA model), and its processor."""
+    head = {"num_bins": len(bin_scores), "bin_scores": bin_scores, "head_hidden_sizes": args.head_hidden_sizes}
+    head["head_dropout"] = args.head_dropout
+    model = build_model(CSKDForAestheticScoring, args, head, saved_fields=head)
     return model, CSKDImageProcessor.from_model_config(model.config)
 
 
@@ -113,4 +104,4 @@ def export_model(
     accelerator.wait_for_everyone()
 
 
-__all__ = ["RunCard", "build_scorer", "export_model", "scorer_from"]
+__all__ = ["RunCard", "build_model", "export_model", "scorer_from"]

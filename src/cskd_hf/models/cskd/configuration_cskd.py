@@ -25,6 +25,89 @@ def check_problem_type(problem_type: str | None) -> None:
         )
 
 
+AUTO_MAP = {
+    "AutoConfig": "configuration_cskd.CSKDConfig",
+    "AutoModel": "modeling_cskd.CSKDModel",
+    "AutoModelForImageClassification": "modeling_cskd.CSKDForAestheticScoring",
+}
+
+
+def check_backbone(architecture: str, backbone_type: str, clip_vision_config: dict | None, image_size: int) -> None:
+    if not isinstance(architecture, str) or not architecture:
+        raise ValueError(f"`architecture` must be a timm model name, got {architecture!r}")
+    if backbone_type not in BACKBONE_TYPES:
+        raise ValueError(f"`backbone_type` must be one of {BACKBONE_TYPES}, got {backbone_type!r}")
+    if backbone_type == "clip" and not clip_vision_config:
+        raise ValueError("`backbone_type='clip'` needs `clip_vision_config` (use CSKDConfig.for_clip)")
+    if image_size <= 0:
+        raise ValueError(f"`image_size` must be positive, got {image_size}")
+
+
+def check_labels(score_head: str, num_labels: int | None, num_bins: int, bin_scores: list[float]) -> None:
+    """The head, the number of labels asked for (if any) and the bins must agree."""
+    if score_head not in SCORE_HEADS:
+        raise ValueError(f"`score_head` must be one of {SCORE_HEADS}, got {score_head!r}")
+    if num_labels is not None and num_labels < 1:
+        raise ValueError(f"`num_labels` must be at least 1 (1: a scalar score), got {num_labels}")
+    if score_head == "scalar" and num_labels not in (None, 1):
+        raise ValueError(f"`score_head='scalar'` has one label (the score), but `num_labels` is {num_labels}")
+    if score_head == "distribution" and num_labels is not None and num_labels != num_bins:
+        raise ValueError(f"`num_labels` ({num_labels}) is the number of bins, but `num_bins` is {num_bins}")
+    if num_bins < 2:
+        raise ValueError(f"`num_bins` must be at least 2 to form a distribution, got {num_bins}")
+    if len(bin_scores) != num_bins:
+        raise ValueError(f"`bin_scores` has {len(bin_scores)} values but `num_bins` is {num_bins}")
+    if any(b <= a for a, b in zip(bin_scores, bin_scores[1:])):
+        raise ValueError(f"`bin_scores` must be strictly increasing, got {bin_scores}")
+
+
+def check_head(head_hidden_sizes: list[int], head_dropout: float, emd_r: float, scalar_spread: float) -> None:
+    if any(h <= 0 for h in head_hidden_sizes):
+        raise ValueError(f"`head_hidden_sizes` must be positive, got {head_hidden_sizes}")
+    if not 0.0 <= head_dropout < 1.0:
+        raise ValueError(f"`head_dropout` must be in [0, 1), got {head_dropout}")
+    if emd_r <= 0:
+        raise ValueError(f"`emd_r` must be positive, got {emd_r}")
+    if scalar_spread <= 0:
+        raise ValueError(f"`scalar_spread` must be positive, got {scalar_spread}")
+
+
+def check_projection(
+    projection_dim: int | list[int] | None, alignment_weights: list[float] | None, projector_hidden_size: int | None
+) -> None:
+    dims = projection_dim if isinstance(projection_dim, list) else [projection_dim]
+    if projection_dim is not None and (not dims or any(d is None or d <= 0 for d in dims)):
+        raise ValueError(f"`projection_dim` must be a positive size, a list of them or None, got {projection_dim}")
+    if alignment_weights is not None and (
+        len(alignment_weights) != len(dims) or any(w < 0 for w in alignment_weights)
+    ):
+        raise ValueError(
+            f"`alignment_weights` needs one weight >= 0 per teacher ({len(dims)}), got {alignment_weights}"
+        )
+    if projector_hidden_size is not None and projector_hidden_size <= 0:
+        raise ValueError(f"`projector_hidden_size` must be positive or None, got {projector_hidden_size}")
+
+
+def default_num_bins(
+    bin_scores: list[float] | None, id2label: dict | None = None, num_labels: int | None = None
+) -> int:
+    """The number of bins when `num_bins` is not given: that of `bin_scores`, else of a distribution head's labels
+    (`id2label`, `num_labels`), else AVA's ten."""
+    if bin_scores is not None:
+        return len(bin_scores)
+    if id2label is not None:
+        return len(id2label)
+    return num_labels if num_labels is not None else DEFAULT_NUM_BINS
+
+
+def single_or_list(projection_dim: int | list[int] | None) -> int | list[int] | None:
+    """`projection_dim` as saved: a list of sizes for several teachers, one teacher's size as a number."""
+    if isinstance(projection_dim, (list, tuple)):
+        sizes = [int(d) for d in projection_dim]
+        return sizes[0] if len(sizes) == 1 else sizes
+    return projection_dim
+
+
 def bin_labels(bin_scores: list[float]) -> dict[int, str]:
     """`id2label` of a score distribution: each bin is labelled by its score ("1", "2", ... "10")."""
     return {i: f"{score:g}" for i, score in enumerate(bin_scores)}
@@ -116,68 +199,13 @@ class CSKDConfig(PretrainedConfig):
         backbone_pre_logits: bool = True,
         **kwargs,
     ):
-        if not isinstance(architecture, str) or not architecture:
-            raise ValueError(f"`architecture` must be a timm model name, got {architecture!r}")
-        if backbone_type not in BACKBONE_TYPES:
-            raise ValueError(f"`backbone_type` must be one of {BACKBONE_TYPES}, got {backbone_type!r}")
-        if backbone_type == "clip" and not clip_vision_config:
-            raise ValueError("`backbone_type='clip'` needs `clip_vision_config` (use CSKDConfig.for_clip)")
-        if image_size <= 0:
-            raise ValueError(f"`image_size` must be positive, got {image_size}")
         num_labels = kwargs.pop("num_labels", None)
-        if num_labels is not None and num_labels < 1:
-            raise ValueError(f"`num_labels` must be at least 1 (1: a scalar score), got {num_labels}")
-        if score_head is None:
-            score_head = "scalar" if num_labels == 1 else "distribution"
-        if score_head not in SCORE_HEADS:
-            raise ValueError(f"`score_head` must be one of {SCORE_HEADS}, got {score_head!r}")
-        if score_head == "scalar":
-            if num_labels not in (None, 1):
-                raise ValueError(f"`score_head='scalar'` has one label (the score), but `num_labels` is {num_labels}")
-            num_labels = None
-            # Saved before scalar models were one-label models, a config may still list the bins as its labels.
+        score_head = score_head or ("scalar" if num_labels == 1 else "distribution")
+        if score_head == "distribution" and num_bins is None:
+            num_bins = default_num_bins(bin_scores, kwargs.get("id2label"), num_labels)
+        elif score_head != "distribution":  # one label, the score; configs saved before listed the bins as labels
+            num_bins = default_num_bins(bin_scores) if num_bins is None else num_bins
             kwargs["id2label"], kwargs["label2id"] = dict(SCALAR_ID2LABEL), {SCALAR_LABEL: 0}
-        if num_bins is None:
-            if bin_scores is not None:
-                num_bins = len(bin_scores)
-            elif score_head == "distribution" and kwargs.get("id2label") is not None:
-                num_bins = len(kwargs["id2label"])
-            else:
-                num_bins = num_labels if num_labels is not None else DEFAULT_NUM_BINS
-        if num_labels is not None and num_labels != num_bins:
-            raise ValueError(f"`num_labels` ({num_labels}) is the number of bins, but `num_bins` is {num_bins}")
-        if num_bins < 2:
-            raise ValueError(f"`num_bins` must be at least 2 to form a distribution, got {num_bins}")
-        check_problem_type(kwargs.get("problem_type"))
-        bin_scores = [float(s) for s in (bin_scores if bin_scores is not None else range(1, num_bins + 1))]
-        if len(bin_scores) != num_bins:
-            raise ValueError(f"`bin_scores` has {len(bin_scores)} values but `num_bins` is {num_bins}")
-        if any(b <= a for a, b in zip(bin_scores, bin_scores[1:])):
-            raise ValueError(f"`bin_scores` must be strictly increasing, got {bin_scores}")
-        head_hidden_sizes = [int(h) for h in (head_hidden_sizes or [])]
-        if any(h <= 0 for h in head_hidden_sizes):
-            raise ValueError(f"`head_hidden_sizes` must be positive, got {head_hidden_sizes}")
-        if not 0.0 <= head_dropout < 1.0:
-            raise ValueError(f"`head_dropout` must be in [0, 1), got {head_dropout}")
-        if isinstance(projection_dim, (list, tuple)):
-            projection_dim = [int(d) for d in projection_dim]
-            projection_dim = projection_dim[0] if len(projection_dim) == 1 else projection_dim
-        dims = projection_dim if isinstance(projection_dim, list) else [projection_dim]
-        if projection_dim is not None and (not dims or any(d is None or d <= 0 for d in dims)):
-            raise ValueError(f"`projection_dim` must be a positive size, a list of them or None, got {projection_dim}")
-        if alignment_weights is not None:
-            alignment_weights = [float(w) for w in alignment_weights]
-            if len(alignment_weights) != len(dims) or any(w < 0 for w in alignment_weights):
-                raise ValueError(
-                    f"`alignment_weights` needs one weight >= 0 per teacher ({len(dims)}), got {alignment_weights}"
-                )
-        if projector_hidden_size is not None and projector_hidden_size <= 0:
-            raise ValueError(f"`projector_hidden_size` must be positive or None, got {projector_hidden_size}")
-        if emd_r <= 0:
-            raise ValueError(f"`emd_r` must be positive, got {emd_r}")
-        if scalar_spread <= 0:
-            raise ValueError(f"`scalar_spread` must be positive, got {scalar_spread}")
-
         self.architecture = architecture
         self.backbone_type = backbone_type
         self.clip_vision_config = dict(clip_vision_config) if clip_vision_config else None
@@ -186,36 +214,40 @@ class CSKDConfig(PretrainedConfig):
         self.backbone_checkpoint_path = backbone_checkpoint_path
         self.image_size = image_size
         self.num_bins = num_bins
-        self.bin_scores = bin_scores
-        self.head_hidden_sizes = head_hidden_sizes
+        self.bin_scores = [float(s) for s in (bin_scores if bin_scores is not None else range(1, num_bins + 1))]
+        self.head_hidden_sizes = [int(h) for h in (head_hidden_sizes or [])]
         self.head_dropout = head_dropout
-        self.projection_dim = projection_dim
+        self.projection_dim = single_or_list(projection_dim)
         self.projector_hidden_size = projector_hidden_size
-        self.alignment_weights = alignment_weights
+        self.alignment_weights = None if alignment_weights is None else [float(w) for w in alignment_weights]
         self.emd_r = emd_r
         self.initializer_range = initializer_range
         self.normalize_features = normalize_features
         self.score_head = score_head
         self.scalar_spread = scalar_spread
         self.backbone_pre_logits = backbone_pre_logits
-
         # The bins are the labels, so `pipeline("image-classification")` shows the predicted vote distribution.
-        kwargs.setdefault("id2label", bin_labels(bin_scores))
-        kwargs.setdefault("label2id", {label: i for i, label in bin_labels(bin_scores).items()})
+        kwargs.setdefault("id2label", bin_labels(self.bin_scores))
+        kwargs.setdefault("label2id", {label: i for i, label in bin_labels(self.bin_scores).items()})
         # Lets a folder saved by any CSKD class load with `trust_remote_code=True` where cskd_hf is not installed.
-        kwargs.setdefault(
-            "auto_map",
-            {
-                "AutoConfig": "configuration_cskd.CSKDConfig",
-                "AutoModel": "modeling_cskd.CSKDModel",
-                "AutoModelForImageClassification": "modeling_cskd.CSKDForAestheticScoring",
-            },
-        )
+        kwargs.setdefault("auto_map", dict(AUTO_MAP))
         # Set after the base class, whose check refuses single-label classification with one label: its classes are
         # the logits there, while ours are the bins (see `problem_type` above).
         problem_type = kwargs.pop("problem_type", None)
         super().__init__(**kwargs)
         self.problem_type = problem_type
+        self.validate(num_labels)
+
+    def validate(self, num_labels: int | None = None) -> None:
+        """Check every field, raising `ValueError` naming the first bad one. Runs at construction (with the
+        `num_labels` asked for) and, as transformers does, before saving."""
+        if hasattr(super(), "validate"):
+            super().validate()
+        check_backbone(self.architecture, self.backbone_type, self.clip_vision_config, self.image_size)
+        check_labels(self.score_head, num_labels, self.num_bins, self.bin_scores)
+        check_problem_type(self.problem_type)
+        check_head(self.head_hidden_sizes, self.head_dropout, self.emd_r, self.scalar_spread)
+        check_projection(self.projection_dim, self.alignment_weights, self.projector_hidden_size)
         if len(self.id2label) != self.num_labels:
             raise ValueError(f"`id2label` has {len(self.id2label)} entries but the model has {self.num_labels} labels")
 
