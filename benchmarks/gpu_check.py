@@ -187,7 +187,7 @@ def loader_row(plan: dict, folder: Path, workers: int) -> dict:
 
 def score_row(plan: dict, paths: list[Path], device: torch.device, workers: int) -> dict:
     from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
-    from cskd_hf.scoring import load_scorer, score_files
+    from cskd_hf.inference.scoring import load_scorer, score_files
 
     with tempfile.TemporaryDirectory() as model_dir:
         config = CSKDConfig(architecture=plan["student"], image_size=plan["image_size"])

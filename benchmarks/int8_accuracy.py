@@ -14,9 +14,9 @@ import numpy as np
 
 from cskd_hf.data.batching import evaluation_loader
 from cskd_hf.data.prepare import load_labeled
-from cskd_hf.export import export_onnx, onnx_path
+from cskd_hf.inference.export import export_onnx, onnx_path
+from cskd_hf.inference.scoring import OnnxScorer, TorchScorer, load_scorer
 from cskd_hf.metrics import aesthetic_metrics
-from cskd_hf.scoring import OnnxScorer, TorchScorer, load_scorer
 
 
 def mean_scores(scorer, image_processor, dataset, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, float]:

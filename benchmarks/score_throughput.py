@@ -7,13 +7,13 @@ script from scikit-image's bundled photographs, re-rendered at mixed sizes, so d
 folders: `--mix camera` (640 px to 4000 px long side, JPEG) or `--mix web` (640-1024 px, one in five a PNG, as a
 folder of photos from the web or a phone's exports).
 
-Each method runs in its own process (so that peak memory is its own) over the folder, as a user would run it:
-ours through `cskd_hf.scoring.score_files` (DataLoader workers, draft JPEG decoding, batches) — `cskd-default` is
+Each method runs in its own process (so that peak memory is its own) over the folder, as a user would run it: ours
+through `cskd_hf.inference.scoring.score_files` (DataLoader workers, draft JPEG decoding, batches) — `cskd-default` is
 exactly `cskd score`'s default path, its ONNX graph exported on first use into an empty cache (the setup column) —,
-pyiqa's one image at a time through `pyiqa.create_metric(...)(path)`, which is what its CLI does. Ours take the
-median of `--repeats` passes; pyiqa's metrics see one pass over a strided subset of the folder (same size mix) so that
-the slow ones finish; throughputs are rates, so comparable. A second, sequential pass over a subset splits the time
-per image into decode, preprocess and forward: the profile of where the time goes.
+pyiqa's one image at a time through `pyiqa.create_metric(...)(path)`, which is what its CLI does. Ours take the median
+of `--repeats` passes; pyiqa's metrics see one pass over a strided subset of the folder (same size mix) so that the
+slow ones finish; throughputs are rates, so comparable. A second, sequential pass over a subset splits the time per
+image into decode, preprocess and forward: the profile of where the time goes.
 
     pip install -e .[bench]     # pyiqa, onnxruntime; benchmark-only dependencies
     python benchmarks/score_throughput.py [--images 300] [--pyiqa-images 40] [--threads 2] [--json results.json]
@@ -83,7 +83,7 @@ def photo_paths(folder: Path) -> list[Path]:
 def write_student(out_dir: Path) -> Path:
     """An MV2 scoring model at 224 px (random weights) with its ONNX graphs, fp32 and int8."""
     from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
-    from cskd_hf.export import export_onnx, onnx_path
+    from cskd_hf.inference.export import export_onnx, onnx_path
 
     if not onnx_path(out_dir, quantized=True).exists():
         config = CSKDConfig(architecture="mobilenetv2_100", image_size=224)
@@ -140,7 +140,7 @@ def run_ours(
 ):
     import torch
 
-    from cskd_hf.scoring import TorchScorer, fast_scorer, load_onnx_scorer, load_scorer, score_files
+    from cskd_hf.inference.scoring import TorchScorer, fast_scorer, load_onnx_scorer, load_scorer, score_files
 
     if method == "cskd-pipeline":
         return run_pipeline(paths, model_dir, batch_size, num_workers, repeats)
@@ -176,7 +176,7 @@ def run_pipeline(paths: list[Path], model_dir: Path, batch_size: int | None, num
     from transformers import pipeline
 
     import cskd_hf  # noqa: F401  (registers the task)
-    from cskd_hf.scoring import default_num_workers
+    from cskd_hf.inference.scoring import default_num_workers
 
     start = time.perf_counter()
     scorer = pipeline("image-aesthetics", model=str(model_dir))

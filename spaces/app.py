@@ -25,7 +25,7 @@ from transformers import pipeline
 
 from cskd_hf.data.images import ImageReadError, open_image
 from cskd_hf.data.prepare import load_labeled
-from cskd_hf.pipeline import TASK
+from cskd_hf.inference.pipeline import TASK
 
 DEFAULT_MODELS = ["outputs/quickstart/models/cskd-student", "outputs/quickstart/models/cfa-teacher-scorer"]
 DEFAULT_REFERENCE = "outputs/quickstart/synthava"

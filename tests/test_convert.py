@@ -204,7 +204,7 @@ def test_a_converted_model_exports_to_onnx_with_parity(laion, tmp_path):
     pytest.importorskip("onnxruntime")
     import shutil
 
-    from cskd_hf.export import export_onnx
+    from cskd_hf.inference.export import export_onnx
 
     folder = tmp_path / "laion"
     shutil.copytree(laion["converted"], folder)

@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor, export, scoring
+from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor
 from cskd_hf.cli import main
 from cskd_hf.data.images import open_image
 from cskd_hf.data.samples import sample_photo
-from cskd_hf.export import model_fingerprint, onnx_path
-from cskd_hf.scoring import OnnxScorer, TorchScorer, fast_scorer, load_scorer, score_files
+from cskd_hf.inference import export, scoring
+from cskd_hf.inference.export import model_fingerprint, onnx_path
+from cskd_hf.inference.scoring import OnnxScorer, TorchScorer, fast_scorer, load_scorer, score_files
 from tests.helpers import tiny_config, write_awkward_images
 
 pytest.importorskip("onnxruntime")
@@ -218,7 +219,7 @@ def test_auto_backend_falls_back_to_pytorch_when_onnx_is_not_at_hand(tiny_scorer
 
     monkeypatch.setenv("CSKD_ONNX_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(export, "export_scoring_graph", unexportable)
-    with caplog.at_level(logging.WARNING, logger="cskd_hf.scoring"):
+    with caplog.at_level(logging.WARNING, logger="cskd_hf.inference.scoring"):
         assert isinstance(fast_scorer(model), TorchScorer)
     assert "exporting the model to ONNX failed (RuntimeError: no ONNX symbolic for an operator)" in caplog.text
     with pytest.raises(RuntimeError, match="no ONNX symbolic"):

@@ -4,6 +4,7 @@ Importing the package registers the CSKD models with the transformers Auto class
 pipeline.
 """
 
+from .inference.pipeline import ImageAestheticsPipeline
 from .models.cskd import (
     CSKDConfig,
     CSKDForAestheticScoring,
@@ -11,7 +12,6 @@ from .models.cskd import (
     CSKDImageProcessor,
     CSKDModel,
 )
-from .pipeline import ImageAestheticsPipeline
 from .zoo import list_models
 
 __version__ = "0.1.0"

@@ -15,9 +15,9 @@ import torch
 from .data.batching import evaluation_loader
 from .data.labeled import bin_scores_of
 from .data.prepare import load_labeled
+from .inference.scoring import load_scorer
 from .metrics import aesthetic_metrics, metric_scale
-from .scoring import load_scorer
-from .training.common import predict_mean_scores
+from .models.prediction import predict_mean_scores
 
 
 @torch.inference_mode()

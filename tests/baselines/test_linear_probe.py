@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from cskd_hf.baselines.linear_probe import distribution_from_mean, fit_linear_probe, ridge_fit
 from cskd_hf.cli import main
 from cskd_hf.evaluation import evaluate_model, predict_dataset
-from cskd_hf.scoring import load_scorer
+from cskd_hf.inference.scoring import load_scorer
 from cskd_hf.synthetic.synthava import write_synthava
 
 

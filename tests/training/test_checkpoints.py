@@ -14,8 +14,9 @@ import pytest
 from accelerate import Accelerator
 from transformers import AutoModelForImageClassification
 
+from cskd_hf.models.fingerprint import weights_fingerprint
 from cskd_hf.training import common, supervised
-from cskd_hf.training.common import COMPLETE_FILE, weights_fingerprint
+from cskd_hf.training.common import COMPLETE_FILE
 from tests.helpers import write_hostile_pickle
 from tests.training.helpers import QUICK
 

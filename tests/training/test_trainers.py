@@ -7,8 +7,9 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForImageClassification
 
 from cskd_hf import CSKDConfig, CSKDForAestheticScoring, CSKDForFeatureAlignment, CSKDModel, losses
+from cskd_hf.models.fingerprint import weights_fingerprint
 from cskd_hf.training import cfa, skd, supervised
-from cskd_hf.training.common import NonFiniteLossError, weights_fingerprint
+from cskd_hf.training.common import NonFiniteLossError
 from tests.helpers import same_tensors
 from tests.training.helpers import QUICK, last_checkpoint, launch, rank_states
 

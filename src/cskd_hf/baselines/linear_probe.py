@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..data.batching import evaluation_loader
 from ..data.labeled import bin_scores_of
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
-from ..training.common import weights_fingerprint
+from ..models.fingerprint import weights_fingerprint
 
 logger = logging.getLogger(__name__)
 

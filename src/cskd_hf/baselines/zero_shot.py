@@ -26,8 +26,8 @@ from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 from ..data.batching import iter_labeled_images
 from ..data.images import ImageReadError, open_image
 from ..data.labeled import bin_scores_of
+from ..inference.scoring import ScoreResult
 from ..metrics import aesthetic_metrics, metric_scale
-from ..scoring import ScoreResult
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..export import export_onnx
+from ..inference.export import export_onnx
 
 
 def export_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..baselines.zero_shot import ScoreMap
-from ..scoring import ScoreResult
+from ..inference.scoring import ScoreResult
 
 OUTPUT_FORMATS = ("csv", "jsonl")
 

@@ -4,8 +4,8 @@ import argparse
 import sys
 
 from ..data.images import find_images
+from ..inference.scoring import BACKENDS, fast_scorer, load_onnx_scorer, load_scorer, score_files
 from ..models.cskd.configuration_cskd import bin_labels as bin_labels_of
-from ..scoring import BACKENDS, fast_scorer, load_onnx_scorer, load_scorer, score_files
 from .results import OUTPUT_FORMATS, count_results, open_output, output_format, write_results
 
 

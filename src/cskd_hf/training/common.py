@@ -2,7 +2,6 @@
 after each step and epoch, checkpoints and resuming, and the prediction loop that validates and evaluates."""
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -13,7 +12,6 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
@@ -22,6 +20,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..metrics import aesthetic_metrics
+from ..models.fingerprint import weights_fingerprint
+from ..models.prediction import predict_mean_scores
 from .arguments import CommonArguments
 
 logger = logging.getLogger(__name__)
@@ -163,19 +163,6 @@ def check_finite(accelerator: Accelerator, loss: torch.Tensor, state: TrainerSta
         )
 
 
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """A hash of the parameters, to check that all processes hold the same weights.
-
-    Buffers are left out: DDP broadcasts them from process 0 at each forward pass, so BatchNorm statistics differ
-    between processes after a training step until the next one.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.named_parameters()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def end_of_step(
     accelerator: Accelerator,
     args: CommonArguments,
@@ -299,35 +286,6 @@ def _checkpoint_number(path: Path) -> int:
 
 
 @torch.no_grad()
-def predict_mean_scores(
-    model, loader: DataLoader, accelerator: Accelerator | None = None, tta: bool = False, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted and true mean scores over a labeled loader; batches with no readable image are passed over.
-
-    With `accelerator` (a loader it prepared) each process predicts its part and the results are gathered, as
-    validation during training does; without, one process predicts everything (`cskd evaluate`). With `tta` the
-    prediction is the mean over the view and its horizontal flip.
-    """
-    was_training = model.training
-    model.eval()
-    main_process = accelerator is None or accelerator.is_local_main_process
-    predicted, target = [], []
-    for batch in tqdm(loader, desc="predicting", disable=not (progress and main_process), leave=False):
-        if batch["pixel_values"] is None:
-            continue
-        pixel_values = batch["pixel_values"].to(next(model.parameters()).device)
-        scores = model(pixel_values=pixel_values).mean_score.float()
-        if tta:
-            scores = (scores + model(pixel_values=pixel_values.flip(-1)).mean_score.float()) / 2
-        truth = batch["mean_scores"]
-        if accelerator is not None:
-            scores, truth = accelerator.gather_for_metrics((scores, truth))
-        predicted.append(scores.cpu())
-        target.append(truth.cpu())
-    model.train(was_training)
-    return torch.cat(predicted).numpy(), torch.cat(target).numpy()
-
-
 def evaluate_scorer(model, loader: DataLoader, accelerator: Accelerator, scale: dict[str, float]) -> dict:
     """MSE, SRCC, PLCC, accuracy and IER of a scoring model over a prepared loader, gathered from all processes;
     `scale` holds the scale-dependent parameters (`metrics.metric_scale`)."""
@@ -347,11 +305,9 @@ __all__ = [
     "learning_rate_at",
     "make_accelerator",
     "mean_over_processes",
-    "predict_mean_scores",
     "reached_max_steps",
     "resume",
     "save_checkpoint",
     "set_learning_rate",
     "teacher_dtype",
-    "weights_fingerprint",
 ]

@@ -30,10 +30,11 @@ from ..data.labeled import bin_scores_of
 from ..data.prepare import load_labeled
 from ..hub import public_name
 from ..models.cskd import CSKDConfig, CSKDImageProcessor
+from ..models.fingerprint import weights_fingerprint
 from ..teachers.scorer import ScorerTeacher
 from .arguments import CommonArguments, DataArguments, ModelArguments, UnlabeledArguments, parse_arguments
 from .cache import TeacherCache, build_teacher_cache, cache_is_complete
-from .common import check_room_for_checkpoints, make_accelerator, teacher_dtype, weights_fingerprint
+from .common import check_room_for_checkpoints, make_accelerator, teacher_dtype
 from .loaders import labeled_splits, unlabeled_stream
 from .models import RunCard, scorer_from
 from .objectives import KnowledgeDistillation, LabelFreeDistillation, SemiSupervisedDistillation

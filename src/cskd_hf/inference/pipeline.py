@@ -9,7 +9,7 @@ from transformers import AutoModelForImageClassification, Pipeline
 from transformers.image_utils import load_image
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .data.images import open_image, to_rgb
+from ..data.images import open_image, to_rgb
 from .scoring import TorchScorer, fast_scorer
 
 TASK = "image-aesthetics"

@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-from .data.images import ImageReadError, open_image
+from ..data.images import ImageReadError, open_image
+from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 from .export import cached_onnx_graph, onnx_path
-from .models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
 
 logger = logging.getLogger(__name__)
 

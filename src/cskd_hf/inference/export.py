@@ -8,8 +8,6 @@ PyTorch model, so both backends see the same pixels. `cskd export` writes into t
 use by default.
 """
 
-import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -20,7 +18,8 @@ from huggingface_hub import constants
 from torch import nn
 from transformers import AutoModelForImageClassification
 
-from .models.cskd import CSKDForAestheticScoring
+from ..models.cskd import CSKDForAestheticScoring
+from ..models.fingerprint import weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +112,9 @@ def default_graph_cache() -> Path:
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """A hash of a model's config and of every parameter and buffer: equal for equal models, whatever their path."""
-    config = {key: value for key, value in model.config.to_dict().items() if key != "_name_or_path"}
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(str(tensor.dtype).encode())
-        digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:32]
+    """The graph cache's key: the fingerprint of the model's config and of every parameter and buffer, equal for
+    equal models whatever their path."""
+    return weights_fingerprint(model, include_buffers=True, include_config=True)
 
 
 def cached_onnx_graph(model: CSKDForAestheticScoring, cache_dir: str | os.PathLike | None = None) -> Path:
