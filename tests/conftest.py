@@ -7,13 +7,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from cskd_hf import CSKDForAestheticScoring, CSKDImageProcessor  # noqa: E402
-from cskd_hf.data.samples import write_sample_images  # noqa: E402
+from cskd_hf.data.samples import sample_photo, write_sample_images  # noqa: E402
 from cskd_hf.synthetic.synthava import ZERO_SHOT_PROMPTS  # noqa: E402
-from tests.helpers import tiny_config, write_tiny_clip  # noqa: E402
+from tests.helpers import tiny_config, write_awkward_images, write_tiny_clip  # noqa: E402
 from tests.transformers_suites import PYTEST_CONFIG  # noqa: E402
 
 
@@ -69,3 +72,14 @@ def random_clip_dir(tmp_path_factory):
     and an image processor, saved as a Hub-style folder."""
     texts = [text for pair in ZERO_SHOT_PROMPTS for text in pair]
     return write_tiny_clip(tmp_path_factory.mktemp("clip"), texts=texts, projection_dim=64)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, sample_dir):
+    """The sample photos, one of them as a large camera-sized JPEG, plus the unreadable kinds of file."""
+    folder = tmp_path_factory.mktemp("photos")
+    for path in sorted(sample_dir.iterdir()):
+        shutil.copy(path, folder / path.name)
+    Image.fromarray(sample_photo("astronaut")).resize((3000, 2000)).save(folder / "large.jpg", quality=90)
+    write_awkward_images(folder / "awkward", sample_photo("coffee"))
+    return folder

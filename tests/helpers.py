@@ -1,8 +1,11 @@
 """Small builders shared by the tests."""
 
 import os
+import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from transformers import CLIPImageProcessor, CLIPModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -10,6 +13,7 @@ from cskd_hf import CSKDConfig
 from cskd_hf.synthetic.tiny_clip import build_tokenizer, tiny_clip_config
 
 TINY_IMAGE_SIZE = 64
+CSKD = str(Path(sys.executable).parent / "cskd")
 
 
 def tiny_config(architecture: str = "test_resnet", **kwargs) -> CSKDConfig:
@@ -149,3 +153,9 @@ def write_tiny_laion(out_dir) -> dict:
     tower = CLIPVisionModelWithProjection.from_pretrained(clip).eval()
     converted = convert_laion_aesthetic(checkpoint, out_dir / "converted", clip=clip)
     return {"clip": clip, "mlp": mlp, "tower": tower, "checkpoint": checkpoint, "converted": converted}
+
+
+def write_unlabeled_parquet(path, columns: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+    return path

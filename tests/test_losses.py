@@ -1,3 +1,6 @@
+"""`cskd_hf.losses`: the EMD (eq. 2), the cosine alignment loss (eq. 1) and the SKD loss (eqs. 3 to 5), against
+hand computations and scipy."""
+
 import math
 
 import numpy as np
@@ -5,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from cskd_hf.losses import cosine_alignment_loss, earth_movers_distance
+from cskd_hf.losses import cosine_alignment_loss, earth_movers_distance, skd_loss
 
 
 def test_emd_matches_hand_computation_of_eq2():
@@ -58,3 +61,34 @@ def test_alignment_loss_eps_bounds_the_product_of_norms():
     torch.testing.assert_close(
         cosine_alignment_loss(teacher, student), torch.tensor([1 - 1e-10 / 1e-8], dtype=torch.float64)
     )
+
+
+def emd_by_hand(p, q, r=2.0):
+    """Eq. 2 written out with loops."""
+    d = len(p)
+    cdf_p = cdf_q = 0.0
+    total = 0.0
+    for i in range(d):
+        cdf_p += p[i]
+        cdf_q += q[i]
+        total += abs(cdf_p - cdf_q) ** r
+    return (total / d) ** (1 / r)
+
+
+def test_skd_loss_is_eqs_3_to_5():
+    rng = np.random.default_rng(0)
+    num_labeled, mu, d, beta = 2, 3, 10, 15.0
+    student = rng.dirichlet(np.ones(d), size=num_labeled * (1 + mu))
+    teacher = rng.dirichlet(np.ones(d), size=num_labeled * (1 + mu))
+    labels = rng.dirichlet(np.ones(d), size=num_labeled)
+
+    loss_s = sum(emd_by_hand(student[j], labels[j]) for j in range(num_labeled)) / num_labeled  # eq. 4: labeled only
+    loss_kd = sum(emd_by_hand(student[k], teacher[k]) for k in range(len(student))) / len(student)  # eq. 5: all
+    expected = loss_s + beta * loss_kd  # eq. 3
+
+    total, supervised, distillation = skd_loss(
+        torch.from_numpy(student), torch.from_numpy(labels), torch.from_numpy(teacher), beta=beta
+    )
+    assert abs(supervised.item() - loss_s) < 1e-12
+    assert abs(distillation.item() - loss_kd) < 1e-12
+    assert abs(total.item() - expected) < 1e-10

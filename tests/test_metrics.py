@@ -1,3 +1,6 @@
+"""`cskd_hf.metrics`: mean scores, MSE, SRCC, PLCC, binary accuracy and the interval error rate against scipy and
+hand counts, their scale per dataset, and bad inputs named."""
+
 import numpy as np
 import pytest
 from scipy import stats

@@ -1,3 +1,6 @@
+"""`cskd_hf.data.images`: every kind of photo file becomes upright 8-bit RGB or an error naming the file and the
+reason; draft decoding of large JPEGs; finding the images of folders, globs and files."""
+
 import struct
 import zlib
 
@@ -5,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cskd_hf import CSKDImageProcessor
 from cskd_hf.data.images import ImageReadError, find_images, open_image
 from cskd_hf.data.samples import sample_photo
 from tests.helpers import UNREADABLE, write_awkward_images
@@ -99,3 +103,16 @@ def test_find_images_expands_folders_globs_and_files(tmp_path, awkward):
         find_images([tmp_path / "nothing-here"])
     with pytest.raises(FileNotFoundError, match="matches no image"):
         find_images([str(tmp_path / "*.webp")])
+
+
+def test_draft_decoding_of_a_large_jpeg_is_smaller_and_nearly_identical_after_resizing(photos):
+    processor = CSKDImageProcessor(image_size=224)
+    path = photos / "large.jpg"
+    drafted, full = open_image(path, draft_size=processor.resize_size), open_image(path)
+    assert full.size == (3000, 2000)
+    assert min(drafted.size) >= processor.resize_size and drafted.size[0] <= 3000 // 4  # decoded at 1/4 or 1/8
+    crop = processor.resize_and_crop()
+    difference = (crop(drafted).float() - crop(full).float()).abs().mean().item()
+    assert difference < 2.0  # mean absolute difference in 8-bit levels, after the resize to 256 px
+    # PNGs and small JPEGs decode fully whatever the draft size.
+    assert open_image(photos / "camera.png", draft_size=8).size == open_image(photos / "camera.png").size

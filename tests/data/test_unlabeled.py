@@ -1,46 +1,24 @@
+"""`cskd_hf.data.unlabeled`: the unlabeled sources (folders, Parquet, WebDataset, several at once), each image once
+per epoch, disjoint parts per rank, the stored bytes streamed as they are, and a Parquet source without images
+named before streaming."""
+
 import hashlib
-import os
+import re
 import tarfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
-import torch
 from datasets import Dataset, Features
 from datasets import Image as ImageFeature
 from PIL import Image
-from torch.utils.data import DataLoader
 
-from cskd_hf import CSKDImageProcessor
-from cskd_hf.data.ava import load_ava
-from cskd_hf.data.batching import LabeledImages, UnlabeledBatches, collate_labeled, worker_processes
 from cskd_hf.data.prepare import write_parquet
 from cskd_hf.data.unlabeled import UnlabeledSource, load_unlabeled
-from tests.data.benchmark_files import write_ava
-
-NUM_FOLDER_IMAGES = 23  # plus one corrupt file
-NUM_PARQUET_IMAGES = 9
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """An image folder (nested, with a corrupt file) and a Parquet shard: two kinds of source."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    for i in range(NUM_FOLDER_IMAGES):
-        folder = root / "folder" / f"class{i % 3}"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (24 + i, 30, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
-    (root / "folder" / "class0" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
-    paths = []
-    for i in range(NUM_PARQUET_IMAGES):
-        path = root / "for-parquet" / f"p{i}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (20, 20 + i, 3), dtype=np.uint8)).save(path)
-        paths.append(str(path))
-    table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature()}))
-    write_parquet({"train": table}, root / "parquet")
-    return {"folder": str(root / "folder"), "parquet": str(root / "parquet" / "data" / "*.parquet")}
+from tests.data.corpus import NUM_FOLDER_IMAGES, NUM_PARQUET_IMAGES
+from tests.helpers import write_unlabeled_parquet
+from tests.training.toy import write_toy_unlabeled
 
 
 def identity(item: dict) -> str:
@@ -89,77 +67,6 @@ def test_two_ranks_see_disjoint_parts_whose_union_is_the_corpus(corpus, sources)
     assert abs(len(ranks[0]) - len(ranks[1])) <= 3
 
 
-def test_batches_skip_and_count_the_corrupt_image_with_any_number_of_workers(corpus):
-    processor = CSKDImageProcessor(image_size=16)
-    batches = UnlabeledBatches(load_unlabeled([corpus["folder"], corpus["parquet"]], seed=1), processor, batch_size=4)
-    runs = []
-    for workers in (0, 2):
-        batches.set_epoch(0)
-        runs.append(list(DataLoader(batches, batch_size=None, **worker_processes(batches, workers))))
-    for run in runs:
-        assert sum(batch["num_read"] for batch in run) == NUM_FOLDER_IMAGES + 1 + NUM_PARQUET_IMAGES
-        assert sum(batch["num_skipped"] for batch in run) == 1
-        assert sum(len(batch["pixel_values"]) for batch in run) == NUM_FOLDER_IMAGES + NUM_PARQUET_IMAGES
-    for a, b in zip(*runs):  # the same batches, augmentations included, whatever the worker count
-        assert torch.equal(a["pixel_values"], b["pixel_values"])
-
-
-class ParentOfWorker(torch.utils.data.IterableDataset):
-    def __iter__(self):
-        yield os.getppid()
-
-
-def test_training_workers_are_not_forked_from_the_training_process():
-    # A worker forked from a process whose threads are exiting can hang in CPython's after-fork code.
-    dataset = ParentOfWorker()
-    assert list(DataLoader(dataset, batch_size=None, num_workers=1, multiprocessing_context="fork")) == [os.getpid()]
-    parents = list(DataLoader(dataset, batch_size=None, **worker_processes(dataset, 1)))
-    assert len(parents) == 1 and parents[0] != os.getpid()
-    assert worker_processes(dataset, 0) == {"num_workers": 0}
-
-
-def test_resume_continues_exactly_where_the_stream_stopped(corpus):
-    processor = CSKDImageProcessor(image_size=16)
-    batches = UnlabeledBatches(load_unlabeled([corpus["folder"]], seed=2), processor, batch_size=5)
-    batches.set_epoch(1)
-    uninterrupted = list(DataLoader(batches, batch_size=None, num_workers=2))
-    stopped_after = 3
-    num_read = sum(batch["num_read"] for batch in uninterrupted[:stopped_after])
-    batches.resume_from(epoch=1, num_read=num_read)  # what a resumed run restores from its checkpoint
-    resumed = list(DataLoader(batches, batch_size=None, num_workers=2))
-    assert len(resumed) == len(uninterrupted) - stopped_after
-    for a, b in zip(resumed, uninterrupted[stopped_after:]):
-        assert torch.equal(a["pixel_values"], b["pixel_values"])
-    # A checkpoint taken right after the stream's short last chunk resumes at the end of the epoch.
-    total = sum(batch["num_read"] for batch in uninterrupted)
-    assert total % 5, "the corpus should end in a short chunk"
-    batches.resume_from(epoch=1, num_read=total)
-    assert list(DataLoader(batches, batch_size=None, num_workers=2)) == []
-    batches.resume_from(epoch=1, num_read=4)  # not the end of this stream
-    with pytest.raises(
-        ValueError, match="after 4 items of a stream read to its end, but chunk 0 of this stream holds 5"
-    ):
-        list(DataLoader(batches, batch_size=None, num_workers=2))  # raised in a worker, re-raised here
-    batches.resume_from(epoch=1, num_read=total + 10)  # a checkpoint of a longer stream
-    with pytest.raises(ValueError, match="but this stream has only 5 chunks"):
-        list(DataLoader(batches, batch_size=None, num_workers=0))
-
-
-def test_labeled_images_give_labels_and_skip_unreadable_files(tmp_path):
-    ava = load_ava(write_ava(tmp_path / "AVA"), verify="none")["train"]  # the corrupt and missing images stay in
-    dataset = LabeledImages(ava, CSKDImageProcessor(image_size=16), train=True, seed=0)
-    batch = collate_labeled([dataset[i] for i in range(len(dataset))])
-    assert batch["num_skipped"] == 1  # the missing image; the corrupt one is in the test list
-    assert batch["pixel_values"].shape == (len(dataset) - 1, 3, 16, 16)
-    readable = [i for i in range(len(dataset)) if dataset[i] is not None]
-    np.testing.assert_allclose(batch["labels"].numpy(), np.array(ava.select(readable)["distribution"]), rtol=1e-6)
-    assert torch.equal(dataset[0]["pixel_values"], dataset[0]["pixel_values"])  # seeded per (epoch, index)
-    dataset.set_epoch(1)
-    assert not torch.equal(
-        dataset[0]["pixel_values"], LabeledImages(ava, dataset.image_processor, True)[0]["pixel_values"]
-    )
-
-
 @pytest.mark.parametrize("column", ["image", "img"])
 def test_streamed_images_are_the_stored_bytes_not_a_re_encoding(tmp_path, column):
     # A map over a decoding `Image()` column re-encodes each image (JPEG at quality 75): the stream must not map one.
@@ -172,3 +79,23 @@ def test_streamed_images_are_the_stored_bytes_not_a_re_encoding(tmp_path, column
     write_parquet({"train": table}, tmp_path / "parquet")
     stream = load_unlabeled([f"parquet:{tmp_path / 'parquet' / 'data' / '*.parquet'}"], shuffle_buffer=0)
     assert [item["image"]["bytes"] for item in stream] == [path.read_bytes() for path in paths]
+
+
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+def test_unlabeled_parquet_without_images_is_named_before_streaming(tmp_path):
+    photo = (write_toy_unlabeled(tmp_path / "photos", count=1, image_size=16) / "0000.png").read_bytes()
+    shards = tmp_path / "shards"
+    write_unlabeled_parquet(shards / "a.parquet", {"image": pa.array([{"bytes": photo, "path": None}], IMAGE)})
+    assert next(iter(load_unlabeled([f"parquet:{shards}/*.parquet"])))["image"]["bytes"] == photo
+
+    bad = write_unlabeled_parquet(shards / "b.parquet", {"caption": ["a photo"]})
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: no image column among \['caption'\]"):
+        load_unlabeled([f"parquet:{shards}/*.parquet"])
+    write_unlabeled_parquet(bad, {"image": [7]})
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: column image holds Value\('int64'\), not encoded"):
+        load_unlabeled([f"{shards}/*.parquet"])
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(ValueError, match=f"{re.escape(str(bad))}: not a readable Parquet file"):
+        load_unlabeled([f"{shards}/*.parquet"])

@@ -1,3 +1,6 @@
+"""`cskd_hf.synthetic.synthava`: SynthAVA is deterministic for a seed, its votes are AVA-like, its score is learnable
+from pixels but not from content, its captions describe content and style, and `cskd data synth` writes it."""
+
 import numpy as np
 import pytest
 from scipy import ndimage, stats

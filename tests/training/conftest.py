@@ -1,6 +1,9 @@
+"""The trainer tests' toy world, the teachers they share and the 2-process Accelerate config."""
+
 import json
 
 import pytest
+import torch
 
 from tests.helpers import write_tiny_clip
 from tests.training.helpers import QUICK
@@ -43,6 +46,18 @@ def toy_teacher(toy_world, tmp_path_factory):
         ]
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def classifier_teacher(tmp_path_factory):
+    """A timm classifier saved as a local checkpoint: the `timm:ARCH@FILE` teacher of multi-teacher CFA."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("classifier") / "test_vit.safetensors"
+    save_file(timm.create_model("test_vit", num_classes=10).state_dict(), str(path))
+    return f"timm:test_vit@{path}"
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Running the trainers as a user does: `accelerate launch` on 2 CPU processes, and finding what they left behind."""
+"""Running the trainers as a user does: `accelerate launch` on 2 CPU processes, the options the trainer tests share,
+and finding what they left behind."""
 
 import contextlib
 import json
@@ -73,9 +74,34 @@ def launch_script(config: Path, script: Path, *args: str, env: dict | None = Non
     return result
 
 
+def cfa_args(toy_world, out, *extra):
+    return [
+        "--teacher",
+        str(toy_world["clip"]),
+        "--unlabeled",
+        str(toy_world["unlabeled"]),
+        "--output_dir",
+        str(out),
+        "--batch_size",
+        "8",
+        "--num_workers",
+        "0",
+        "--shuffle_buffer",
+        "16",
+        *QUICK,
+        *extra,
+    ]
+
+
 def rank_states(checkpoint: Path) -> list[dict]:
     return [json.loads((checkpoint / f"trainer_state_rank{rank}.json").read_text()) for rank in (0, 1)]
 
 
 def last_checkpoint(output_dir: Path) -> Path:
     return max((output_dir / "checkpoints").glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def rank_states_single(checkpoint):
+    import json
+
+    return json.loads((checkpoint / "trainer_state_rank0.json").read_text())
