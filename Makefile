@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart quickstart-smoke space test test-slow bench style quality clean
+.PHONY: install quickstart quickstart-smoke space test test-slow bench docs style quality clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/loader_throughput.py --json outputs/loader_throughput.json
 	$(PYTHON) benchmarks/recipe_cost.py --loader outputs/loader_throughput.json
 	$(PYTHON) benchmarks/train_throughput.py
+
+# The documentation site (docs/, mkdocs.yml) into build/site; the test suite builds it with --strict too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 style: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -15,8 +15,9 @@ the seeds asked for; it warns when their plans differ (smoke and full runs mixed
 the intervals are undefined and shown as n/a.
 
 A run's folder (models, caches) stays on the machine that ran it, and machines here do not last; the results.json of
-the seeds in the README's report are kept in the repository, in benchmarks/results/seeds/seed-N/ (`--record` copies
-each finished seed there), and `--report-only --out benchmarks/results/seeds` prints that report again.
+the seeds in the published report (docs/results.md) are kept in the repository, in benchmarks/results/seeds/seed-N/
+(`--record` copies each finished seed there), and `--report-only --out benchmarks/results/seeds` prints that report
+again.
 
 A claim's difference is A minus B on the same seed (same data, same pretrained stand-ins), so the seed-to-seed
 variation both rows share cancels; the interval is mean ± t(0.975, n - 1) · sd / sqrt(n) over the n seeds that have
@@ -56,7 +57,7 @@ COMPARISONS = [
 CLAIM_METRICS = ("srcc", "plcc")
 
 NOT_AVAILABLE = "n/a"
-# The results.json of the seeds in the README's report, kept in the repository because a run's folder is not.
+# The results.json of the published report's seeds (docs/results.md), kept in the repository: a run's folder is not.
 RECORD = "benchmarks/results/seeds"
 
 
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")
     parser.add_argument("--json", help="also write the statistics here")
     parser.add_argument(
-        "--record", help=f"also copy each seed's results.json to RECORD/seed-N/ (the README's seeds: {RECORD})"
+        "--record", help=f"also copy each seed's results.json to RECORD/seed-N/ (the published seeds: {RECORD})"
     )
     args = parser.parse_args(argv)
     out = Path(args.out)

@@ -121,7 +121,9 @@ class OnnxScorer:
         try:
             import onnxruntime
         except ImportError as error:
-            raise ImportError("the onnxruntime backend needs `pip install cskd-hf[onnx]`") from error
+            raise ImportError(
+                "the onnxruntime backend needs onnxruntime, a dependency of cskd-hf: reinstall it"
+            ) from error
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no ONNX graph; write it with `cskd export --model MODEL`")

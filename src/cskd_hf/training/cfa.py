@@ -5,8 +5,9 @@
         --output_dir outputs/cfa-mv2
 
 With several `--teacher`s (CLIP checkpoints and/or `timm:ARCH[@CHECKPOINT]` classifiers), the student gets one
-projector per teacher and the alignment losses are summed with `--teacher_weight`s: the multi-teacher feature
-distillation of Hou et al. (2022). One teacher trains exactly as CFA.
+projector per teacher and the alignment losses are summed with `--teacher_weight`s: multi-teacher
+CFA, a two-stage variant inspired by Hou et al. (2022), whose own method is the joint mode of
+`scripts/finetune.py --alignment_teacher`. One teacher trains exactly as CFA.
 
 The output folder holds a `CSKDForFeatureAlignment` (backbone + projector); `scripts/finetune.py --model` and
 `scripts/skd.py --model` start from its aligned backbone with a new scoring head.

@@ -138,17 +138,12 @@ class CSKDConfig(PretrainedConfig):
         image_size: side of the square model input, in pixels.
         num_bins: number of score bins of the predicted distribution (10 for AVA, 9 for PARA, 5 for AADB); defaults
             to the length of `bin_scores`, else of `id2label` or `num_labels` when given, else 10.
-        num_labels: transformers' name for the width of `logits`. With a distribution head it is `num_bins`:
-            setting it re-bins the config (scores `1..num_labels`), which with `from_pretrained(...,
-            num_labels=N, ignore_mismatched_sizes=True)` re-heads a model. `num_labels=1` means regression, as in
-            transformers: the scalar head (`score_head="scalar"`), whose one logit is the score; its distribution
-            still spreads over `num_bins` bins (default 10) and `id2label` is `{0: "score"}`.
         bin_scores: the score value of each bin, increasing; defaults to `1, 2, ..., num_bins`.
         head_hidden_sizes: hidden layer sizes of the scoring head; empty gives NIMA's dropout + linear head.
         head_dropout: dropout before each linear layer of the head (NIMA uses 0.75).
         projection_dim: output size of the alignment projector (the teacher's embedding size, 1024 for the CLS token
             of CLIP ViT-L/14); `None` means the model has no projector. A list gives one projector per teacher
-            (multi-teacher feature distillation, Hou et al. 2022).
+            (multi-teacher CFA, a variant inspired by Hou et al. 2022).
         alignment_weights: with several teachers, the weight of each teacher's alignment loss (default: all 1).
         projector_hidden_size: hidden size of the two-layer projector; defaults to the backbone's feature size.
         emd_r: the exponent r of the EMD loss (eq. 2 of the CSKD paper).
@@ -164,13 +159,20 @@ class CSKDConfig(PretrainedConfig):
             and fc7 as convolutions); without them the pooled features are the feature map's average (pyiqa's
             NIMA-VGG16). Other architectures have none and are unaffected.
         initializer_range: std of the normal initialisation of head and projector weights.
-        problem_type: what the scoring model's `labels` are, whatever its head: `None` for vote distributions
-            `(batch, num_bins)` (the EMD of eq. 2), integer bin indices or float mean scores `(batch,)` being
-            recognised by their dtype; `"single_label_classification"` for bin indices (EMD to the one-hot
+
+    Other Parameters:
+        num_labels (int): transformers' name for the width of `logits`. With a distribution head it is `num_bins`:
+            setting it re-bins the config (scores `1..num_labels`), which with `from_pretrained(...,
+            num_labels=N, ignore_mismatched_sizes=True)` re-heads a model. `num_labels=1` means regression, as in
+            transformers: the scalar head (`score_head="scalar"`), whose one logit is the score; its distribution
+            still spreads over `num_bins` bins (default 10) and `id2label` is `{0: "score"}`.
+        problem_type (str | None): what the scoring model's `labels` are, whatever its head: `None` for vote
+            distributions `(batch, num_bins)` (the EMD of eq. 2), integer bin indices or float mean scores `(batch,)`
+            being recognised by their dtype; `"single_label_classification"` for bin indices (EMD to the one-hot
             distribution) or `"regression"` for mean scores (MSE of the predicted mean). Bin indices index the bins,
-            not the logits, so a one-label model takes them too (transformers refuses that pair for its
-            cross-entropy heads, whose classes are the logits). `"multi_label_classification"` is refused: the bins
-            are ordered and their probabilities sum to one, so they are not independent labels.
+            not the logits, so a one-label model takes them too (transformers refuses that pair for its cross-entropy
+            heads, whose classes are the logits). `"multi_label_classification"` is refused: the bins are ordered and
+            their probabilities sum to one, so they are not independent labels.
     """
 
     model_type = "cskd"

@@ -613,7 +613,8 @@ class CSKDForFeatureAlignment(CSKDPreTrainedModel):
     """Backbone + projector aligned to a frozen teacher's embedding (phase I, CLIP-based feature alignment).
 
     With a list `config.projection_dim`, one projector per teacher (`projectors`), the losses summed with
-    `config.alignment_weights`: multi-teacher feature distillation (Hou et al., 2022).
+    `config.alignment_weights`: multi-teacher CFA, a two-stage variant inspired by Hou et al. (2022), whose own method
+    is the joint mode (`training.objectives.JointAlignment`).
     """
 
     def __init__(self, config: CSKDConfig):
