@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import datasets.config
 import torch
@@ -33,6 +34,7 @@ from ..evaluation import comparison_table, evaluate_model, plot_interval_error_r
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
 from ..models.cskd.modeling_cskd import timm_model_kwargs
 from ..training import cfa, skd, supervised
+from .console import StageReporter, console_and_log, duration
 from .content_pretraining import pretrain_content_classifier
 from .synthava import (
     CONTENT_CLASSES,
@@ -49,8 +51,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class QuickstartPlan:
-    """Sizes and epochs of each stage; `FULL` took 43 minutes on 2 idle cores (SKD at the paper's mu = 15 is 14 of
-    them; machines of one kind differ by up to 2x), `SMOKE` 4-5."""
+    """Sizes and epochs of each stage; `FULL` took 35 to 43 minutes on 2 idle cores (SKD at the paper's mu = 15 is 12
+    to 14 of them; machines of one kind differ by up to 2x), `SMOKE` about 4 (`STAGE_SECONDS`)."""
 
     splits: dict[str, int]
     image_size: int = 64
@@ -100,6 +102,64 @@ SMOKE = QuickstartPlan(
     lr_decay_epoch=2,
     num_workers=0,
 )
+
+# What each stage of a plan took alone on 2 idle cores, in seconds: the console's estimate of the time left scales
+# them by how this machine compares. Full: seed 4 of the seeds report; smoke: seed 0 before redesign 2 (weights since
+# byte-identical).
+STAGE_SECONDS = {
+    "full": {
+        "SynthAVA": 17,
+        "tiny CLIP": 41,
+        "content pretraining (teacher: resnet10t)": 136,
+        "content pretraining (student: test_resnet)": 86,
+        "content pretraining (Fig. 3 ViT: test_vit)": 72,
+        "CFA (teacher)": 122,
+        "CFA (student)": 51,
+        "nima-teacher": 111,
+        "cfa-teacher-scorer": 111,
+        "nima-student": 60,
+        "cfa-student-scorer": 58,
+        "kd-student": 77,
+        "cskd-student": 721,
+        "CFA (student, cached targets)": 53,
+        "cfa-student-cached-scorer": 51,
+        "CFA (ViT)": 57,
+        "CLIP zero-shot": 2,
+        "CLIP linear probe": 7,
+        "clip-finetuned": 50,
+        "CFA (student, two teachers)": 59,
+        "multi-teacher-cfa-student-scorer": 53,
+        "hou-joint-student": 71,
+        "attention diagnostic": 1,
+        "evaluation on the test split": 31,
+    },
+    "smoke": {
+        "SynthAVA": 3,
+        "tiny CLIP": 5,
+        "content pretraining (teacher: resnet10t)": 17,
+        "content pretraining (student: test_resnet)": 7,
+        "content pretraining (Fig. 3 ViT: test_vit)": 8,
+        "CFA (teacher)": 9,
+        "CFA (student)": 4,
+        "nima-teacher": 10,
+        "cfa-teacher-scorer": 10,
+        "nima-student": 5,
+        "cfa-student-scorer": 5,
+        "kd-student": 7,
+        "cskd-student": 65,
+        "CFA (student, cached targets)": 6,
+        "cfa-student-cached-scorer": 5,
+        "CFA (ViT)": 5,
+        "CLIP zero-shot": 1,
+        "CLIP linear probe": 1,
+        "clip-finetuned": 5,
+        "CFA (student, two teachers)": 7,
+        "multi-teacher-cfa-student-scorer": 5,
+        "hou-joint-student": 7,
+        "attention diagnostic": 1,
+        "evaluation on the test split": 7,
+    },
+}
 
 # The rows of the paper's Tables 1 and 6, in order: (row name, model folder under models/).
 ROWS = [
@@ -188,10 +248,11 @@ class Evaluation:
 
 
 class Stages:
-    """Runs and times named stages, printing progress."""
+    """Runs and times named stages: a header in the log before each, a line on the console (`reporter`) after."""
 
-    def __init__(self):
+    def __init__(self, reporter: StageReporter | None = None):
         self.seconds: dict[str, float] = {}
+        self.reporter = reporter
 
     def run(self, name: str, function: Callable, *args, **kwargs):
         print(f"\n== {name} ==", flush=True)
@@ -199,6 +260,8 @@ class Stages:
         result = function(*args, **kwargs)
         self.seconds[name] = round(time.perf_counter() - start, 1)
         print(f"== {name}: {self.seconds[name]:.0f} s ==", flush=True)
+        if self.reporter is not None:
+            self.reporter.finished(name, self.seconds[name])
         return result
 
 
@@ -376,22 +439,41 @@ class RunArguments:
         }
 
 
-def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = False, seed: int = 0) -> dict:
-    """Run every stage and write `results.json`, `results.md`, `ier.png` and the model folders into `out_dir`."""
+def run_quickstart(
+    out_dir: str | Path = "outputs/quickstart", smoke: bool = False, seed: int = 0, verbose: bool = False
+) -> dict:
+    """Run every stage and write `results.json`, `results.md`, `ier.png` and the model folders into `out_dir`.
+
+    The console gets the log's path, one line per stage with the time left, and at the end the results, the paper's
+    claims as this run shows them and what to try next; everything else goes to `out_dir/quickstart.log`, unless
+    `verbose`.
+    """
     # `datasets` pauses 5 s after every pass over a Parquet stream (a guard against apache/arrow#45214 at thread
     # shutdown); negligible per epoch of a real corpus, but most of the time of a small world's many short passes.
     datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN = 0.5
-    plan = SMOKE if smoke else FULL
+    plan_name = "smoke" if smoke else "full"
     layout = Layout(Path(out_dir))
+    log_path = layout.out_dir / "quickstart.log"
+    expected = STAGE_SECONDS[plan_name]
+    with console_and_log(log_path, verbose) as console:
+        print(f"cskd quickstart, {plan_name} plan, seed {seed}: each stage's output goes to {log_path}", file=console)
+        print(f"{len(expected)} stages, about {duration(sum(expected.values()))} on 2 idle cores", file=console)
+        stages = Stages(StageReporter(console, expected))
+        summary, test_split = run_stages(stages, SMOKE if smoke else FULL, layout, seed, smoke)
+        write_report(layout, test_split, summary, console, log_path)
+    return summary
+
+
+def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, smoke: bool) -> tuple[dict, Dataset]:
+    """Every stage in order; returns the run's summary (what `results.json` holds) and the test split."""
     runs = RunArguments(plan, layout, seed)
-    stages = Stages()
     world = build_world(stages, plan, layout, seed)
     stand_ins = train_stand_ins(stages, plan, layout, world, seed)
     train_method(stages, runs.method())
     train_method(stages, runs.variants())
     zero_shot = run_baselines(stages, plan, layout, world, runs.baselines())
     evaluation = evaluate(stages, plan, layout, world, zero_shot)
-    summary = {
+    return {
         "seed": seed,
         "smoke": smoke,
         "plan": asdict(plan),
@@ -406,9 +488,7 @@ def run_quickstart(out_dir: str | Path = "outputs/quickstart", smoke: bool = Fal
         "stage_seconds": stages.seconds,
         "torch_threads": torch.get_num_threads(),  # 1 under `benchmarks/seeds.py --jobs 2`: times not of a run alone
         "total_seconds": round(sum(stages.seconds.values()), 1),
-    }
-    write_report(layout, world.dataset["test"], summary)
-    return summary
+    }, world.dataset["test"]
 
 
 def build_world(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int) -> World:
@@ -540,8 +620,9 @@ def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World,
     return Evaluation(stages.run("evaluation on the test split", evaluate_all), attention)
 
 
-def write_report(layout: Layout, test: Dataset, summary: dict) -> None:
-    """Sample test images to score, `ier.png`, `results.json` and `results.md`, and the table on stdout."""
+def write_report(layout: Layout, test: Dataset, summary: dict, console: TextIO, log_path: Path) -> None:
+    """Sample test images to score, `ier.png`, `results.json` and `results.md`; on the console the table, the
+    paper's claims as this run shows them, where everything is and the commands to try next."""
     test_images = layout.out_dir / "test-images"
     test_images.mkdir(exist_ok=True)
     for row in test.select(range(min(50, len(test)))):
@@ -555,10 +636,41 @@ def write_report(layout: Layout, test: Dataset, summary: dict) -> None:
     (layout.out_dir / "results.json").write_text(json.dumps(summary, indent=1))
     table = comparison_table(results, counts=False)
     (layout.out_dir / "results.md").write_text(results_markdown(summary, table))
-    print("\n" + table)
-    print(f"\nWrote {layout.out_dir / 'results.md'}, results.json, ier.png and the models in {layout.models}.")
-    print(f"Try: cskd score {test_images} --model {layout.models / 'cskd-student'}")
-    print("SynthAVA is synthetic: these numbers say nothing about real photographs.")
+    lines = ["", table, "", *claim_verdicts(results, summary["smoke"]), ""]
+    student = layout.models / "cskd-student"
+    lines += [
+        f"Results: {layout.out_dir / 'results.md'} (and results.json, ier.png, attention/); models: {layout.models}/;",
+        f"the log: {log_path}. SynthAVA is synthetic: these numbers say nothing about real photographs.",
+        "Next, score photos with the CSKD student, or open the Space on the quickstart's models:",
+        f"  cskd score {test_images} --model {student}",
+        f"  python spaces/app.py --model {student} --model {layout.models / 'cfa-teacher-scorer'}",
+    ]
+    print("\n".join(lines), file=console, flush=True)
+
+
+# The paper's claims between rows of one run, as (the better row, the worse one): CFA over ImageNet pre-training
+# (Table 1) and SKD over KD and over the CFA student (Table 6).
+CLAIMS = [
+    ("CFA teacher", "NIMA* teacher"),
+    ("CFA student", "NIMA* student"),
+    ("CSKD student (SKD)", "KD student"),
+    ("CSKD student (SKD)", "CFA student"),
+]
+
+
+def claim_verdicts(results: dict[str, dict], smoke: bool) -> list[str]:
+    """One line per claim: the two rows' test SRCC and whether this run orders them as the paper does."""
+    if smoke:
+        lines = ["A smoke run is too small to compare rows: the orderings below are no finding either way."]
+    else:
+        lines = [
+            "The paper's claims in this one run (`python benchmarks/seeds.py` gives each one's interval over seeds):"
+        ]
+    for better, worse in CLAIMS:
+        ours, theirs = results[better]["srcc"], results[worse]["srcc"]
+        verdict = "as the paper" if ours > theirs else "not as the paper"
+        lines.append(f"  {better} > {worse}: SRCC {ours:.3f} vs {theirs:.3f}, {verdict}")
+    return lines
 
 
 def results_markdown(summary: dict, table: str) -> str:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
 from ..hub import public_name
@@ -34,6 +33,7 @@ from .common import (
     check_room_for_checkpoints,
     end_of_epoch,
     end_of_step,
+    epoch_progress,
     init_trackers,
     learning_rate_at,
     make_accelerator,
@@ -172,10 +172,10 @@ def train(args: CFAArguments) -> dict:
     init_trackers(accelerator, "cfa", args)
     batches = stream_batches(train=args.train_augmentation, drop_last=True)
 
-    progress = tqdm(desc="CFA steps", initial=state.global_step, disable=not accelerator.is_local_main_process)
     model.train()
     for epoch in range(state.epoch, args.num_epochs):
         set_learning_rate(optimizer, learning_rate_at(args, epoch))
+        progress = epoch_progress(accelerator, args, epoch)  # a pass over the stream: its length is unknown
         epoch_loss, epoch_batches = 0.0, 0
         for batch in stream_epoch(accelerator, batches, state, epoch, args.num_workers, args.seed):
             pixel_values = batch["pixel_values"].to(accelerator.device)
@@ -191,11 +191,11 @@ def train(args: CFAArguments) -> dict:
             epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
             if accelerator.sync_gradients and end_of_step(accelerator, args, state, model, optimizer, progress, loss):
                 break
+        progress.close()
         epoch_mean = mean_over_processes(accelerator, epoch_loss, epoch_batches)
         end_of_epoch(accelerator, state, epoch, {"train/epoch_loss": epoch_mean})
         if reached_max_steps(args, state):
             break
-    progress.close()
     save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
 
     final = {"alignment_loss": state.history[-1]["train/epoch_loss"]} if state.history else {}

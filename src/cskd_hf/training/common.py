@@ -186,6 +186,19 @@ def end_of_step(
     return reached_max_steps(args, state)
 
 
+def epoch_progress(
+    accelerator: Accelerator, args: CommonArguments, epoch: int, total: int | None = None, done: int = 0
+) -> tqdm:
+    """The progress bar of one epoch's optimizer steps, on the main process only; `end_of_step` shows the loss on it
+    and `end_of_epoch` logs the epoch's losses and validation metrics after it."""
+    return tqdm(
+        total=total,
+        initial=done,
+        desc=f"training, epoch {epoch + 1}/{args.num_epochs}",
+        disable=not accelerator.is_local_main_process,
+    )
+
+
 def reached_max_steps(args: CommonArguments, state: TrainerState) -> bool:
     return bool(args.max_train_steps) and state.global_step >= args.max_train_steps
 
@@ -300,6 +313,7 @@ __all__ = [
     "check_room_for_checkpoints",
     "end_of_epoch",
     "end_of_step",
+    "epoch_progress",
     "evaluate_scorer",
     "init_trackers",
     "learning_rate_at",

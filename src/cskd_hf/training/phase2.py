@@ -11,7 +11,6 @@ import torch
 from accelerate import Accelerator
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ..data.batching import UnlabeledBatches
 from ..losses import LossTerms, total_loss
@@ -23,6 +22,7 @@ from .common import (
     check_room_for_checkpoints,
     end_of_epoch,
     end_of_step,
+    epoch_progress,
     evaluate_scorer,
     init_trackers,
     learning_rate_at,
@@ -69,15 +69,10 @@ def fit(accelerator: Accelerator, args: CommonArguments | DataArguments, run: Sc
     feed = None
     if objective.uses_labels and objective.uses_unlabeled:
         feed = UnlabeledFeed(run.unlabeled, args.num_workers, args.seed, state)
-    progress = tqdm(
-        total=total_steps(args, train_loader),
-        initial=state.global_step,
-        desc="training",
-        disable=not accelerator.is_local_main_process,
-    )
     model.train()
     for epoch in range(state.epoch, args.num_epochs):
         set_learning_rate(optimizer, learning_rate_at(args, epoch))
+        progress = epoch_progress(accelerator, args, epoch, *epoch_steps(args, train_loader, state))
         losses = EpochLosses()
         for batch in epoch_batches(accelerator, args, run, train_loader, state, epoch):
             with accelerator.accumulate(*trained):
@@ -95,6 +90,7 @@ def fit(accelerator: Accelerator, args: CommonArguments | DataArguments, run: Sc
                 accelerator, args, state, model, optimizer, progress, loss, logs
             ):
                 break
+        progress.close()
         # The epoch iterators move `state` to the next epoch once read to the end. A labeled epoch that
         # `max_train_steps` cut short is neither validated nor summarised (best/ is the best full epoch); a pass over
         # the stream is, as its length is the stream's.
@@ -103,7 +99,6 @@ def fit(accelerator: Accelerator, args: CommonArguments | DataArguments, run: Sc
             end_of_epoch(accelerator, state, epoch, {**scalars, **losses.means(accelerator)})
         if reached_max_steps(args, state):
             break
-    progress.close()
     save_checkpoint(accelerator, state, model, keep=args.checkpoints_total_limit)
     metrics = validate(accelerator, args, run, model, validation_loader) if validation_loader is not None else {}
     export_model(accelerator, model, run.image_processor, args.output_dir, run.card, metrics or None)
@@ -123,11 +118,12 @@ def labeled_loaders(args, run: ScorerRun) -> tuple[DataLoader | None, DataLoader
     return train_loader, validation_loader
 
 
-def total_steps(args, train_loader: DataLoader | None) -> int | None:
-    """The progress bar's length: `max_train_steps`, else the labeled epochs' steps (unknown for a stream)."""
-    if train_loader is None or args.max_train_steps:
-        return args.max_train_steps
-    return args.num_epochs * (len(train_loader) // args.gradient_accumulation_steps)
+def epoch_steps(args, train_loader: DataLoader | None, state: TrainerState) -> tuple[int | None, int]:
+    """The steps of a labeled epoch (unknown for a pass over the stream) and those a resumed run already took."""
+    if train_loader is None:
+        return None, 0
+    accumulation = args.gradient_accumulation_steps
+    return len(train_loader) // accumulation, state.batches_in_epoch // accumulation
 
 
 def epoch_batches(
