@@ -121,6 +121,55 @@ def test_kill_while_saving_resumes_from_the_last_complete_checkpoint(toy_world, 
     assert len(complete) == 1  # --checkpoints_total_limit, counted in complete checkpoints
 
 
+def corrupt(path: Path, how: str) -> None:
+    """Damage a checkpoint file as a full disk, bit rot or a half-synced bucket would: cut it short, or flip a byte."""
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+def numbered(folder: Path) -> list[Path]:
+    return sorted(folder.glob("checkpoint_*"), key=lambda path: int(path.name.rsplit("_", 1)[1]))
+
+
+@pytest.mark.parametrize(("damaged", "how"), [("model.safetensors", "truncate"), ("optimizer.bin", "flip"),
+                                              ("random_states_0.pkl", "flip")])  # fmt: skip
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(toy_world, tmp_path, caplog, damaged, how):
+    """Every checkpoint carries a manifest of its files' sizes and SHA-256; `latest` passes over one that no longer
+    matches (moved aside, named in the log) and the run ends bit-identical to an uninterrupted one."""
+    options = ["--checkpointing_steps", "5", "--checkpoints_total_limit", "2"]
+    uninterrupted = tmp_path / "uninterrupted"
+    supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, uninterrupted)))
+    expected = weights_fingerprint(AutoModelForImageClassification.from_pretrained(uninterrupted))
+
+    out = tmp_path / "run"
+    supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, out, *options)))
+    previous, newest = numbered(out / "checkpoints")[-2:]
+    manifest = json.loads((newest / common.MANIFEST_FILE).read_text())["files"]
+    assert {damaged, "model.safetensors", "optimizer.bin", "trainer_state_rank0.json"} <= manifest.keys()
+    corrupt(newest / damaged, how)
+
+    with caplog.at_level(logging.INFO, logger="cskd_hf"):
+        resumed = finetune_args(toy_world, out, *options, "--resume_from_checkpoint", "latest")
+        supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, resumed))
+    assert f"skipping {newest.name}: {newest / damaged}" in caplog.text
+    assert (newest.parent / f"corrupt_{newest.name}").is_dir() and f"resumed from {previous}" in caplog.text
+    assert weights_fingerprint(AutoModelForImageClassification.from_pretrained(out)) == expected
+
+
+def test_a_named_corrupt_checkpoint_is_refused_naming_the_file(toy_world, tmp_path):
+    out = tmp_path / "run"
+    supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, out)))
+    checkpoint = numbered(out / "checkpoints")[-1]
+    corrupt(checkpoint / "random_states_0.pkl", "flip")
+    resumed = finetune_args(toy_world, tmp_path / "resumed", "--resume_from_checkpoint", str(checkpoint))
+    with pytest.raises(OSError, match="random_states_0.pkl differs from the manifest"):
+        supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, resumed))
+
+
 def test_resuming_runs_no_pickle_from_a_checkpoint(toy_world, tmp_path):
     out = tmp_path / "run"
     supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, finetune_args(toy_world, out)))
@@ -128,6 +177,7 @@ def test_resuming_runs_no_pickle_from_a_checkpoint(toy_world, tmp_path):
     marker = tmp_path / "code-ran"
     resumed = finetune_args(toy_world, tmp_path / "resumed", "--resume_from_checkpoint", str(checkpoint))
     write_hostile_pickle(checkpoint / "optimizer.bin", marker)  # Accelerate's pickled part of a checkpoint
+    common.write_manifest(checkpoint)  # as whoever controls the folder could: the manifest guards integrity, not trust
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         supervised.train(supervised.parse_arguments(supervised.FinetuneArguments, resumed))
     assert not marker.exists()
@@ -308,6 +358,36 @@ if __name__ == "__main__":  # DataLoader workers import this script
     common.TrainerState.save = save_or_die
     cfa.main()
 """
+
+
+@pytest.mark.distributed
+def test_two_processes_agree_on_the_fallback_from_a_corrupt_checkpoint(toy_world, two_process_config, tmp_path):
+    """Rank 1's RNG state flipped in the newest checkpoint: both ranks resume from the previous one (the main process
+    verifies and tells the other), and the run ends as the uninterrupted one."""
+    options = [
+        "--num_epochs",
+        "2",
+        "--num_workers",
+        "1",
+        "--checkpointing_steps",
+        "2",
+        "--checkpoints_total_limit",
+        "2",
+    ]
+    launch(two_process_config, "cfa.py", *cfa_args(toy_world, tmp_path / "uninterrupted", *options))
+    out = tmp_path / "run"
+    launch(two_process_config, "cfa.py", *cfa_args(toy_world, out, *options))
+    previous, newest = numbered(out / "checkpoints")[-2:]
+    corrupt(newest / "random_states_1.pkl", "flip")
+
+    resumed = launch(
+        two_process_config, "cfa.py", *cfa_args(toy_world, out, *options, "--resume_from_checkpoint", "latest")
+    )
+    assert f"skipping {newest.name}: {newest / 'random_states_1.pkl'}" in resumed.stderr
+    assert resumed.stderr.count(f"resumed from {previous}") == 1  # logged by the main process, for both
+    uninterrupted = load_file(str(tmp_path / "uninterrupted" / "model.safetensors"))
+    assert same_tensors(uninterrupted, load_file(str(out / "model.safetensors")))
+    assert (newest.parent / f"corrupt_{newest.name}").is_dir()
 
 
 @pytest.mark.distributed

@@ -2,6 +2,7 @@
 after each step and epoch, checkpoints and resuming, and the prediction loop that validates and evaluates."""
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
-from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
+from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, broadcast_object_list
 from safetensors import SafetensorError
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -30,6 +31,9 @@ STATE_FILE = "trainer_state_rank{rank}.json"
 # Written last, by the main process, once every process has saved its part: a checkpoint without it is one that a kill
 # interrupted, and `latest` passes over it.
 COMPLETE_FILE = "checkpoint_complete.json"
+# Written just before the mark: every file of the checkpoint with its size and SHA-256, checked before a resume trusts
+# it (a file cut short or changed on disk afterwards; Accelerate itself skips an unreadable RNG state with a warning).
+MANIFEST_FILE = "manifest.json"
 
 
 @dataclass
@@ -230,6 +234,7 @@ def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.
         raise (OSError(error.errno, message) if isinstance(error, OSError) else OSError(message)) from error
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        write_manifest(Path(path))
         marker = Path(path, COMPLETE_FILE)
         partial = marker.with_suffix(".partial")
         partial.write_text(json.dumps({"global_step": state.global_step, "processes": accelerator.num_processes}))
@@ -255,11 +260,70 @@ def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / COMPLETE_FILE).is_file()
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(checkpoint: Path) -> None:
+    """Every file of a checkpoint (all processes' parts) with its size and SHA-256, written whole or not at all."""
+    files = {}
+    for path in sorted(path for path in checkpoint.rglob("*") if path.is_file()):
+        name = path.relative_to(checkpoint).as_posix()
+        if name not in (MANIFEST_FILE, COMPLETE_FILE) and not name.endswith(".partial"):
+            files[name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    partial = checkpoint / f"{MANIFEST_FILE}.partial"
+    partial.write_text(json.dumps({"files": files}, indent=1))
+    os.replace(partial, checkpoint / MANIFEST_FILE)
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """What of a complete checkpoint differs from its manifest, naming the file: missing, of another size, or of
+    other bytes. None when every file matches, or for a checkpoint saved before manifests existed (logged)."""
+    manifest = checkpoint / MANIFEST_FILE
+    if not manifest.is_file():
+        logger.warning(f"{checkpoint} has no {MANIFEST_FILE} (saved before checkpoints were verified): trusting it")
+        return None
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError, OSError) as error:
+        return f"{manifest} cannot be read ({error})"
+    for name, expected in files.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{path} has {path.stat().st_size} bytes, the manifest {expected['size']}"
+        if file_sha256(path) != expected["sha256"]:
+            return f"{path} differs from the manifest (SHA-256)"
+    return None
+
+
+def latest_verified(accelerator: Accelerator, complete: list[Path]) -> str | None:
+    """The newest complete checkpoint whose files match its manifest. The main process checks them, newest first,
+    and moves each one that fails aside to `corrupt_<name>`; every process gets its choice."""
+    chosen = [None]
+    if accelerator.is_main_process:
+        for folder in reversed(complete):
+            problem = checkpoint_problem(folder)
+            if problem is None:
+                chosen = [str(folder)]
+                break
+            logger.warning(f"skipping {folder.name}: {problem}; moved aside as corrupt_{folder.name}")
+            folder.rename(folder.with_name(f"corrupt_{folder.name}"))
+    return broadcast_object_list(chosen)[0]
+
+
 def resume(accelerator: Accelerator, args: CommonArguments) -> TrainerState:
     """Restore Accelerate's state and ours from `args.resume_from_checkpoint`; a fresh state without one.
 
-    `latest` is the newest complete checkpoint. Incomplete ones (a kill while saving) are named in the log and moved
-    aside to `incomplete_checkpoint_<n>`, so that the resumed run can write its own `checkpoint_<n>` there.
+    `latest` is the newest complete checkpoint whose files match its manifest. Incomplete ones (a kill while saving)
+    and corrupt ones (a file cut short or changed since) are named in the log and moved aside to
+    `incomplete_checkpoint_<n>` or `corrupt_checkpoint_<n>`, so that the resumed run can write its own
+    `checkpoint_<n>` there. A checkpoint named by its path that fails verification is an error naming the file.
     """
     if not args.resume_from_checkpoint:
         return TrainerState()
@@ -278,12 +342,14 @@ def resume(accelerator: Accelerator, args: CommonArguments) -> TrainerState:
             for folder in incomplete:
                 folder.rename(folder.with_name(f"incomplete_{folder.name}"))
         accelerator.wait_for_everyone()
-        if not complete:
+        path = latest_verified(accelerator, complete)
+        if path is None:
             logger.warning(f"no complete checkpoint in {Path(args.output_dir, 'checkpoints')}: starting from scratch")
             return TrainerState()
-        path = str(complete[-1])
     elif not is_complete(Path(path)):
         raise ValueError(f"{path} is not a complete checkpoint (no {COMPLETE_FILE}: the run was killed while saving)")
+    elif (problem := checkpoint_problem(Path(path))) is not None:
+        raise OSError(f"{path} fails verification against its {MANIFEST_FILE}: {problem}")
     accelerator.load_state(path)
     # Later checkpoints continue the numbering instead of colliding with the one we resumed from.
     accelerator.project_configuration.iteration = _checkpoint_number(Path(path)) + 1
@@ -311,6 +377,7 @@ __all__ = [
     "all_processes",
     "check_finite",
     "check_room_for_checkpoints",
+    "checkpoint_problem",
     "end_of_epoch",
     "end_of_step",
     "epoch_progress",
