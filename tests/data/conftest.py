@@ -1,4 +1,5 @@
-"""Fixtures that the tests of several data modules share: a tiny AVA folder and an unlabeled corpus."""
+"""Fixtures that the tests of several data modules share: a tiny AVA folder, an unlabeled corpus, and ImageNet's
+layout in miniature (class folders)."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from PIL import Image
 
 from cskd_hf.data.prepare import write_parquet
 from tests.data.benchmark_files import write_ava
-from tests.data.corpus import NUM_FOLDER_IMAGES, NUM_PARQUET_IMAGES
+from tests.data.corpus import CLASSES, IMAGES_PER_CLASS, NUM_FOLDER_IMAGES, NUM_PARQUET_IMAGES
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +36,17 @@ def corpus(tmp_path_factory):
     table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature()}))
     write_parquet({"train": table}, root / "parquet")
     return {"folder": str(root / "folder"), "parquet": str(root / "parquet" / "data" / "*.parquet")}
+
+
+@pytest.fixture(scope="session")
+def class_folders(tmp_path_factory):
+    """ImageNet's training layout in miniature: `CLASSES` folders of `IMAGES_PER_CLASS` tiny images each, listed in
+    class order (as a sorted file list is)."""
+    root = tmp_path_factory.mktemp("classes")
+    image = Image.new("RGB", (8, 8), (90, 120, 150))
+    for label in range(CLASSES):
+        folder = root / f"n{label:08d}"
+        folder.mkdir()
+        for index in range(IMAGES_PER_CLASS):
+            image.save(folder / f"{index:03d}.png")
+    return root

@@ -20,6 +20,7 @@ from cskd_hf.data.shard import number_of_shards, shard, shard_bounds
 from cskd_hf.data.unlabeled import load_unlabeled
 from cskd_hf.synthetic.synthava import write_synthava
 from tests.data.benchmark_files import AVA_CORRUPT, AVA_MISSING, write_ava
+from tests.data.corpus import batch_classes, iid_distinct_classes
 
 PROCESSOR = CSKDImageProcessor(image_size=32)  # resizes to 37 x 37: tiny shards, same code as 256 x 256
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "coins", "camera", "page", "moon", "horse", "hubble_deep_field"]
@@ -67,7 +68,8 @@ def test_unlabeled_shards_give_the_sources_batches(photo_folder, tmp_path, fmt):
     images = tmp_path / "photos"
     shutil.copytree(photo_folder, images, ignore=shutil.ignore_patterns("broken"))
     out = tmp_path / "shards"
-    shard(str(images), out, PROCESSOR, fmt=fmt, image_format="png", num_workers=1, progress=False)
+    # In the source's order (`--no-shuffle`): each file and each one-image shard is then the same data source.
+    shard(str(images), out, PROCESSOR, fmt=fmt, image_format="png", num_workers=1, progress=False, shuffle=False)
     from_source, from_shards = stream_batches(str(images)), stream_batches(str(out))
     assert [batch["num_read"] for batch in from_shards] == [4, 4, 4, 4, 4]
     source_pixels = torch.cat([batch["pixel_values"] for batch in from_source])
@@ -208,3 +210,25 @@ def test_parquet_and_webdataset_sources_shard_again_keeping_the_ids(photo_folder
     }
     assert sizes == {(18, 18)}
     assert sum(1 for _ in load_unlabeled([str(second)])) == 20
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_shards_of_class_folders_are_a_global_shuffle(class_folders, tmp_path, world_size):
+    """`cskd data shard` writes an unlabeled source in a seeded random order (recorded in `shards.json`), so batches
+    of its shards mix classes as a random draw does; `--no-shuffle` keeps the class order, which a shuffle buffer
+    cannot undo."""
+    out = tmp_path / "shards"
+    shard(str(class_folders), out, PROCESSOR, rows_per_shard=100, shard_multiple=8, num_workers=2, progress=False)
+    assert json.loads((out / "shards.json").read_text())["shuffle_seed"] == 0
+    expected = iid_distinct_classes()
+    for rank in range(world_size):
+        stream = load_unlabeled([str(out)], seed=0, shuffle_buffer=100, rank=rank, world_size=world_size)
+        mean, _ = batch_classes(stream)
+        assert abs(mean - expected) <= 0.1 * expected, (rank, mean, expected)
+
+    in_order = tmp_path / "in-order"
+    shard(str(class_folders), in_order, PROCESSOR, rows_per_shard=100, shard_multiple=8, num_workers=2,
+          progress=False, shuffle=False)  # fmt: skip
+    assert json.loads((in_order / "shards.json").read_text())["shuffle_seed"] is None
+    mean, _ = batch_classes(load_unlabeled([str(in_order)], seed=0, shuffle_buffer=100))
+    assert mean < 0.5 * expected  # shards of 2.5 classes each: batches of a few classes

@@ -110,6 +110,12 @@ def data_shard_command_parser(subparsers: argparse._SubParsersAction) -> argpars
         "read disjoint shards)",
     )
     parser.add_argument("--num-workers", type=int, help="processes writing shards; default: one per core")
+    parser.add_argument(
+        "--no-shuffle",
+        action="store_true",
+        help="write an unlabeled source in its own order, not in a global random order (labeled splits keep theirs)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the global shuffle, recorded in shards.json")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=data_shard_command)
     return parser
@@ -128,6 +134,8 @@ def data_shard_command(args: argparse.Namespace) -> int:
         shard_multiple=args.shard_multiple,
         num_workers=args.num_workers,
         progress=not args.no_progress,
+        shuffle=not args.no_shuffle,
+        seed=args.seed,
     )
     for split, info in plan.splits.items():
         written = info["images"] - info["skipped"]

@@ -23,6 +23,8 @@ Layout of `OUT` (as `cskd data prepare` writes, so `--dataset OUT` and `--unlabe
 The number of shards of a split is a multiple of `--shard-multiple` (64 by default) so that any number of processes
 that divides it, 8 GPUs with 8 DataLoader workers included, read disjoint shards. Shards are written by a pool of
 processes, each to a temporary name then renamed, so a re-run of the same command skips the shards already written.
+An unlabeled source is written in a global random order (`--seed`, recorded in `shards.json`; `--no-shuffle` keeps the
+source's order), so that each shard is a random draw of the corpus.
 """
 
 import csv
@@ -68,6 +70,7 @@ class ShardPlan:
     quality: int
     resize: dict  # the image processor's resize: `resize_size`, `resize_mode`, `interpolation`
     splits: dict[str, dict] = field(default_factory=dict)  # split -> {"images": n, "shards": k}
+    shuffle_seed: int | None = None  # the seed of the global shuffle of an unlabeled source's images (None: in order)
 
 
 def read_source(spec: str, dropped_report: Path | None = None) -> tuple[DatasetDict, bool]:
@@ -217,6 +220,8 @@ def shard(
     shard_multiple: int = 64,
     num_workers: int | None = None,
     progress: bool = True,
+    shuffle: bool = True,
+    seed: int = 0,
 ) -> ShardPlan:
     """Write `source` as training shards into `out_dir` (see the module docstring); resumes a run of the same plan.
 
@@ -225,6 +230,11 @@ def shard(
         fmt: `"parquet"` or `"webdataset"` (unlabeled sources).
         image_format: `"jpeg"`, `"png"` (lossless: batches identical to the source's) or `"webp"`.
         num_workers: processes writing shards; default one per core.
+        shuffle: write an unlabeled source's images in a global random order (`seed`), the WebDataset convention, so
+            that every shard, and so every stream batch, holds a random draw of the corpus (a folder of class folders
+            would otherwise give shards of a few classes each). Labeled splits keep their order: the trainers read
+            them with random access and shuffle them every epoch, and a labeled shard then trains bit-identically to
+            its source.
 
     Returns:
         The plan, with each split's images and shards; unreadable images are skipped and listed in
@@ -236,7 +246,10 @@ def shard(
     if labeled and fmt == "webdataset":
         raise ValueError(f"{source} is labeled: labeled shards are Parquet (--dataset reads them with random access)")
     resize = {key: getattr(image_processor, key) for key in ("resize_size", "resize_mode", "interpolation")}
-    plan = ShardPlan(source, labeled, fmt, image_format, quality, resize)
+    shuffle_seed = seed if shuffle and not labeled else None
+    if shuffle_seed is not None:
+        dataset_dict = DatasetDict({split: table.shuffle(seed=shuffle_seed) for split, table in dataset_dict.items()})
+    plan = ShardPlan(source, labeled, fmt, image_format, quality, resize, shuffle_seed=shuffle_seed)
     for split, dataset in dataset_dict.items():
         count = number_of_shards(len(dataset), rows_per_shard, shard_multiple)
         plan.splits[split] = {"images": len(dataset), "shards": count}

@@ -8,6 +8,14 @@ A source is given as a string:
 - `hub:ORG/NAME` or a plain Hub dataset id (optionally `hub:ORG/NAME@SPLIT`), for users online;
 - a folder written by `cskd data shard` (its `shards.json` says the format): its `train` shards.
 
+Order: the stream is i.i.d. over the corpus where the source allows. A folder's files are each a data source of the
+stream, so `datasets`' shuffle permutes the whole file list by (seed, epoch), the same on every process, before
+processes and DataLoader workers take their parts: a batch mixes the folder's classes (ImageNet's 1,000 class folders)
+as a random draw would, where contiguous shards of the sorted list held about 15 classes each. Parquet, WebDataset and
+Hub sources are read as their files are ordered: their shuffle is the shard order plus a buffer of `shuffle_buffer`
+images (1,000 by default, against shards of about 2,000 rows with `cskd data shard`), so a source written in class
+order stays correlated within a buffer; write it with `cskd data shard`, which shuffles globally by default.
+
 Images stay encoded (`Image(decode=False)`) in the stream: they are decoded where they are used (in DataLoader workers,
 by `cskd_hf.data.batching`), so an undecodable image is skipped and counted there instead of stopping the stream.
 """
@@ -15,10 +23,11 @@ by `cskd_hf.data.batching`), so an undecodable image is skipped and counted ther
 import glob
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, Features, IterableDataset, Value, interleave_datasets, load_dataset
+from datasets import Features, IterableDataset, Value, interleave_datasets, load_dataset
 from datasets import Image as ImageFeature
 from datasets.distributed import split_dataset_by_node
 
@@ -29,8 +38,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("folder", "parquet", "webdataset", "hub")
 WEBDATASET_IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
-# A local folder is cut into this many shards: a multiple of the usual world sizes times DataLoader workers.
-FOLDER_SHARDS = 64
+IMAGE_FEATURES = Features({"image": ImageFeature(decode=False)})
 
 
 @dataclass(frozen=True)
@@ -68,11 +76,13 @@ def _infer_kind(location: str) -> str:
 def open_source(source: UnlabeledSource) -> IterableDataset:
     """One source as a stream with a single column `image` of encoded images."""
     if source.kind == "folder":
-        paths = [str(path) for path in find_images([source.location])]
+        paths = tuple(str(path) for path in find_images([source.location]))
         if not paths:
             raise FileNotFoundError(f"{source.location}: no image files found")
-        table = Dataset.from_dict({"image": paths}, features=Features({"image": ImageFeature(decode=False)}))
-        return table.to_iterable_dataset(num_shards=min(FOLDER_SHARDS, len(paths)))
+        # One data source per file (the list of indices), the paths a tuple `datasets` does not split: its shuffle
+        # then permutes every file by (seed, epoch).
+        sources = {"indices": list(range(len(paths))), "paths": paths}
+        return IterableDataset.from_generator(folder_images, features=IMAGE_FEATURES, gen_kwargs=sources)
     if source.kind == "shards":
         return open_source(shard_folder_source(source.location))
     if source.kind == "parquet":
@@ -91,6 +101,12 @@ def open_source(source: UnlabeledSource) -> IterableDataset:
     # (as JPEG at quality 75 for a JPEG): the stream then held other, degraded bytes, at the cost of a decode.
     stream = stream.cast_column(column, ImageFeature(decode=False)).select_columns([column])
     return stream.rename_columns({column: "image"}) if column != "image" else stream
+
+
+def folder_images(indices: list[int], paths: tuple[str, ...]) -> Iterator[dict]:
+    """The folder stream's generator: the files of its share of the data sources, encoded (by path)."""
+    for index in indices:
+        yield {"image": {"path": paths[index], "bytes": None}}
 
 
 def shard_folder_source(folder: str) -> UnlabeledSource:
@@ -152,8 +168,11 @@ def load_unlabeled(
         stream = interleave_datasets(streams, probabilities, seed=seed, stopping_strategy=strategy)
     if shuffle_buffer:
         stream = stream.shuffle(seed=seed, buffer_size=shuffle_buffer)
+    # A folder stream's data sources are its files, which every process lists: keeping one in `world_size` of them
+    # reads paths, not images.
+    bytes_sources = any(UnlabeledSource.parse(spec).kind != "folder" for spec in sources)
     if world_size > 1:
-        if stream.num_shards % world_size:
+        if stream.num_shards % world_size and bytes_sources:
             logger.warning(
                 f"the unlabeled stream has {stream.num_shards} shards, not a multiple of {world_size} processes: "
                 "every process reads the whole stream and keeps one image in "
@@ -163,4 +182,11 @@ def load_unlabeled(
     return stream
 
 
-__all__ = ["UnlabeledSource", "image_column", "load_unlabeled", "open_source", "shard_folder_source"]
+__all__ = [
+    "UnlabeledSource",
+    "folder_images",
+    "image_column",
+    "load_unlabeled",
+    "open_source",
+    "shard_folder_source",
+]
