@@ -4,11 +4,12 @@ not forked from the training process, and the labeled images' batches."""
 
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, Features
+from datasets import Dataset, Features, Sequence, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -149,3 +150,33 @@ def test_a_processor_without_draft_decoding_decodes_fully_even_if_asked(jpegs):
     batches = UnlabeledBatches(load_unlabeled([jpegs["folder"]], shuffle_buffer=0), image_processor, 3, draft=True)
     assert batches.draft_size is None
     assert torch.equal(next(iter(batches))["pixel_values"], expected_pixels(jpegs["folder"], image_processor, None))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_uint8_crops_normalised_on_the_device_are_the_float_batches_bit_for_bit(corpus, tmp_path, train):
+    """What workers hand on (`uint8=True`, a quarter of the bytes), normalised as the trainers do it, is exactly what
+    they handed on before, random crops and flips included, for the labeled and the streamed data."""
+    processor = CSKDImageProcessor(image_size=16)
+    streamed = {
+        uint8: list(UnlabeledBatches(load_unlabeled([corpus["folder"]], seed=4), processor, 5, train, 4, uint8=uint8))
+        for uint8 in (False, True)
+    }
+    assert len(streamed[True]) == len(streamed[False]) > 1
+    for crops, floats in zip(streamed[True], streamed[False], strict=True):
+        assert crops["pixel_values"].dtype == torch.uint8 and crops["keys"] == floats["keys"]
+        assert torch.equal(processor.to_pixel_values(crops["pixel_values"]), floats["pixel_values"])
+
+    paths = sorted(str(path) for path in Path(corpus["folder"]).rglob("*.png"))[:6]
+    dataset = Dataset.from_dict(
+        {"image": paths, "distribution": [[0.5, 0.5]] * 6, "mean_score": [1.5] * 6},
+        features=Features(
+            {"image": ImageFeature(), "distribution": Sequence(Value("float32")), "mean_score": Value("float32")}
+        ),
+    )
+    labeled = {uint8: LabeledImages(dataset, processor, train=train, seed=2, uint8=uint8) for uint8 in (False, True)}
+    for images in labeled.values():
+        images.set_epoch(3)
+    for index in range(len(dataset)):
+        crop = labeled[True][index]["pixel_values"]
+        assert crop.dtype == torch.uint8
+        assert torch.equal(processor.to_pixel_values(crop), labeled[False][index]["pixel_values"])

@@ -44,9 +44,19 @@ def decode_or_skip(encoded: dict, draft_size: int | None = None):
 
 
 def transform_image(
-    encoded: dict, image_processor: CSKDImageProcessor, train: bool, seed: int, draft_size: int | None = None
+    encoded: dict,
+    image_processor: CSKDImageProcessor,
+    train: bool,
+    seed: int,
+    draft_size: int | None = None,
+    uint8: bool = False,
 ) -> torch.Tensor | None:
-    """Decode one `{"bytes", "path"}` image and transform it with its own RNG; None (logged) if it cannot be read."""
+    """Decode one `{"bytes", "path"}` image and transform it with its own RNG; None (logged) if it cannot be read.
+
+    With `uint8`, the transform stops at the crop (and flip): a `uint8` tensor, a quarter of the bytes of floats to
+    hand from a DataLoader worker to the training process, which normalises the batch on its device with
+    `image_processor.to_pixel_values`, bit-identically (a processor that resizes float pixels gives floats in [0, 1]).
+    """
     image = decode_or_skip(encoded, draft_size)
     if image is None:
         return None
@@ -54,6 +64,8 @@ def transform_image(
     with torch.random.fork_rng(devices=[]):
         # The CPU generator alone: `torch.manual_seed` also seeds CUDA lazily, which cost 0.1-0.4 ms an image.
         torch.default_generator.manual_seed(seed)
+        if uint8:
+            return image_processor.resize_and_crop(train=train)(image)
         return image_processor(image, train=train)["pixel_values"][0]
 
 
@@ -70,11 +82,21 @@ def iter_labeled_images(dataset: Dataset):
 class LabeledImages(torch.utils.data.Dataset):
     """A labeled `datasets.Dataset` as model inputs: `pixel_values`, `labels` (vote distributions), `mean_scores`."""
 
-    def __init__(self, dataset: Dataset, image_processor: CSKDImageProcessor, train: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        dataset: Dataset,
+        image_processor: CSKDImageProcessor,
+        train: bool = False,
+        seed: int = 0,
+        uint8: bool = False,
+        draft: bool = False,
+    ):
         self.dataset = dataset.cast_column("image", ImageFeature(decode=False))
         self.image_processor = image_processor
         self.train = train
         self.seed = seed
+        self.uint8 = uint8  # crops, normalised on the device (`transform_image`)
+        self.draft_size = image_processor.draft_size(draft)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -85,8 +107,9 @@ class LabeledImages(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict | None:
         row = self.dataset[index]
+        seed = example_seed(self.seed, self.epoch, index)
         pixel_values = transform_image(
-            row["image"], self.image_processor, self.train, example_seed(self.seed, self.epoch, index)
+            row["image"], self.image_processor, self.train, seed, self.draft_size, self.uint8
         )
         if pixel_values is None:
             return None
@@ -128,7 +151,8 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
     what `resume_from` takes, and the `keys` of its images (see `image_key`). With `drop_last`, a final chunk
     shorter than `batch_size` is left out. With `draft`, large JPEGs decode at a reduced size that still covers the
     processor's resize (`image_processor.draft_size`): several times faster on camera-sized photos, and the pixels
-    differ slightly from a full decode's, so it is off by default.
+    differ slightly from a full decode's, so it is off by default. With `uint8`, batches hold the `uint8` crops, to
+    be normalised where they are used (`image_processor.to_pixel_values`).
     """
 
     def __init__(
@@ -140,6 +164,7 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
         seed: int = 0,
         drop_last: bool = False,
         draft: bool = False,
+        uint8: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -150,6 +175,7 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
         self.train = train
         self.seed = seed
         self.draft_size = image_processor.draft_size(draft)
+        self.uint8 = uint8  # crops, normalised on the device (`transform_image`)
         self.epoch = 0
         self.start_chunk = 0
         self.short_last_chunk = 0
@@ -198,6 +224,7 @@ class UnlabeledBatches(torch.utils.data.IterableDataset):
                     self.train,
                     example_seed(self.seed, self.epoch, i),
                     self.draft_size,
+                    self.uint8,
                 )
                 for i, encoded in enumerate(encoded_images, start=first_position)
             ]

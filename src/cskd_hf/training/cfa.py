@@ -161,16 +161,19 @@ def train(args: CFAArguments) -> dict:
     check_room_for_checkpoints(args.output_dir, model)  # before the teacher cache, which can take hours
     image_processor = CSKDImageProcessor.from_model_config(model.config)
 
-    def stream_batches(train: bool, drop_last: bool) -> UnlabeledBatches:
+    def stream_batches(train: bool, drop_last: bool, training: bool = False) -> UnlabeledBatches:
+        """The stream's batches: normalised for the teacher cache, `uint8` crops (optionally draft-decoded) to
+        normalise on the device for training."""
         stream = unlabeled_stream(args, args.seed, accelerator)
-        return UnlabeledBatches(stream, image_processor, args.batch_size, train, args.seed, drop_last)
+        draft, uint8 = training and args.draft_decode, training
+        return UnlabeledBatches(stream, image_processor, args.batch_size, train, args.seed, drop_last, draft, uint8)
 
     targets_of = alignment_targets(args, model, image_processor, accelerator, stream_batches)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = resume(accelerator, args)
     init_trackers(accelerator, "cfa", args)
-    batches = stream_batches(train=args.train_augmentation, drop_last=True)
+    batches = stream_batches(train=args.train_augmentation, drop_last=True, training=True)
 
     model.train()
     for epoch in range(state.epoch, args.num_epochs):
@@ -178,7 +181,7 @@ def train(args: CFAArguments) -> dict:
         progress = epoch_progress(accelerator, args, epoch)  # a pass over the stream: its length is unknown
         epoch_loss, epoch_batches = 0.0, 0
         for batch in stream_epoch(accelerator, batches, state, epoch, args.num_workers, args.seed):
-            pixel_values = batch["pixel_values"].to(accelerator.device)
+            pixel_values = image_processor.to_pixel_values(batch["pixel_values"].to(accelerator.device))
             targets = targets_of(batch, pixel_values)  # the frozen teachers' embeddings (eq. 1's x_clip)
             with accelerator.accumulate(model):
                 loss = model(pixel_values=pixel_values, teacher_embeds=targets).loss  # 1 - cos(x_clip, proj(x))

@@ -54,10 +54,13 @@ def labeled_splits(data: DataArguments, seed: int) -> tuple[Dataset, Dataset, st
 def labeled_loader(
     dataset, image_processor, args: CommonArguments, train: bool, batch_size: int, augment: bool | None = None
 ) -> DataLoader:
-    """A training loader (`train`: shuffled each epoch, whole batches; random crop and flip unless `augment` is
-    False) or an evaluation one (in order, centre crop)."""
+    """A training loader (`train`: shuffled each epoch, whole batches, `uint8` crops; random crop and flip unless
+    `augment` is False) or an evaluation one (in order, centre crop, normalised)."""
     augment = train if augment is None else augment
-    images = LabeledImages(dataset, image_processor, train=train and augment, seed=args.seed)
+    # A training loader's workers hand on uint8 crops, which the loop normalises on the device (`step_batch`).
+    images = LabeledImages(
+        dataset, image_processor, train=train and augment, seed=args.seed, uint8=train, draft=args.draft_decode
+    )
     return DataLoader(
         images,
         batch_size=batch_size,

@@ -76,7 +76,7 @@ def fit(accelerator: Accelerator, args: CommonArguments | DataArguments, run: Sc
         losses = EpochLosses()
         for batch in epoch_batches(accelerator, args, run, train_loader, state, epoch):
             with accelerator.accumulate(*trained):
-                step = step_batch(batch, feed, accelerator.device)
+                step = step_batch(batch, feed, accelerator.device, run.image_processor)
                 terms = objective.loss_terms(step, model(pixel_values=step.pixel_values))
                 loss = total_loss(terms)
                 check_finite(accelerator, loss, state)
@@ -135,15 +135,19 @@ def epoch_batches(
     return stream_epoch(accelerator, run.unlabeled, state, epoch, args.num_workers, args.seed)
 
 
-def step_batch(batch: dict, feed: UnlabeledFeed | None, device: torch.device) -> StepBatch:
-    """A step's images: the loader's batch (labeled, or of the stream), then with a feed mu * B_s unlabeled ones."""
+def step_batch(
+    batch: dict, feed: UnlabeledFeed | None, device: torch.device, image_processor: CSKDImageProcessor
+) -> StepBatch:
+    """A step's images: the loader's batch (labeled, or of the stream), then with a feed mu * B_s unlabeled ones. The
+    workers hand on `uint8` crops, normalised here on the device."""
     labels = batch.get("labels")
-    pixel_values = batch["pixel_values"].to(device)
+    pixel_values = image_processor.to_pixel_values(batch["pixel_values"].to(device))
     unlabeled_keys = batch["keys"] if labels is None else []
     if feed is not None:
         unlabeled = feed.next()
         if unlabeled["pixel_values"] is not None:
-            pixel_values = torch.cat([pixel_values, unlabeled["pixel_values"].to(device)])
+            unlabeled_pixels = image_processor.to_pixel_values(unlabeled["pixel_values"].to(device))
+            pixel_values = torch.cat([pixel_values, unlabeled_pixels])
             unlabeled_keys = unlabeled["keys"]
     return StepBatch(pixel_values, labels, unlabeled_keys)
 

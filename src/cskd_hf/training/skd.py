@@ -140,6 +140,8 @@ def train(args: SKDArguments) -> dict:
             train=args.train_augmentation,
             seed=args.seed,
             drop_last=not args.dataset,
+            draft=args.draft_decode,
+            uint8=True,  # normalised on the device by the loop (`phase2.step_batch`)
         )
     card = run_card(args, len(train_data) if train_data is not None else 0, validated_on)
     run = ScorerRun(model, image_processor, card, train_data, validation_data, unlabeled=batches)
