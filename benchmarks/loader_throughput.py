@@ -1,9 +1,10 @@
 """Images per second per CPU core of the training input pipeline, by source image size, draft decoding and cores.
 
 The pipeline is the trainers' own: `load_unlabeled([source], shuffle_buffer=0)` streamed through `UnlabeledBatches`
-(decode, 256x256 resize, random 224 crop, horizontal flip, normalisation, one batch per chunk of the stream) in
+(decode, 256x256 resize, random 224 crop, horizontal flip, one batch of `uint8` crops per chunk of the stream) in
 DataLoader worker processes started by `worker_processes`, with `CSKDImageProcessor()`'s defaults. N cores means N
-workers (torch runs one thread in each); the training process only receives the batches. Each row times a pass
+workers (torch runs one thread in each); the training process only receives the batches: the trainers normalise them
+on their device (`to_pixel_values`), which this CPU table leaves out. Each row times a pass
 after the workers' first round of batches (their start is not the pipeline's rate), best of `--repeats` passes.
 
 Sources, generated here (no downloads) from scikit-image's photographs: a random 4:3 or 3:2 crop, flipped or not,
@@ -17,8 +18,8 @@ resized to the source's long side with a little grain, saved as JPEG quality 90:
 Columns: img/s is wall-clock, so other work on the machine lowers it; CPU ms/img is the CPU time of the workers and
 the training process per image, which it barely changes. "Bound by" splits that CPU time with a profile of the same
 images in one process and thread: reading the stream (every worker reads all of it and keeps its own chunks, so this
-is paid once per worker), decoding, the transform (resize, crop, flip, normalise, each image's RNG), and the rest
-(collating, handing the batch to the training process).
+is paid once per worker), decoding, the transform (resize, crop, flip, each image's RNG), and the rest (collating,
+handing the batch to the training process).
 
     python benchmarks/loader_throughput.py [--images 1024] [--cores 1 2] [--json loader_throughput.json]
     python benchmarks/loader_throughput.py --quick      # a few images of each kind: checks that the script runs
@@ -144,7 +145,8 @@ def thread_seconds(process: psutil.Process) -> dict[int, float]:
 def pipeline_rate(source: str, image_processor: CSKDImageProcessor, cores: int, draft: bool, batch_size: int) -> dict:
     """Images read, wall seconds and CPU seconds (workers and this process) of `cores` workers, after their first
     round of batches."""
-    batches = UnlabeledBatches(load_unlabeled([source], shuffle_buffer=0), image_processor, batch_size, draft=draft)
+    stream = load_unlabeled([source], shuffle_buffer=0)
+    batches = UnlabeledBatches(stream, image_processor, batch_size, draft=draft, uint8=True)
     loader = DataLoader(batches, batch_size=None, **worker_processes(batches, cores))
     images, start, clock = 0, None, None
     for index, batch in enumerate(loader):
@@ -180,10 +182,10 @@ def stage_profile(
 
     def transform() -> None:
         for position, image in enumerate(images):
-            # What `transform_image` does after decoding.
+            # What `transform_image` does after decoding, for the trainers (`uint8=True`).
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(example_seed(0, 0, position))
-                image_processor(image, train=True)
+                image_processor.resize_and_crop(train=True)(image)
 
     total, images = read(), decode()
     ms = {}
