@@ -36,7 +36,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PYTHON) -m pytest -m slow
 
-# CPU throughput tables (README "Speed") and the recipe's cost from them; pyiqa, the comparison, is installed here only.
+# CPU throughput tables (docs/speed.md) and the recipe's cost from them; pyiqa, the comparison, is installed here only.
 bench: $(STAMP)
 	$(PYTHON) -m pip install --quiet -e ".[bench]"
 	$(PYTHON) benchmarks/score_throughput.py

@@ -4,7 +4,7 @@ some, naming the stage that bounds each phase and saying which figures are measu
     python benchmarks/recipe_cost.py [--gpu-check gpu_check.json] [--loader loader_throughput.json]
         [--cores-per-gpu 8] [--decoding full|draft|shards] [--json recipe_cost.json]
 
-The recipe (shared/method.md; README, "Training"): CFA aligns Swin-Base and MobileNetV2 each to CLIP ViT-L/14 on
+The recipe (shared/method.md; docs/training.md): CFA aligns Swin-Base and MobileNetV2 each to CLIP ViT-L/14 on
 ImageNet-1k + OpenImages (1.2M + 1.9M unlabeled images), the Swin-Base teacher is fine-tuned on AVA (237,623 training
 images), and SKD distils it into MobileNetV2 with mu = 15 (each step: B labeled + 15 B unlabeled images); 16 epochs
 each, 224 px. Beside the paper's live-teacher CFA, the teacher-cache variant (`--teacher_cache`): CLIP embeds every

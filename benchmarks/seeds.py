@@ -6,13 +6,13 @@ the win count; for Fig. 3, how each attention statistic of the ViT moved after C
     python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--smoke] [--jobs 2] [--report-only]
         [--json seeds.json] [--record benchmarks/results/seeds]
 
-Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (about 45 minutes on 2 cores; --smoke:
-4-5), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs K
-seeds at once, each with 1/K of the cores' threads and its output in OUT/seed-N.log: two one-thread runs on 2 cores
+Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (35 to 45 minutes on 2 cores; --smoke:
+about 4), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs
+K seeds at once, each with 1/K of the cores' threads and its output in OUT/seed-N.log: two one-thread runs on 2 cores
 did 1.5x the work of one two-thread run here (the models are too small to keep two threads busy), but then the stage
-times in results.json are not those of a run alone. The report covers every OUT/seed-N/results.json found, not only
-the seeds asked for; it warns when their plans differ (smoke and full runs mixed, say). With one seed the spread and
-the intervals are undefined and shown as n/a.
+times in results.json are not those of a run alone. The report covers every OUT/seed-N/results.json found, not only the
+seeds asked for; it warns when their plans differ (smoke and full runs mixed, say). With one seed the spread and the
+intervals are undefined and shown as n/a.
 
 A run's folder (models, caches) stays on the machine that ran it, and machines here do not last; the results.json of
 the seeds in the published report (docs/results.md) are kept in the repository, in benchmarks/results/seeds/seed-N/
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="the seeds to run")
     parser.add_argument("--out", default="outputs/seeds", help="each seed's run goes to OUT/seed-N")
-    parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (4-5 minutes a seed)")
+    parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (about 4 minutes a seed)")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once, sharing the cores' threads")
     parser.add_argument("--report-only", action="store_true", help="run nothing; report on the results found")
     parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")

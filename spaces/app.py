@@ -42,7 +42,7 @@ class Limits:
     max_files: int = int(os.environ.get("CSKD_MAX_FILES", 32))
     # Requests computed at once, over all endpoints. One: a forward pass already uses every core (ONNX Runtime's or
     # torch's threads), and two or four at once were slower under 20 clients (benchmarks/space_load.py, figures in
-    # the README, measured with the PyTorch model).
+    # docs/speed.md, measured with the PyTorch model).
     concurrency: int = int(os.environ.get("CSKD_CONCURRENCY", 1))
     # Requests waiting beyond those; more are refused at once ("queue is full") instead of piling up in memory.
     max_queue: int = int(os.environ.get("CSKD_MAX_QUEUE", 64))

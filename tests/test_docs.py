@@ -1,6 +1,6 @@
 """The documentation does not lie: the site builds with `mkdocs build --strict` (no broken link, anchor or docstring),
-every `cskd ...`, `python scripts/...` and `accelerate launch scripts/...` command shown parses against that
-command's real parser, and every import in a Python snippet imports. The README stays a front door."""
+every subcommand and flag of the `cskd ...`, `python scripts/...` and `accelerate launch scripts/...` commands shown
+exists in that command's real parser, and every import in a Python snippet imports. The README stays a front door."""
 
 import argparse
 import ast

@@ -1,4 +1,4 @@
-"""The package's layers (setup.cfg's import-linter contracts, drawn in the README's layout section) hold: each layer
+"""The package's layers (setup.cfg's import-linter contracts, drawn in docs/design.md) hold: each layer
 imports only from the layers below it, so there is no cycle; inference and training are independent stacks; the
 model folder imports nothing of the package outside it."""
 

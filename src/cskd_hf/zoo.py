@@ -55,7 +55,7 @@ KNOWN_MODELS = (
         "10 (AVA, 1-10)",
         "CSKD recipe: CFA on ImageNet + OpenImages, SKD from the Swin-Base teacher on AVA (mu = beta = 15)",
         "AVA's terms (research)",
-        "README, Training: the paper's recipe (not yet trained: needs GPUs and AVA)",
+        "docs/training.md: the paper's recipe (not yet trained: needs GPUs and AVA)",
     ),
     KnownModel(
         "cskd/swin-b-ava-teacher",
@@ -65,7 +65,7 @@ KNOWN_MODELS = (
         "10 (AVA, 1-10)",
         "CSKD recipe: CFA to CLIP ViT-L/14, then fine-tuned on AVA with EMD",
         "AVA's terms (research)",
-        "README, Training: the paper's recipe (not yet trained: needs GPUs and AVA)",
+        "docs/training.md: the paper's recipe (not yet trained: needs GPUs and AVA)",
     ),
     KnownModel(
         "cskd/vit-tiny-ava",
@@ -75,7 +75,7 @@ KNOWN_MODELS = (
         "10 (AVA, 1-10)",
         "CSKD recipe with a ViT-Tiny student",
         "AVA's terms (research)",
-        "README, Training: the paper's recipe (not yet trained: needs GPUs and AVA)",
+        "docs/training.md: the paper's recipe (not yet trained: needs GPUs and AVA)",
     ),
 )
 

@@ -232,3 +232,15 @@ def test_shards_of_class_folders_are_a_global_shuffle(class_folders, tmp_path, w
     assert json.loads((in_order / "shards.json").read_text())["shuffle_seed"] is None
     mean, _ = batch_classes(load_unlabeled([str(in_order)], seed=0, shuffle_buffer=100))
     assert mean < 0.5 * expected  # shards of 2.5 classes each: batches of a few classes
+
+
+def test_shards_written_before_shuffling_resume_in_their_order_and_refuse_a_shuffle(photo_folder, tmp_path):
+    out = tmp_path / "shards"
+    options = {"shard_multiple": 4, "rows_per_shard": 3, "num_workers": 1, "progress": False}
+    shard(str(photo_folder), out, PROCESSOR, shuffle=False, **options)
+    plan = json.loads((out / "shards.json").read_text())
+    del plan["shuffle_seed"]  # as shards.json was written before shards were shuffled
+    (out / "shards.json").write_text(json.dumps(plan))
+    assert shard(str(photo_folder), out, PROCESSOR, shuffle=False, **options).shuffle_seed is None
+    with pytest.raises(ValueError, match="--no-shuffle"):
+        shard(str(photo_folder), out, PROCESSOR, **options)

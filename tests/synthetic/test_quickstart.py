@@ -231,3 +231,13 @@ def test_the_method_runs_are_the_papers_recipe_and_the_cached_cfa_is_a_variant_b
     assert (skd.mu, skd.beta) == (15, 15.0) and skd.teacher_cache is not None
     vit = planned["CFA (ViT)"]
     assert vit.architecture == "test_vit" and vit.model_args["patch_size"] == 8 and vit.teacher_cache is None
+
+
+def test_the_console_knows_every_stage_of_both_plans(tmp_path):
+    """The time left is estimated from `STAGE_SECONDS`: it must hold every stage the plans run, under their names."""
+    from cskd_hf.synthetic.quickstart import FULL, SMOKE, STAGE_SECONDS, trainer_arguments
+
+    assert STAGE_SECONDS["full"].keys() == STAGE_SECONDS["smoke"].keys()
+    for plan in (FULL, SMOKE):
+        assert set(trainer_arguments(plan, tmp_path)) <= STAGE_SECONDS["full"].keys()
+    assert {"SynthAVA", "tiny CLIP", "evaluation on the test split"} <= STAGE_SECONDS["full"].keys()

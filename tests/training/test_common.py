@@ -406,7 +406,7 @@ def test_a_killed_rank_ends_the_run_and_latest_resumes_it(toy_world, two_process
     assert killed.returncode != 0
     assert "rank" in killed.stderr and "SIGKILL" in killed.stderr, killed.stderr[-3000:]  # torchrun names the rank
     died = float(death.read_text())
-    print(f"the run ended {ended - died:.1f} s after rank 1 died")  # for the README (pytest -s)
+    print(f"the run ended {ended - died:.1f} s after rank 1 died")  # for the docs (pytest -s)
     assert ended - died < 60  # rank 0 is not left waiting in the barrier
     assert survivors(killed.run_marker) == []  # no rank, DataLoader worker or fork server
     checkpoints = out / "checkpoints"
@@ -439,7 +439,7 @@ def test_a_hung_rank_fails_the_others_after_ddp_timeout(toy_world, two_process_c
     assert hung.returncode != 0
     assert "Timed out waiting 5000ms" in hung.stderr, hung.stderr[-3000:]  # rank 0's barrier, after --ddp_timeout
     hung_at = float(death.read_text())
-    print(f"the run ended {ended - hung_at:.1f} s after rank 1 hung")  # for the README (pytest -s)
+    print(f"the run ended {ended - hung_at:.1f} s after rank 1 hung")  # for the docs (pytest -s)
     assert ended - hung_at < 120
     assert survivors(hung.run_marker) == []
     assert (out / "checkpoints" / "checkpoint_0" / COMPLETE_FILE).exists()
@@ -647,3 +647,28 @@ def test_random_sigkills_then_latest_end_bit_identical(
         f"resumed with latest to the uninterrupted weights (run alone: {reference.work_seconds:.1f} s of work, "
         f"{reference.seconds:.1f} s in all)"
     )
+
+
+def test_verification_is_strict_about_manifests_and_never_restarts_silently(tmp_path):
+    """A checkpoint marked with a manifest must still have it; when every complete checkpoint fails, resuming is an
+    error (not a silent start from scratch); a folder moved aside never overwrites an earlier one."""
+    folder = tmp_path / "checkpoints"
+    for number in (0, 1):
+        checkpoint = folder / f"checkpoint_{number}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "model.safetensors").write_bytes(b"weights")
+        common.write_manifest(checkpoint)
+        (checkpoint / COMPLETE_FILE).write_text(json.dumps({"global_step": number, "manifest": common.MANIFEST_FILE}))
+    (folder / "checkpoint_1" / common.MANIFEST_FILE).unlink()
+    assert common.checkpoint_problem(folder / "checkpoint_1").endswith(f"{common.MANIFEST_FILE} is missing")
+    assert common.checkpoint_problem(folder / "checkpoint_0") is None
+    (folder / "checkpoint_0" / "model.safetensors").write_bytes(b"weightz")
+    (folder / "corrupt_checkpoint_1").mkdir()  # left by an earlier fallback from the same number
+    accelerator = SimpleNamespace(is_main_process=True)
+    with pytest.raises(OSError, match="none of the 2 complete checkpoints"):
+        common.latest_verified(accelerator, [folder / "checkpoint_0", folder / "checkpoint_1"])
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "corrupt_checkpoint_0",
+        "corrupt_checkpoint_1",
+        "corrupt_checkpoint_1_2",
+    ]

@@ -347,12 +347,13 @@ def _start_or_resume(out_dir: Path, plan: ShardPlan) -> None:
     if plan_file.exists():
         found = json.loads(plan_file.read_text())
         found.pop("complete", None)
+        found.setdefault("shuffle_seed", None)  # written before shards were shuffled: in the source's order
         for info in found.get("splits", {}).values():
             info.pop("skipped", None)
         if found != json.loads(json.dumps(asdict(plan))):
             raise ValueError(
-                f"{out_dir} holds shards of another plan ({plan_file}): the source, its size, the resize or the "
-                "format differ; write into a new folder"
+                f"{out_dir} holds shards of another plan ({plan_file}): the source, its size, the resize, the "
+                "format or the shuffle (`shuffle_seed`: --seed, --no-shuffle) differ; write into a new folder"
             )
         logger.info(f"resuming the shards in {out_dir}")
         for partial in [*out_dir.glob(".partial-*"), *out_dir.glob("data/.partial-*")]:

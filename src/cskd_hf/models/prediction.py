@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 
+@torch.no_grad()
 def predict_mean_scores(
     model, loader: DataLoader, accelerator: Accelerator | None = None, tta: bool = False, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:

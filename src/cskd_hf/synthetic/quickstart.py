@@ -70,7 +70,7 @@ class QuickstartPlan:
     lr_decay_epoch: int = 3
     batch_size: int = 32
     # The paper's mu and beta. SKD reads the teacher's distributions of the unlabeled images from its cache (the
-    # README's "SKD teacher cache" variant), so mu = 15 costs the student's passes only.
+    # Training docs' "SKD teacher cache" variant), so mu = 15 costs the student's passes only.
     mu: int = 15
     beta: float = 15.0
     learning_rate: float = 1e-3
@@ -693,7 +693,7 @@ end: CLIP-based feature alignment (CFA), a fine-tuned teacher, and semi-supervis
 Teacher `{plan["teacher_architecture"]}`, student `{plan["student_architecture"]}`, {plan["image_size"]} px;
 splits {plan["splits"]}. CFA aligns to the live tiny CLIP, as the paper. SKD with mu = {plan["mu"]}, beta =
 {plan["beta"]}, the teacher's distributions for the unlabeled images read from its cache (their centre view; the
-README's "SKD teacher cache"). CSKD's scorers (CFA, KD, SKD) have an MLP head (one hidden layer of
+Training docs' "SKD teacher cache"). CSKD's scorers (CFA, KD, SKD) have an MLP head (one hidden layer of
 {plan.get("head_hidden_size")}), NIMA* and the baselines NIMA's dropout + linear head.
 
 ## Test split

@@ -237,7 +237,8 @@ def save_checkpoint(accelerator: Accelerator, state: TrainerState, model: torch.
         write_manifest(Path(path))
         marker = Path(path, COMPLETE_FILE)
         partial = marker.with_suffix(".partial")
-        partial.write_text(json.dumps({"global_step": state.global_step, "processes": accelerator.num_processes}))
+        mark = {"global_step": state.global_step, "processes": accelerator.num_processes, "manifest": MANIFEST_FILE}
+        partial.write_text(json.dumps(mark))
         os.replace(partial, marker)  # atomic: the mark is there whole or not at all
         complete = complete_checkpoints(Path(path).parent)
         for folder in complete[: max(len(complete) - keep, 0)]:
@@ -285,36 +286,65 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     other bytes. None when every file matches, or for a checkpoint saved before manifests existed (logged)."""
     manifest = checkpoint / MANIFEST_FILE
     if not manifest.is_file():
+        if "manifest" in json.loads((checkpoint / COMPLETE_FILE).read_text() or "{}"):
+            return f"{manifest} is missing"
         logger.warning(f"{checkpoint} has no {MANIFEST_FILE} (saved before checkpoints were verified): trusting it")
         return None
     try:
-        files = json.loads(manifest.read_text())["files"]
-    except (ValueError, KeyError, OSError) as error:
-        return f"{manifest} cannot be read ({error})"
-    for name, expected in files.items():
+        files = {
+            name: (int(entry["size"]), str(entry["sha256"]))
+            for name, entry in json.loads(manifest.read_text())["files"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+        return f"{manifest} cannot be read ({error!r})"
+    for name, (size, sha256) in files.items():
         path = checkpoint / name
-        if not path.is_file():
-            return f"{path} is missing"
-        if path.stat().st_size != expected["size"]:
-            return f"{path} has {path.stat().st_size} bytes, the manifest {expected['size']}"
-        if file_sha256(path) != expected["sha256"]:
-            return f"{path} differs from the manifest (SHA-256)"
+        try:
+            if not path.is_file():
+                return f"{path} is missing"
+            if path.stat().st_size != size:
+                return f"{path} has {path.stat().st_size} bytes, the manifest {size}"
+            if file_sha256(path) != sha256:
+                return f"{path} differs from the manifest (SHA-256)"
+        except OSError as error:
+            return f"{path} cannot be read ({error})"
     return None
 
 
 def latest_verified(accelerator: Accelerator, complete: list[Path]) -> str | None:
     """The newest complete checkpoint whose files match its manifest. The main process checks them, newest first,
     and moves each one that fails aside to `corrupt_<name>`; every process gets its choice."""
-    chosen = [None]
+    chosen, error = None, None
     if accelerator.is_main_process:
-        for folder in reversed(complete):
-            problem = checkpoint_problem(folder)
-            if problem is None:
-                chosen = [str(folder)]
-                break
-            logger.warning(f"skipping {folder.name}: {problem}; moved aside as corrupt_{folder.name}")
-            folder.rename(folder.with_name(f"corrupt_{folder.name}"))
-    return broadcast_object_list(chosen)[0]
+        try:
+            for folder in reversed(complete):
+                problem = checkpoint_problem(folder)
+                if problem is None:
+                    chosen = str(folder)
+                    break
+                aside = unused_name(folder, "corrupt_")
+                logger.warning(f"skipping {folder.name}: {problem}; moved aside as {aside.name}")
+                folder.rename(aside)
+        except Exception as failure:  # every process must learn of it, not wait in the broadcast
+            error = f"{type(failure).__name__}: {failure}"
+    chosen, error = broadcast_object_list([chosen, error])
+    if error is not None:
+        raise OSError(f"verifying the checkpoints failed on the main process: {error}")
+    if chosen is None and complete:
+        raise OSError(
+            f"none of the {len(complete)} complete checkpoints in {complete[0].parent} matches its {MANIFEST_FILE}: "
+            "each is moved aside as corrupt_<name>; resume from one by its path once repaired, or start anew"
+        )
+    return chosen
+
+
+def unused_name(folder: Path, prefix: str) -> Path:
+    """`<prefix><name>`, or with `_2`, `_3`... if a folder of that name is there already (a checkpoint number can come
+    back after a fallback)."""
+    candidate, number = folder.with_name(f"{prefix}{folder.name}"), 2
+    while candidate.exists():
+        candidate, number = folder.with_name(f"{prefix}{folder.name}_{number}"), number + 1
+    return candidate
 
 
 def resume(accelerator: Accelerator, args: CommonArguments) -> TrainerState:

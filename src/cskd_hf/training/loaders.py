@@ -59,7 +59,12 @@ def labeled_loader(
     augment = train if augment is None else augment
     # A training loader's workers hand on uint8 crops, which the loop normalises on the device (`step_batch`).
     images = LabeledImages(
-        dataset, image_processor, train=train and augment, seed=args.seed, uint8=train, draft=args.draft_decode
+        dataset,
+        image_processor,
+        train=train and augment,
+        seed=args.seed,
+        uint8=train,
+        draft=train and args.draft_decode,
     )
     return DataLoader(
         images,

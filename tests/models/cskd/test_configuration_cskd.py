@@ -131,3 +131,14 @@ def test_a_field_changed_to_a_bad_value_is_refused_when_saving(tmp_path):
     config.problem_type = "multi_label_classification"
     with pytest.raises(ValueError, match="bins are ordered"):
         config.validate()
+
+
+def test_num_labels_on_loading_is_checked_and_keeps_a_scalar_heads_bins(tmp_path):
+    bins = [1 + 0.5 * i for i in range(9)]
+    CSKDConfig(score_head="scalar", bin_scores=bins).save_pretrained(tmp_path)
+    distribution = CSKDConfig.from_pretrained(tmp_path, num_labels=9)  # as `config.num_labels = 9` does
+    assert (distribution.score_head, distribution.bin_scores) == ("distribution", bins)
+    with pytest.raises(ValueError, match="num_labels"):
+        CSKDConfig.from_pretrained(tmp_path, num_labels=0)
+    with pytest.raises(ValueError, match="problem_type"):
+        CSKDConfig(problem_type="ordinal_regression")

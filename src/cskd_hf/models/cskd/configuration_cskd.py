@@ -15,8 +15,14 @@ SCALAR_LABEL = "score"
 SCALAR_ID2LABEL = {0: SCALAR_LABEL}  # a scalar head's one label: its logit is the score
 
 
+PROBLEM_TYPES = (None, "regression", "single_label_classification")
+
+
 def check_problem_type(problem_type: str | None) -> None:
-    """Refuse `"multi_label_classification"`: the bins are ordered and their probabilities sum to one."""
+    """Refuse `"multi_label_classification"` (the bins are ordered and their probabilities sum to one) and any other
+    value than `PROBLEM_TYPES`."""
+    if problem_type not in (*PROBLEM_TYPES, "multi_label_classification"):
+        raise ValueError(f"`problem_type` must be one of {PROBLEM_TYPES}, got {problem_type!r}")
     if problem_type == "multi_label_classification":
         raise ValueError(
             "problem_type='multi_label_classification' does not apply to a score distribution: its bins are ordered "
@@ -228,7 +234,8 @@ class CSKDConfig(PretrainedConfig):
         self.score_head = score_head
         self.scalar_spread = scalar_spread
         self.backbone_pre_logits = backbone_pre_logits
-        # The bins are the labels, so `pipeline("image-classification")` shows the predicted vote distribution.
+        # A distribution head's labels are its bins, so `pipeline("image-classification")` shows the predicted vote
+        # distribution (a scalar head's one label is replaced above).
         kwargs.setdefault("id2label", bin_labels(self.bin_scores))
         kwargs.setdefault("label2id", {label: i for i, label in bin_labels(self.bin_scores).items()})
         # Lets a folder saved by any CSKD class load with `trust_remote_code=True` where cskd_hf is not installed.
@@ -314,11 +321,14 @@ class CSKDConfig(PretrainedConfig):
         own_fields = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in own_fields}
         num_labels = kwargs.pop("num_labels", None)
+        if num_labels is not None and num_labels < 1:
+            raise ValueError(f"`num_labels` must be at least 1 (1: a scalar score), got {num_labels}")
         saved_num_labels = 1 if config_dict.get("score_head") == "scalar" else config_dict.get("num_bins")
         if num_labels is not None and num_labels != saved_num_labels:
-            # transformers' re-head recipe: `num_labels=N` means N bins, one label the scalar head.
+            # transformers' re-head recipe: `num_labels=N` means N bins, one label the scalar head; a scalar head's
+            # own bins stay when their count is kept, as the `num_labels` setter keeps them.
             overrides.setdefault("score_head", "scalar" if num_labels == 1 else "distribution")
-            if num_labels > 1:
+            if num_labels > 1 and num_labels != config_dict.get("num_bins"):
                 overrides.setdefault("num_bins", num_labels)
         if {"num_bins", "bin_scores", "score_head"} & overrides.keys():
             config_dict.pop("id2label", None)
