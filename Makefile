@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the embedded default: the whole method on SynthAVA with tiny models (35 to 45 minutes on 2 idle cores).
+# The main job on the embedded default: the whole method on SynthAVA with tiny models (31 to 45 minutes on 2 idle cores).
 quickstart: $(STAMP)
 	$(VENV)/bin/cskd quickstart --out outputs/quickstart
 

@@ -14,7 +14,7 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
             "stand-ins for OpenAI's CLIP and ImageNet weights), then run CFA, the teacher fine-tune and the students "
             "(NIMA*, CFA, KD, CSKD) with the project's trainers, evaluate them on the test split and write "
             "results.md, results.json, ier.png and the model folders. The console shows one line per stage with the "
-            "time left; each stage's own output goes to OUT/quickstart.log. About 35 minutes on 2 idle cores; "
+            "time left; each stage's own output goes to OUT/quickstart.log. About 31 minutes on 2 idle cores; "
             "--smoke: about 4. SynthAVA is synthetic: the numbers say nothing about real photographs."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -370,7 +370,7 @@ def resume(accelerator: Accelerator, args: CommonArguments) -> TrainerState:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             for folder in incomplete:
-                folder.rename(folder.with_name(f"incomplete_{folder.name}"))
+                folder.rename(unused_name(folder, "incomplete_"))
         accelerator.wait_for_everyone()
         path = latest_verified(accelerator, complete)
         if path is None:
