@@ -175,8 +175,10 @@ def run_pipeline(paths: list[Path], model_dir: Path, batch_size: int | None, num
     """`pipeline("image-aesthetics")` with its defaults over the folder's paths (graph cache already warm)."""
     from transformers import pipeline
 
-    import cskd_hf  # noqa: F401  (registers the task)
+    import cskd_hf
     from cskd_hf.inference.scoring import default_num_workers
+
+    cskd_hf.register()  # the `image-aesthetics` task
 
     start = time.perf_counter()
     scorer = pipeline("image-aesthetics", model=str(model_dir))

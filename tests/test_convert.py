@@ -120,7 +120,11 @@ def test_pyiqa_nima_converts_to_pyiqas_own_scores(kind, request, tmp_path):
     results = scorer([str(photo) for photo in PHOTOS])
     np.testing.assert_allclose([result["score"] for result in results], expected, atol=1e-5)
     np.testing.assert_allclose([result["distribution"] for result in results], distributions, atol=1e-5)
-    np.testing.assert_allclose(cskd_scores(nima["converted"], PHOTOS, tmp_path), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        cskd_scores(nima["converted"], PHOTOS, tmp_path, "--backend", "torch"), expected, atol=1e-5
+    )
+    # The default, torch-free path resizes float pixels with PIL, within 1e-3 of an 8-bit level of torchvision's.
+    np.testing.assert_allclose(cskd_scores(nima["converted"], PHOTOS, tmp_path), expected, atol=1e-4)
 
 
 def test_laion_converts_to_the_published_mlp_over_the_same_clip(laion, tmp_path):

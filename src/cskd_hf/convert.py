@@ -132,12 +132,16 @@ def convert_pyiqa_nima(checkpoint: str | os.PathLike, out_dir: str | os.PathLike
         else:
             renamed[name] = tensor
     _load_exactly(model, renamed, checkpoint, f"pyiqa's NIMA ({architecture})")
-    # pyiqa resizes float tensors with torchvision's default, bilinear with antialiasing.
-    processor = CSKDImageProcessor.from_model_config(
-        config, resize_size=image_size, resize_mode="shortest_edge", resize_input="float", interpolation="bilinear",
-        draft_decoding=False,
+    return _save(model, pyiqa_image_processor(config), out_dir, kind, checkpoint)
+
+
+def pyiqa_image_processor(config: CSKDConfig) -> CSKDImageProcessor:
+    """pyiqa's preprocessing: float tensors resized with torchvision's default, bilinear with antialiasing, the
+    shorter side to the input size; every image decoded in full."""
+    return CSKDImageProcessor.from_model_config(
+        config, resize_size=config.image_size, resize_mode="shortest_edge", resize_input="float",
+        interpolation="bilinear", draft_decoding=False,
     )  # fmt: skip
-    return _save(model, processor, out_dir, kind, checkpoint)
 
 
 def linear_layers(state: dict[str, torch.Tensor]) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
@@ -210,10 +214,15 @@ def convert_laion_aesthetic(
         for linear, (layer_weight, layer_bias) in zip(head_linears, values, strict=True):
             linear.weight.copy_(layer_weight)
             linear.bias.copy_(layer_bias)
-    processor = CSKDImageProcessor.from_model_config(
+    return _save(model, clip_image_processor(config), out_dir, "laion-aesthetic", checkpoint)
+
+
+def clip_image_processor(config: CSKDConfig) -> CSKDImageProcessor:
+    """OpenAI's CLIP preprocessing, which the LAION predictor uses: PIL's resize of the shorter side to the input size,
+    a centre crop, CLIP's mean and std; every image decoded in full."""
+    return CSKDImageProcessor.from_model_config(
         config, resize_size=config.image_size, resize_mode="shortest_edge", resize_input="pil", draft_decoding=False
     )
-    return _save(model, processor, out_dir, "laion-aesthetic", checkpoint)
 
 
 def _load_exactly(model: torch.nn.Module, state: dict, checkpoint, what: str) -> None:
@@ -273,9 +282,11 @@ CONVERTERS = {
 
 __all__ = [
     "CONVERTERS",
+    "clip_image_processor",
     "collapse_linear_layers",
     "convert_laion_aesthetic",
     "convert_pyiqa_nima",
     "converted_card",
+    "pyiqa_image_processor",
     "read_checkpoint",
 ]

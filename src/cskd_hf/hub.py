@@ -152,6 +152,8 @@ def push_to_hub(
     """
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+    from .models import cskd  # noqa: F401  (registers the CSKD classes with these Auto classes)
+
     model_dir = Path(model_dir)
     model = AutoModelForImageClassification.from_pretrained(model_dir)
     image_processor = AutoImageProcessor.from_pretrained(model_dir)

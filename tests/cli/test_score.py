@@ -62,10 +62,12 @@ def test_score_folder_end_to_end_with_bad_files(photo_folder, tiny_scorer_dir, t
     }
     reference = pipeline("image-aesthetics", model=str(tiny_scorer_dir))([r["path"] for r in scored])
     for row, expected in zip(scored, reference):
-        assert float(row["score"]) == pytest.approx(expected["score"], abs=1e-5)
-        assert float(row["std"]) == pytest.approx(expected["std"], abs=1e-5)
+        # `cskd score` runs the torch-free runtime, whose uint8 resize (PIL's) is within one 8-bit level of the
+        # pipeline's (torchvision's): tests/runtime/test_spec.py.
+        assert float(row["score"]) == pytest.approx(expected["score"], abs=5e-4)
+        assert float(row["std"]) == pytest.approx(expected["std"], abs=5e-4)
         probabilities = [float(row[f"p_{i}"]) for i in range(1, 11)]
-        assert probabilities == pytest.approx(expected["distribution"], abs=1e-5)
+        assert probabilities == pytest.approx(expected["distribution"], abs=5e-4)
     assert f"scored {len(scored)} of {len(rows)} images" in result.stderr
 
 
@@ -101,9 +103,11 @@ def test_exit_code_is_nonzero_only_when_nothing_could_be_scored(photo_folder, ti
 
 def test_an_unwritable_output_fails_before_scoring(photo_folder, tiny_scorer_dir, tmp_path, capsys, monkeypatch):
     import cskd_hf.cli.score
+    from cskd_hf.runtime.scoring import PortableScorer
 
     scored = []
-    monkeypatch.setattr(cskd_hf.cli.score, "score_files", lambda *args, **kwargs: scored.append(args) or iter(()))
+    monkeypatch.setattr(PortableScorer, "score_files", lambda *args, **kwargs: scored.append(args) or iter(()))
+    monkeypatch.setattr(cskd_hf.cli.score, "torch_results", lambda *args: scored.append(args) or ([], iter(())))
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
     output = blocker / "scores.csv"

@@ -12,8 +12,10 @@ import torch
 from cskd_hf.cli import main
 from cskd_hf.data.images import open_image
 from cskd_hf.inference import export, scoring
-from cskd_hf.inference.export import model_fingerprint, onnx_path
+from cskd_hf.inference.export import onnx_path
 from cskd_hf.inference.scoring import OnnxScorer, TorchScorer, fast_scorer, load_scorer, score_files
+from cskd_hf.runtime.graph_cache import graph_cache_key, source_hashes
+from cskd_hf.runtime.spec import ScoringSpec
 
 pytest.importorskip("onnxruntime")
 
@@ -100,10 +102,13 @@ def test_default_scoring_exports_the_graph_once_into_the_cache_and_matches_torch
             (graph,) = cache.glob("*/model.onnx")
             exported_at = graph.stat().st_mtime_ns
     assert not (model_dir / "onnx").exists()
-    assert graph.parent.name == model_fingerprint(load_scorer(model_dir, device="cpu")[0])
-    assert graph.stat().st_mtime_ns == exported_at and len(list(cache.iterdir())) == 1  # reused, not re-exported
+    assert graph.parent.name == graph_cache_key(source_hashes(model_dir))  # the files' hashes: no torch to look up
+    assert ScoringSpec.load(graph.parent / "spec.json") == ScoringSpec.from_model_folder(model_dir).with_sources(
+        source_hashes(model_dir)
+    )
+    assert graph.stat().st_mtime_ns == exported_at and len(list(cache.glob("files-*"))) == 1  # reused, not re-exported
     default, torch_rows = scores_csv(tmp_path / "default.csv"), scores_csv(tmp_path / "torch.csv")
-    assert_same_scores(default, torch_rows, atol=1e-4)
+    assert_same_scores(default, torch_rows, atol=5e-4)  # the spec's resampler: within one 8-bit level
     assert scores_csv(tmp_path / "again.csv") == default
     assert sum(bool(row["error"]) for row in default.values()) == 3  # the unreadable files still get their rows
 

@@ -2,11 +2,6 @@
 
 import argparse
 
-from ..analysis import analyze_models
-from ..data.batching import iter_labeled_images
-from ..data.images import find_images, open_image
-from ..data.prepare import load_labeled
-
 
 def analyze_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("analyze", help="diagnostics of trained backbones", description="Diagnostics.")
@@ -36,6 +31,11 @@ def analyze_command_parser(subparsers: argparse._SubParsersAction) -> argparse.A
 
 
 def analyze_attention_command(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_models
+    from ..data.batching import iter_labeled_images
+    from ..data.images import find_images, open_image
+    from ..data.prepare import load_labeled
+
     if args.name and len(args.name) != len(args.model):
         raise ValueError(f"{len(args.name)} --name for {len(args.model)} --model")
     if args.images:

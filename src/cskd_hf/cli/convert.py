@@ -2,8 +2,6 @@
 
 import argparse
 
-from ..convert import CONVERTERS
-
 
 def convert_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -40,6 +38,8 @@ def convert_command_parser(subparsers: argparse._SubParsersAction) -> argparse.A
 
 
 def convert_command(args: argparse.Namespace) -> int:
+    from ..convert import CONVERTERS
+
     options = {"clip": args.clip, "spread": args.spread, "activation": args.activation}
     out = CONVERTERS[args.source](args.checkpoint, args.out, **(options if args.source == "laion-aesthetic" else {}))
     print(f"wrote {out}: cskd score PHOTOS --model {out}")

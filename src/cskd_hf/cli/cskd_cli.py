@@ -1,11 +1,14 @@
-"""The `cskd` entry point: the top-level parser, with each command registered from its own module."""
+"""The `cskd` entry point: the top-level parser, with each command registered from its own module.
+
+Building the parser imports only the command modules' parsers, which load no torch, timm or transformers (each
+command imports what it needs when it runs), so `cskd --help` is quick.
+"""
 
 import argparse
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..models.cskd import MismatchedWeightsError
 from .analyze import analyze_command_parser
 from .convert import convert_command_parser
 from .data import data_command_parser
@@ -67,6 +70,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, ImportError, MismatchedWeightsError) as error:
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in TORCH_EXTRA:
+            error = f"this needs {error.name}, which comes with the torch extra: pip install 'cskd-hf[torch]'"
         print(f"cskd {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+# What a torch-free install (`pip install cskd-hf`) lacks; `cskd score` with an exported graph needs none of it.
+TORCH_EXTRA = {"torch", "torchvision", "timm", "transformers", "accelerate", "datasets", "evaluate", "scipy"}
+
+
+def is_user_error(error: Exception) -> bool:
+    """Whether `main` reports `error` in one line: an OSError, ValueError or ImportError, or a model folder whose
+    weights do not fit its config (`MismatchedWeightsError`, looked up only if its module was loaded: a command that
+    raised it did load it, and the parser must not load torch)."""
+    if isinstance(error, (OSError, ValueError, ImportError)):
+        return True
+    modeling = sys.modules.get("cskd_hf.models.cskd.modeling_cskd")
+    return modeling is not None and isinstance(error, modeling.MismatchedWeightsError)

@@ -2,12 +2,6 @@
 
 import argparse
 
-from transformers import AutoImageProcessor
-
-from ..data.prepare import prepare
-from ..data.shard import shard
-from ..synthetic.synthava import write_synthava
-
 
 def data_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("data", help="prepare datasets", description="Dataset tools.")
@@ -57,6 +51,8 @@ def data_prepare_command_parser(subparsers: argparse._SubParsersAction) -> argpa
 
 
 def data_prepare_command(args: argparse.Namespace) -> int:
+    from ..data.prepare import prepare
+
     options = {"verify": args.verify, "num_workers": args.num_workers}
     validation_size = int(args.validation_size) if args.validation_size >= 1 else args.validation_size
     if args.dataset == "ava":
@@ -122,6 +118,11 @@ def data_shard_command_parser(subparsers: argparse._SubParsersAction) -> argpars
 
 
 def data_shard_command(args: argparse.Namespace) -> int:
+    from transformers import AutoImageProcessor
+
+    from ..data.shard import shard
+    from ..models import cskd  # noqa: F401  (registers CSKDImageProcessor with AutoImageProcessor)
+
     image_processor = AutoImageProcessor.from_pretrained(args.image_processor) if args.image_processor else None
     plan = shard(
         args.source,
@@ -167,6 +168,8 @@ def data_synth_command_parser(subparsers: argparse._SubParsersAction) -> argpars
 
 
 def data_synth_command(args: argparse.Namespace) -> int:
+    from ..synthetic.synthava import write_synthava
+
     splits = {"unlabeled": args.unlabeled, "train": args.train, "validation": args.validation, "test": args.test}
     dataset_dict = write_synthava(args.out, splits=splits, image_size=args.image_size, seed=args.seed)
     print(f"wrote SynthAVA to {args.out}: " + ", ".join(f"{k} {len(v)}" for k, v in dataset_dict.items()))

@@ -2,8 +2,6 @@
 
 import argparse
 
-from ..evaluation import evaluate_models
-
 
 def evaluate_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -37,6 +35,8 @@ def evaluate_command_parser(subparsers: argparse._SubParsersAction) -> argparse.
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate_models
+
     evaluate_models(
         args.model,
         args.dataset,

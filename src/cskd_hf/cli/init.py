@@ -2,8 +2,6 @@
 
 import argparse
 
-from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
-
 
 def init_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -29,6 +27,8 @@ def init_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def init_command(args: argparse.Namespace) -> int:
+    from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+
     bin_scores = args.bin_scores or list(range(1, 11))
     config = CSKDConfig(
         architecture=args.architecture,

@@ -2,9 +2,6 @@
 
 import argparse
 
-from ..baselines.linear_probe import fit_linear_probe
-from ..data.prepare import load_labeled
-
 
 def probe_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -29,6 +26,9 @@ def probe_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 
 def probe_command(args: argparse.Namespace) -> int:
+    from ..baselines.linear_probe import fit_linear_probe
+    from ..data.prepare import load_labeled
+
     report = fit_linear_probe(
         args.clip,
         load_labeled(args.dataset),

@@ -2,8 +2,6 @@
 
 import argparse
 
-from ..hub import push_to_hub
-
 
 def push_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -25,6 +23,8 @@ def push_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def push_command(args: argparse.Namespace) -> int:
+    from ..hub import push_to_hub
+
     url = push_to_hub(args.model, args.repo_id, private=args.private, revision=args.revision)
     print(f"pushed {args.model} to {args.repo_id}: {url}")
     return 0

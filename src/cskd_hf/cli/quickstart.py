@@ -2,8 +2,6 @@
 
 import argparse
 
-from ..synthetic.quickstart import run_quickstart
-
 
 def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -34,6 +32,8 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
 
 
 def quickstart_command(args: argparse.Namespace) -> int:
+    from ..synthetic.quickstart import run_quickstart
+
     run_quickstart(args.out, smoke=args.smoke, seed=args.seed, verbose=args.verbose)
     return 0
 

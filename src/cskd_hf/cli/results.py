@@ -8,10 +8,11 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ..baselines.zero_shot import ScoreMap
-from ..inference.scoring import ScoreResult
+if TYPE_CHECKING:  # for annotations only: both modules load torch
+    from ..baselines.zero_shot import ScoreMap
+    from ..inference.scoring import ScoreResult
 
 OUTPUT_FORMATS = ("csv", "jsonl")
 
@@ -37,8 +38,8 @@ def open_output(path: str | os.PathLike | None) -> Iterator[TextIO]:
 
 
 def write_results(
-    results: Iterable[ScoreResult], stream: TextIO, fmt: str, bin_labels: Sequence[str]
-) -> Iterator[ScoreResult]:
+    results: Iterable["ScoreResult"], stream: TextIO, fmt: str, bin_labels: Sequence[str]
+) -> Iterator["ScoreResult"]:
     """Write results to `stream` as they arrive (CSV with one probability column per bin, or JSON Lines).
 
     Yields each result after writing it, so callers can count them.
@@ -65,8 +66,8 @@ def write_results(
 
 
 def write_zero_shot_results(
-    results: Iterable[ScoreResult], stream: TextIO, score_map: ScoreMap | None
-) -> Iterator[ScoreResult]:
+    results: Iterable["ScoreResult"], stream: TextIO, score_map: "ScoreMap | None"
+) -> Iterator["ScoreResult"]:
     """Write zero-shot results to `stream` as CSV rows (`path, zero_shot[, score], error`) as they arrive, `score`
     being the zero-shot score on a dataset's scale when a `score_map` is given; yields each result after writing it.
     """
@@ -83,7 +84,7 @@ def format_value(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def count_results(results: Iterable[ScoreResult]) -> tuple[int, int]:
+def count_results(results: Iterable["ScoreResult"]) -> tuple[int, int]:
     """Consume `results`, printing each unreadable file's error to stderr: (number scored, number unreadable)."""
     scored = failed = 0
     for result in results:

@@ -1,12 +1,14 @@
 """`cskd score`: the aesthetic score of image files from a trained model, written as CSV or JSON Lines."""
 
 import argparse
+import logging
 import sys
 
-from ..data.images import find_images
-from ..inference.scoring import BACKENDS, fast_scorer, load_onnx_scorer, load_scorer, score_files
-from ..models.cskd.configuration_cskd import bin_labels as bin_labels_of
 from .results import OUTPUT_FORMATS, count_results, open_output, output_format, write_results
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def score_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,15 +37,19 @@ def score_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (torch backend)")
     parser.add_argument(
-        "--num-workers", type=int, help="DataLoader processes decoding images (0: none); default: 1 per core, up to 8"
+        "--num-workers",
+        type=int,
+        help="decoding workers (threads with a graph, DataLoader processes with torch; 0: none for torch); default: "
+        "1 per core, up to 8",
     )
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
         default="auto",
-        help="auto: on the CPU with ONNX Runtime installed, the model's ONNX graph, exported on first use and cached "
-        "($CSKD_ONNX_CACHE, default ~/.cache/huggingface/cskd_hf/onnx), else PyTorch; torch: the PyTorch model; "
-        "onnxruntime: the graph that `cskd export` wrote into the model folder",
+        help="auto: the model's ONNX graph, run without torch: the one `cskd export` wrote into the model folder, "
+        "else the one cached for the folder's files ($CSKD_ONNX_CACHE, default ~/.cache/huggingface/cskd_hf/onnx), "
+        "exported there on first use (with torch); PyTorch instead on a GPU or when exporting fails. torch: the "
+        "PyTorch model; onnxruntime: the folder's or the cached graph, never torch",
     )
     parser.add_argument("--quantized", action="store_true", help="onnxruntime: use the int8 graph (export --quantize)")
     parser.add_argument(
@@ -58,28 +64,72 @@ def score_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 def score_command(args: argparse.Namespace) -> int:
     """Score the images, writing each row as its batch is done; exit code 1 only if no file could be scored."""
+    from ..data.images import find_images
+    from ..runtime.scoring import resolve_model_folder
+
     paths = find_images(args.paths)
     fmt = output_format(args.output, args.format)
-    if args.backend == "onnxruntime":
-        scorer, image_processor, config = load_onnx_scorer(args.model, quantized=args.quantized)
+    model_dir = resolve_model_folder(args.model)
+    portable = None if args.backend == "torch" else portable_scorer(model_dir, args)
+    if portable is None:
+        bin_scores, results = torch_results(model_dir, paths, args)  # loads the model; scores as rows are written
     else:
-        model, image_processor = load_scorer(args.model, device=args.device)
-        scorer, config = fast_scorer(model, args.backend), model.config
-    bin_labels = list(bin_labels_of(config.bin_scores).values())  # not `id2label`: a scalar model has one label
-    with open_output(args.output) as stream:
-        results = score_files(
-            scorer,
-            image_processor,
-            paths,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            progress=not args.no_progress,
-            draft=not args.no_draft,
-        )
+        bin_scores = portable.spec.bin_scores
+    with open_output(args.output) as stream:  # an unwritable output fails before any image is read
+        if portable is not None:
+            results = portable.score_files(
+                paths, batch_size=args.batch_size, num_threads=args.num_workers or None, draft=not args.no_draft,
+                progress=not args.no_progress,
+            )  # fmt: skip
+        bin_labels = [f"{score:g}" for score in bin_scores]  # not `id2label`: a scalar model has one label
         scored, failed = count_results(write_results(results, stream, fmt, bin_labels))
     destination = f" to {args.output}" if args.output else ""
     print(f"scored {scored} of {scored + failed} images{destination}; {failed} could not be read", file=sys.stderr)
     return 0 if scored > 0 else 1
+
+
+def portable_scorer(model_dir, args: argparse.Namespace):
+    """The torch-free scorer of the folder's graph or the cached one, exported first when `auto` may; None for the
+    PyTorch path."""
+    from ..runtime.scoring import GraphNotFoundError, PortableScorer
+
+    try:
+        return PortableScorer.from_pretrained(model_dir, quantized=args.quantized)
+    except GraphNotFoundError:
+        if args.backend == "onnxruntime" or args.quantized:
+            raise
+    if args.device not in ("auto", "cpu"):
+        return None
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(
+            f"{args.model} has no exported graph, and exporting one needs torch: `pip install cskd-hf[torch]`, then "
+            "`cskd export --model ...` once (or score where torch is installed)"
+        ) from error
+    if args.device == "auto" and torch.cuda.is_available():
+        return None
+    from ..inference.export import export_to_graph_cache, load_scoring_model
+
+    model = load_scoring_model(model_dir)  # a damaged folder is named here, not taken for an export failure
+    try:
+        export_to_graph_cache(model_dir, model=model)
+    except Exception as error:  # any export failure (an operator ONNX lacks, ...) leaves the PyTorch path
+        logger.warning(f"scoring with PyTorch: exporting the model to ONNX failed ({type(error).__name__}: {error})")
+        return None
+    return PortableScorer.from_pretrained(model_dir)
+
+
+def torch_results(model_dir, paths, args: argparse.Namespace):
+    """The bin scores and the results of the PyTorch model."""
+    from ..inference.scoring import TorchScorer, load_scorer, score_files
+
+    model, image_processor = load_scorer(model_dir, device=args.device)
+    results = score_files(
+        TorchScorer(model), image_processor, paths, batch_size=args.batch_size, num_workers=args.num_workers,
+        progress=not args.no_progress, draft=not args.no_draft,
+    )  # fmt: skip
+    return model.config.bin_scores, results
 
 
 __all__ = ["score_command", "score_command_parser"]

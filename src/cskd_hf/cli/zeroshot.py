@@ -5,17 +5,6 @@ import json
 import os
 from collections.abc import Sequence
 
-from ..baselines.zero_shot import (
-    DEFAULT_PROMPTS,
-    PromptTooLongError,
-    ZeroShotScorer,
-    evaluate_zero_shot,
-    fit_score_map,
-    load_prompts,
-    score_paths,
-)
-from ..data.images import find_images
-from ..data.prepare import load_labeled
 from .results import count_results, open_output, write_zero_shot_results
 
 
@@ -46,6 +35,9 @@ def zeroshot_command_parser(subparsers: argparse._SubParsersAction) -> argparse.
 
 def zeroshot_command(args: argparse.Namespace) -> int:
     """Score PATHs (calibrated on --dataset if given), or evaluate on --dataset; exit code 1 if nothing scored."""
+    from ..baselines.zero_shot import DEFAULT_PROMPTS, PromptTooLongError, evaluate_zero_shot, load_prompts
+    from ..data.prepare import load_labeled
+
     prompts = load_prompts(args.prompts) if args.prompts else DEFAULT_PROMPTS
     dataset_dict = load_labeled(args.dataset) if args.dataset else None
     if not args.paths and dataset_dict is None:
@@ -77,6 +69,9 @@ def zero_shot_to_file(
 ) -> tuple[int, int]:
     """Zero-shot scores of the images in `inputs` as CSV (`path, zero_shot[, score], error`) to `output` or stdout;
     with a labeled `calibration` split, `score` is on its scale. Returns (number scored, number unreadable)."""
+    from ..baselines.zero_shot import ZeroShotScorer, fit_score_map, score_paths
+    from ..data.images import find_images
+
     scorer = ZeroShotScorer(clip_name_or_path, prompts)
     score_map = fit_score_map(scorer, calibration) if calibration is not None else None
     with open_output(output) as stream:

@@ -1,11 +1,12 @@
 """A scoring model as an ONNX graph, for ONNX Runtime: `cskd export`, and the graph cache of `cskd score`'s default.
 
 The graph maps normalised `pixel_values` `(N, 3, S, S)` to `probabilities` `(N, d)`, `mean_score` and `std_score`
-`(N,)`. Decoding, resizing and normalisation stay in Python (the model folder's image processor), exactly as for the
-PyTorch model, so both backends see the same pixels. `cskd export` writes into the model folder's `onnx/` subfolder
-(`model.onnx`, and `model_quantized.onnx` for int8), the layout transformers.js and Optimum use on the Hub;
-`cached_onnx_graph` exports a loaded model once into a cache keyed by its weights, which `cskd score` and the pipeline
-use by default.
+`(N,)`. Decoding, resizing and normalisation stay outside the graph, as the scoring spec (`onnx/spec.json`, see
+`cskd_hf.runtime.spec`) says, so the PyTorch model, the torch-free runtime and the browser page see the same pixels.
+`cskd export` writes into the model folder's `onnx/` subfolder (`model.onnx`, and `model_quantized.onnx` for int8),
+the layout transformers.js and Optimum use on the Hub. `export_to_graph_cache` exports a model folder once into the
+graph cache, keyed by the hashes of its files, where `cskd score` finds it without torch; `cached_onnx_graph` does the
+same for a model in memory (the pipeline), keyed by its weights.
 """
 
 import logging
@@ -14,18 +15,23 @@ import tempfile
 from pathlib import Path
 
 import torch
-from huggingface_hub import constants
 from torch import nn
 from transformers import AutoModelForImageClassification
 
 from ..models.cskd import CSKDForAestheticScoring
 from ..models.fingerprint import weights_fingerprint
+from ..runtime.graph_cache import (
+    ONNX_FILE,
+    QUANTIZED_ONNX_FILE,
+    cached_graph_dir,
+    default_graph_cache,
+    onnx_path,
+    source_hashes,
+)
+from ..runtime.spec import SPEC_FILE, ScoringSpec
 
 logger = logging.getLogger(__name__)
 
-ONNX_SUBFOLDER = "onnx"
-ONNX_FILE = "model.onnx"
-QUANTIZED_ONNX_FILE = "model_quantized.onnx"
 INPUT_NAME = "pixel_values"
 OUTPUT_NAMES = ("probabilities", "mean_score", "std_score")
 
@@ -42,11 +48,6 @@ class ScoringGraph(nn.Module):
         return outputs.probabilities, outputs.mean_score, outputs.std_score
 
 
-def onnx_path(model_dir: str | os.PathLike, quantized: bool = False) -> Path:
-    """Where `export_onnx` writes (and `cskd score --backend onnxruntime` looks for) the graph of a model folder."""
-    return Path(model_dir) / ONNX_SUBFOLDER / (QUANTIZED_ONNX_FILE if quantized else ONNX_FILE)
-
-
 def export_onnx(
     model_dir: str | os.PathLike,
     opset: int = 18,
@@ -54,7 +55,8 @@ def export_onnx(
     batch_size: int = 1,
     quantize: bool = False,
 ) -> list[Path]:
-    """Export the scoring model in `model_dir` to `model_dir/onnx/model.onnx` (and, with `quantize`, an int8 copy).
+    """Export the scoring model in `model_dir` to `model_dir/onnx/model.onnx` (and, with `quantize`, an int8 copy),
+    with the scoring spec `model_dir/onnx/spec.json`.
 
     Args:
         opset: the ONNX opset version.
@@ -67,15 +69,26 @@ def export_onnx(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    model = AutoModelForImageClassification.from_pretrained(model_dir)
-    if not isinstance(model, CSKDForAestheticScoring):
-        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a CSKD aesthetic scoring model")
+    model = load_scoring_model(model_dir)
     path = onnx_path(model_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = [export_scoring_graph(model, path, opset, dynamic_batch, batch_size)]
     if quantize:
         written.append(quantize_onnx(path, onnx_path(model_dir, quantized=True)))
+    written.append(write_spec(model_dir, path.parent / SPEC_FILE))
     return written
+
+
+def load_scoring_model(model_dir: str | os.PathLike) -> CSKDForAestheticScoring:
+    model = AutoModelForImageClassification.from_pretrained(model_dir)
+    if not isinstance(model, CSKDForAestheticScoring):
+        raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a CSKD aesthetic scoring model")
+    return model.eval()
+
+
+def write_spec(model_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """The scoring spec of a model folder, with the hashes of the files it was made from."""
+    return ScoringSpec.from_model_folder(model_dir).with_sources(source_hashes(model_dir)).save(path)
 
 
 def export_scoring_graph(
@@ -106,11 +119,6 @@ def export_scoring_graph(
     return Path(path)
 
 
-def default_graph_cache() -> Path:
-    """Where `cached_onnx_graph` keeps graphs: `$CSKD_ONNX_CACHE`, else `cskd_hf/onnx` in the Hugging Face home."""
-    return Path(os.environ.get("CSKD_ONNX_CACHE") or Path(constants.HF_HOME) / "cskd_hf" / "onnx")
-
-
 def model_fingerprint(model: nn.Module) -> str:
     """The graph cache's key: the fingerprint of the model's config and of every parameter and buffer, equal for
     equal models whatever their path."""
@@ -124,8 +132,30 @@ def cached_onnx_graph(model: CSKDForAestheticScoring, cache_dir: str | os.PathLi
     temporary name and renamed, so processes that export the same model at once each leave a whole file.
     """
     path = Path(cache_dir or default_graph_cache()) / model_fingerprint(model) / ONNX_FILE
-    if path.is_file():
-        return path
+    if not path.is_file():
+        export_atomically(model, path)
+    return path
+
+
+def export_to_graph_cache(
+    model_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
+    model: CSKDForAestheticScoring | None = None,
+) -> Path:
+    """Export a model folder's graph and spec into the graph cache, under the hashes of its files (see
+    `cskd_hf.runtime.graph_cache`), unless they are there already; the folder of the two. `model`: the folder's
+    model, already loaded."""
+    folder = cached_graph_dir(model_dir, cache_dir)
+    if not (folder / ONNX_FILE).is_file():
+        export_atomically(model if model is not None else load_scoring_model(model_dir), folder / ONNX_FILE)
+    if not (folder / SPEC_FILE).is_file():
+        write_spec(model_dir, folder / SPEC_FILE)  # written after the graph: a graph without a spec is not found
+    return folder
+
+
+def export_atomically(model: CSKDForAestheticScoring, path: Path) -> None:
+    """Export under a temporary name and rename, so processes exporting the same model at once each leave a whole
+    file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".onnx")
     os.close(descriptor)
@@ -136,7 +166,6 @@ def cached_onnx_graph(model: CSKDForAestheticScoring, cache_dir: str | os.PathLi
         os.replace(partial, path)
     finally:
         Path(partial).unlink(missing_ok=True)
-    return path
 
 
 # Only matrix products: ONNX Runtime's dynamic int8 convolutions (ConvInteger) ran 12x slower than float ones for
@@ -171,6 +200,7 @@ __all__ = [
     "default_graph_cache",
     "export_onnx",
     "export_scoring_graph",
+    "export_to_graph_cache",
     "model_fingerprint",
     "onnx_path",
     "quantize_onnx",

@@ -1,4 +1,5 @@
-"""The `image-aesthetics` pipeline: `pipeline("image-aesthetics", model=...)` after `import cskd_hf`."""
+"""The `image-aesthetics` pipeline: `pipeline("image-aesthetics", model=...)` after `cskd_hf.register()` (or once any
+of `cskd_hf`'s model names is used)."""
 
 import os
 from typing import Any

@@ -20,20 +20,12 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 
 from ..data.images import ImageReadError, open_image
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+from ..runtime.scoring import OnnxSession, ScoreResult
 from .export import cached_onnx_graph, onnx_path
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-
-
-@dataclass
-class ScoreResult:
-    path: str
-    score: float | None = None
-    std: float | None = None
-    distribution: list[float] | None = None
-    error: str | None = None
 
 
 class ImageFileDataset(Dataset):
@@ -110,7 +102,8 @@ class TorchScorer:
 
 
 class OnnxScorer:
-    """An exported scoring graph (`cskd export`) run by ONNX Runtime, on CUDA when available, else on the CPU."""
+    """An exported scoring graph (`cskd export`) run by ONNX Runtime on torch batches, on CUDA when available, else
+    on the CPU (the torch-free form is `cskd_hf.runtime.PortableScorer`)."""
 
     device = torch.device("cpu")
     default_batch_size = 32  # faster than 16 or 64 on CPU (benchmarks/score_throughput.py)
@@ -118,40 +111,13 @@ class OnnxScorer:
     def __init__(
         self, path: str | os.PathLike, providers: Sequence[str] | None = None, num_threads: int | None = None
     ):
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ImportError(
-                "the onnxruntime backend needs onnxruntime, a dependency of cskd-hf: reinstall it"
-            ) from error
-
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no ONNX graph; write it with `cskd export --model MODEL`")
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-        # Idle ONNX Runtime threads spin by default, burning the cores the decoding workers need (measured: 157
-        # against 135 img/s end to end on 2 cores).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        available = onnxruntime.get_available_providers()
-        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        self.path = str(path)
-        self.session = onnxruntime.InferenceSession(self.path, options, providers=list(providers))
-        batch_dimension = self.session.get_inputs()[0].shape[0]
-        self.fixed_batch_size = batch_dimension if isinstance(batch_dimension, int) else None
+        self.onnx_session = OnnxSession(path, providers=providers, num_threads=num_threads)
+        self.path = self.onnx_session.path
+        self.session = self.onnx_session.session
+        self.fixed_batch_size = self.onnx_session.fixed_batch_size
 
     def __call__(self, pixel_values: torch.Tensor) -> BatchScores:
-        pixels = np.ascontiguousarray(pixel_values.detach().cpu().numpy(), dtype=np.float32)
-        count = len(pixels)
-        step = self.fixed_batch_size or count
-        outputs = []
-        for start in range(0, count, step):
-            chunk = pixels[start : start + step]
-            if len(chunk) < step:  # a fixed-batch graph: pad the last chunk, drop the padding's outputs
-                chunk = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), np.float32)])
-            outputs.append([output[: count - start] for output in self.session.run(None, {"pixel_values": chunk})])
-        probabilities, mean_score, std_score = (np.concatenate(parts) for parts in zip(*outputs))
+        probabilities, mean_score, std_score = self.onnx_session.run(pixel_values.detach().cpu().numpy())
         return BatchScores(probabilities=probabilities, mean_score=mean_score, std_score=std_score)
 
 
