@@ -1,0 +1,64 @@
+"""A torch-free install: where importing torch, torchvision, timm or transformers fails, `cskd` still shows its help
+and scores a folder with an exported model, and says what to install for the rest."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import UNREADABLE
+
+# Run `cskd` where those packages cannot be imported, as after `pip install cskd-hf` without the torch extra.
+WITHOUT_TORCH = """
+import importlib.abc, sys
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "torchvision", "timm", "transformers"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NotInstalled())
+from cskd_hf.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:  # --help, --version
+    code = exit.code
+loaded = sorted(name for name in ("torch", "timm", "transformers") if name in sys.modules)
+print("loaded:", ",".join(loaded) or "none", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def cskd_without_torch(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_and_scoring_an_exported_model_need_no_torch(exported_model, photos, tmp_path):
+    assert cskd_without_torch("--help").returncode == 0
+    output = tmp_path / "scores.csv"
+    result = cskd_without_torch("score", photos, "--model", exported_model, "--output", output, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "loaded: none" in result.stderr
+    rows = list(csv.DictReader(output.open()))
+    assert len(rows) == len([p for p in photos.rglob("*") if p.is_file()])
+    assert sum(bool(row["error"]) for row in rows) == len(UNREADABLE)
+    assert all(1 <= float(row["score"]) <= 10 for row in rows if not row["error"])
+
+
+def test_what_needs_torch_says_which_extra_to_install(tiny_scorer_dir, photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("CSKD_ONNX_CACHE", str(tmp_path / "empty-cache"))
+    result = cskd_without_torch("score", photos, "--model", tiny_scorer_dir)  # no graph anywhere: needs an export
+    assert result.returncode == 2
+    assert "exporting one needs torch" in result.stderr and "pip install cskd-hf[torch]" in result.stderr
+    result = cskd_without_torch("init", "--architecture", "mobilenetv2_100", "--out", tmp_path / "untrained")
+    assert result.returncode == 2
+    assert "which comes with the torch extra: pip install 'cskd-hf[torch]'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["--version"], ["score", "--help"], ["export", "--help"]])
+def test_the_command_line_loads_no_torch_to_answer(command):
+    result = cskd_without_torch(*command)
+    assert result.returncode == 0 and "loaded: none" in result.stderr
