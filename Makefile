@@ -3,8 +3,15 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# onnxruntime-web for `cskd export --web`, from the npm registry at install time (never at run time): its WASM build
+# runs the graphs' opset 18 (MIT licence: onnxruntime-web-package.json). The wheel carries them as package data.
+ORT_WEB_VERSION := 1.22.0
+WEB_VENDOR := src/cskd_hf/web/vendor
+WEB_VENDOR_STAMP := $(WEB_VENDOR)/onnxruntime-web-$(ORT_WEB_VERSION).installed
+ORT_WEB_FILES := package/dist/ort.wasm.min.js package/dist/ort-wasm-simd-threaded.mjs \
+	package/dist/ort-wasm-simd-threaded.wasm
 
-.PHONY: install quickstart quickstart-smoke space test test-slow bench docs style quality clean
+.PHONY: install web-vendor quickstart quickstart-smoke space test test-slow bench docs style quality clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -15,9 +22,22 @@ $(STAMP): setup.cfg pyproject.toml
 	# Debian's Chromium for the Space's browser test (Playwright's own browser download does not work offline).
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "chromium could not be installed: the browser test will be skipped"
+	$(MAKE) web-vendor
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian's npm packs onnxruntime-web; without it `cskd export --web` says what is missing and its tests are skipped.
+web-vendor: $(WEB_VENDOR_STAMP)
+
+$(WEB_VENDOR_STAMP):
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm) \
+		|| echo "npm could not be installed: cskd export --web and its browser tests are unavailable"
+	rm -rf $(WEB_VENDOR) && mkdir -p $(WEB_VENDOR)
+	cd $(WEB_VENDOR) && npm pack --silent onnxruntime-web@$(ORT_WEB_VERSION) >/dev/null \
+		&& tar xzf onnxruntime-web-$(ORT_WEB_VERSION).tgz --strip-components=2 $(ORT_WEB_FILES) \
+		&& tar xzOf onnxruntime-web-$(ORT_WEB_VERSION).tgz package/package.json > onnxruntime-web-package.json && rm onnxruntime-web-$(ORT_WEB_VERSION).tgz \
+		&& touch $(notdir $(WEB_VENDOR_STAMP)) || (rm -rf $(CURDIR)/$(WEB_VENDOR); echo "npm pack onnxruntime-web failed")
 
 # The main job on the embedded default: the whole method on SynthAVA with tiny models (31 to 45 minutes on 2 idle cores).
 quickstart: $(STAMP)

@@ -1,16 +1,22 @@
 """Gradio Space for CSKD image aesthetics models: score, compare and rank photos in the browser.
 
     python spaces/app.py [--model DIR_OR_HUB_ID ...] [--reference DATASET] [--host HOST] [--port PORT]
+                         [--device-page URL]
 
 Models come from `--model` or the `CSKD_MODELS` environment variable (comma-separated Hub ids or folders); by default
 the quickstart's CSKD student and its teacher. On a Hugging Face Space there is no quickstart output: set
 `CSKD_MODELS` in the Space's settings. The address is gradio's own: `GRADIO_SERVER_NAME` and `GRADIO_SERVER_PORT`
 (which Spaces set), unless `--host`/`--port` are given. The named API endpoints `/score`, `/compare` and `/rank`
 serve `gradio_client` users. Scores are those of cskd-hf's `image-aesthetics` pipeline.
+
+The page links to "score on your device": the first model in the browser with onnxruntime-web (`cskd export --web`),
+nothing uploaded. By default the Space writes that static page at start and serves it itself; `--device-page URL`
+(or `CSKD_DEVICE_PAGE`) links to one hosted elsewhere instead, e.g. a static Space of `cskd export --web`'s output.
 """
 
 import argparse
 import csv
+import logging
 import os
 import tempfile
 import time
@@ -26,6 +32,8 @@ from transformers import pipeline
 from cskd_hf.data.images import ImageReadError, open_image
 from cskd_hf.data.prepare import load_labeled
 from cskd_hf.inference.pipeline import TASK
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ["outputs/quickstart/models/cskd-student", "outputs/quickstart/models/cfa-teacher-scorer"]
 DEFAULT_REFERENCE = "outputs/quickstart/synthava"
@@ -155,8 +163,10 @@ def build_demo(
     reference: np.ndarray | None = None,
     limits: Limits | None = None,
     examples: list[str | Path] = (),
+    device_page: str | None = None,
 ) -> gr.Blocks:
-    """The Space's page, without launching it (tests call the functions and launch it on localhost)."""
+    """The Space's page, without launching it (tests call the functions and launch it on localhost). `device_page`:
+    the URL of the on-device page to link to (`write_device_page`)."""
     scorers = Scorers(model_paths)
     limits = limits or Limits()
     bin_labels = scorers.bin_labels
@@ -164,6 +174,12 @@ def build_demo(
     one_queue = {"concurrency_limit": limits.concurrency, "concurrency_id": "models"}
     with gr.Blocks(title="CSKD image aesthetics") as demo:
         gr.Markdown(_introduction(scorers))
+        if device_page:
+            gr.Markdown(
+                f"[**Score on your device**]({device_page}): the same model runs in your browser (onnxruntime-web); "
+                "your photos are not uploaded.",
+                elem_id="device-page",
+            )
         with gr.Tab("Score"):
             _score_tab(scorers, limits, reference, bin_labels, examples, one_queue)
         with gr.Tab("Compare"):
@@ -171,6 +187,29 @@ def build_demo(
         with gr.Tab("Rank"):
             _rank_tab(scorers, limits, one_queue)
     return demo.queue(default_concurrency_limit=limits.concurrency, max_size=limits.max_queue)
+
+
+def write_device_page(model: str, out_dir: str | Path | None = None) -> str | None:
+    """Write `model`'s on-device page (`cskd export --web`: its ONNX graph, exported once into the graph cache if
+    needed) and let gradio serve its folder; the page's URL, or None (logged) when it cannot be made."""
+    from cskd_hf.inference.export import export_to_graph_cache
+    from cskd_hf.runtime import find_graph
+    from cskd_hf.runtime.scoring import resolve_model_folder
+    from cskd_hf.runtime.web import write_web_page
+
+    try:
+        model_dir = resolve_model_folder(model)
+        graph = find_graph(model_dir)
+        if graph is None:
+            export_to_graph_cache(model_dir)
+            graph = find_graph(model_dir)
+        out_dir = Path(out_dir or tempfile.mkdtemp(prefix="cskd-device-page-")).resolve()
+        page = write_web_page(graph, out_dir, title=f"Aesthetic scores: {_short_name(model)}", model=model)
+    except (OSError, ValueError, RuntimeError) as error:
+        logger.warning(f"no on-device page for {model}: {error}")
+        return None
+    gr.set_static_paths([out_dir])
+    return f"/gradio_api/file={page}"
 
 
 def _introduction(scorers: Scorers) -> str:
@@ -293,6 +332,11 @@ def main():
     # Left unset, gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (127.0.0.1:7860 when those are unset too).
     parser.add_argument("--host", default=None, help="address to serve on (default: gradio's, from the environment)")
     parser.add_argument("--port", type=int, default=None, help="port (default: gradio's, from the environment)")
+    parser.add_argument(
+        "--device-page",
+        default=os.environ.get("CSKD_DEVICE_PAGE"),
+        help="URL of the on-device page to link to (default: the first model's, written and served by the Space)",
+    )
     args = parser.parse_args()
     models = args.model or [m for m in os.environ.get("CSKD_MODELS", "").split(",") if m] or DEFAULT_MODELS
     missing = [m for m in models if m.startswith("outputs/") and not Path(m).exists()]
@@ -301,7 +345,8 @@ def main():
             f"{', '.join(missing)} not found: run `make quickstart` first, pass --model, or set CSKD_MODELS to Hub ids"
         )
     limits = Limits()
-    demo = build_demo(models, load_reference(args.reference), limits, EXAMPLES)
+    device_page = args.device_page or write_device_page(models[0])
+    demo = build_demo(models, load_reference(args.reference), limits, EXAMPLES, device_page)
     # show_error (in the limits' options): API clients get the same plain message (gr.Error) that the page shows.
     demo.launch(server_name=args.host, server_port=args.port, **limits.launch_options())
 

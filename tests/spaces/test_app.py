@@ -40,11 +40,12 @@ def models(tiny_scorer_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(models):
+def server(models, tmp_path_factory):
     app = load_app()
     # Two requests computed at once, so that the concurrency test has requests really running side by side.
     limits = app.Limits(max_files=4, max_pixels=2_000_000, max_upload_mb=1, concurrency=2)
-    demo = app.build_demo(models, reference=None, limits=limits, examples=app.EXAMPLES)
+    device_page = app.write_device_page(models[0], tmp_path_factory.mktemp("device-page"))
+    demo = app.build_demo(models, reference=None, limits=limits, examples=app.EXAMPLES, device_page=device_page)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -242,6 +243,34 @@ def test_the_page_in_a_real_browser(server, models, sample_dir):
         page.screenshot(path=str(ARTIFACTS / "space-rank.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "space-score.png").stat().st_size > 20_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_a_visitor_can_score_on_their_device(server, models, sample_dir):
+    """The Space links to the first model's static page, which the Space serves; the photo is scored in the page."""
+    from playwright.sync_api import sync_playwright
+
+    from cskd_hf.runtime.web import web_assets
+
+    if not (web_assets() / "vendor" / "ort.wasm.min.js").is_file():
+        pytest.skip("onnxruntime-web is not installed: run `make web-vendor`")
+    photo = sample_dir / "coffee.jpg"
+    expected = pipeline("image-aesthetics", model=models[0], draft=False)(str(photo))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(server)
+        link = page.locator("#device-page a")
+        link.wait_for(timeout=60_000)
+        assert "Score on your device" in link.inner_text()
+        page.goto(server.rstrip("/") + link.get_attribute("href"))
+        page.wait_for_function("window.cskd && window.cskd.spec", timeout=60_000)
+        page.locator("#files").set_input_files(str(photo))
+        page.wait_for_function("window.cskd.results.length === 1", timeout=60_000)
+        (result,) = page.evaluate("window.cskd.results")
+        browser.close()
+    assert set(result) == {"name", "score", "std", "distribution"}
+    assert result["score"] == pytest.approx(expected["score"], abs=0.02)
 
 
 def test_examples_travel_with_the_space():
