@@ -48,6 +48,18 @@ def test_help_and_scoring_an_exported_model_need_no_torch(exported_model, photos
     assert all(1 <= float(row["score"]) <= 10 for row in rows if not row["error"])
 
 
+def test_the_web_page_of_an_exported_model_needs_no_torch(exported_model, tmp_path):
+    from cskd_hf.runtime.web import RUNTIME_FILES, web_assets
+
+    if not all((web_assets() / "vendor" / name).is_file() for name in RUNTIME_FILES):
+        pytest.skip("onnxruntime-web is not installed: run `make web-vendor`")
+    result = cskd_without_torch("export", "--model", exported_model, "--web", tmp_path / "site")
+    assert result.returncode == 0 and "loaded: none" in result.stderr, result.stderr
+    written = {path.name for path in (tmp_path / "site").iterdir()}
+    assert {"index.html", "app.js", "model.onnx", "spec.json", "README.md", *RUNTIME_FILES} <= written
+    assert (tmp_path / "site" / "model.onnx").read_bytes() == (exported_model / "onnx" / "model.onnx").read_bytes()
+
+
 def test_what_needs_torch_says_which_extra_to_install(tiny_scorer_dir, photos, tmp_path, monkeypatch):
     monkeypatch.setenv("CSKD_ONNX_CACHE", str(tmp_path / "empty-cache"))
     result = cskd_without_torch("score", photos, "--model", tiny_scorer_dir)  # no graph anywhere: needs an export
