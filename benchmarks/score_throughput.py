@@ -8,8 +8,10 @@ folders: `--mix camera` (640 px to 4000 px long side, JPEG) or `--mix web` (640-
 folder of photos from the web or a phone's exports).
 
 Each method runs in its own process (so that peak memory is its own) over the folder, as a user would run it: ours
-through `cskd_hf.inference.scoring.score_files` (DataLoader workers, draft JPEG decoding, batches) — `cskd-default` is
-exactly `cskd score`'s default path, its ONNX graph exported on first use into an empty cache (the setup column) —,
+as `cskd score` runs them, the ONNX rows through the torch-free runtime (`cskd_hf.runtime.PortableScorer`: decoding
+threads, draft JPEG decoding, batches) — `cskd-default` is exactly `cskd score`'s default path, its ONNX graph
+exported on first use into an empty cache (the setup column) — and the PyTorch rows through
+`cskd_hf.inference.scoring.score_files` (DataLoader workers),
 pyiqa's one image at a time through `pyiqa.create_metric(...)(path)`, which is what its CLI does. Ours take the median
 of `--repeats` passes; pyiqa's metrics see one pass over a strided subset of the folder (same size mix) so that the
 slow ones finish; throughputs are rates, so comparable. A second, sequential pass over a subset splits the time per
@@ -138,25 +140,19 @@ def peak_rss_mb() -> tuple[float, float]:
 def run_ours(
     method: str, paths: list[Path], model_dir: Path, batch_size: int | None, num_workers: int | None, repeats: int
 ):
-    import torch
-
-    from cskd_hf.inference.scoring import TorchScorer, fast_scorer, load_onnx_scorer, load_scorer, score_files
-
     if method == "cskd-pipeline":
         return run_pipeline(paths, model_dir, batch_size, num_workers, repeats)
+    if method in ("cskd-default", "cskd-onnx", "cskd-onnx-int8"):
+        return run_portable(method, paths, model_dir, batch_size, num_workers, repeats)
+    import torch
+
+    from cskd_hf.inference.scoring import TorchScorer, load_scorer, score_files
+
     start = time.perf_counter()
-    if method.startswith("cskd-onnx"):
-        scorer, image_processor, _ = load_onnx_scorer(model_dir, quantized=method.endswith("int8"))
-    elif method == "cskd-default":
-        os.environ["CSKD_ONNX_CACHE"] = tempfile.mkdtemp()  # an empty cache: the setup time includes the export
-        model, image_processor = load_scorer(model_dir, device="cpu")
-        scorer = fast_scorer(model)
-        assert type(scorer).__name__ == "OnnxScorer", "cskd score's default did not pick ONNX Runtime"
-    else:
-        model, image_processor = load_scorer(model_dir, device="cpu")
-        scorer = TorchScorer(model)
-        if method == "cskd-compiled":
-            scorer.model = torch.compile(scorer.model)
+    model, image_processor = load_scorer(model_dir, device="cpu")
+    scorer = TorchScorer(model)
+    if method == "cskd-compiled":
+        scorer.model = torch.compile(scorer.model)
     # Warm-up (and, for torch.compile, compilation) on a few images, timed apart from the run.
     list(score_files(scorer, image_processor, paths[:32], batch_size, 0, progress=False))
     setup_seconds = time.perf_counter() - start
@@ -169,6 +165,53 @@ def run_ours(
     assert all(result.error is None for result in results)
     stages = stage_times_ours(scorer, image_processor, paths[::4][:64], batch_size or scorer.default_batch_size)
     return {"images": len(results), "seconds": seconds, "setup_seconds": setup_seconds, **stages}
+
+
+def run_portable(
+    method: str, paths: list[Path], model_dir: Path, batch_size: int | None, num_threads: int | None, repeats: int
+):
+    """`cskd score`'s ONNX paths, which run without torch: the default (the graph exported on first use into an
+    empty cache: the setup column; torch is imported for that export only) and the folder's `cskd export` graph."""
+    from cskd_hf.runtime import PortableScorer
+
+    start = time.perf_counter()
+    if method == "cskd-default":
+        from cskd_hf.inference.export import export_to_graph_cache
+
+        os.environ["CSKD_ONNX_CACHE"] = tempfile.mkdtemp()  # an empty cache: the setup time includes the export
+        export_to_graph_cache(model_dir)
+    scorer = PortableScorer.from_pretrained(model_dir, quantized=method.endswith("int8"))
+    list(scorer.score_files(paths[:32], batch_size=batch_size))  # warm-up
+    setup_seconds = time.perf_counter() - start
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results = list(scorer.score_files(paths, batch_size=batch_size, num_threads=num_threads))
+        timings.append(time.perf_counter() - start)
+    assert all(result.error is None for result in results)
+    stages = stage_times_portable(scorer, paths[::4][:64], batch_size or scorer.default_batch_size)
+    return {"images": len(results), "seconds": float(np.median(timings)), "setup_seconds": setup_seconds, **stages}
+
+
+def stage_times_portable(scorer, paths, batch_size) -> dict:
+    """Milliseconds per image of each stage of the torch-free path, one after the other in this process."""
+    from cskd_hf.data.images import open_image
+
+    start = time.perf_counter()
+    images = [open_image(path, draft_size=scorer.spec.draft_size()) for path in paths]
+    decode = time.perf_counter() - start
+    start = time.perf_counter()
+    pixel_values = np.stack([scorer.spec.pixel_values(image) for image in images])
+    preprocess = time.perf_counter() - start
+    start = time.perf_counter()
+    for first in range(0, len(paths), batch_size):
+        scorer(pixel_values[first : first + batch_size])
+    forward = time.perf_counter() - start
+    return {
+        "ms_decode": 1e3 * decode / len(paths),
+        "ms_preprocess": 1e3 * preprocess / len(paths),
+        "ms_forward": 1e3 * forward / len(paths),
+    }
 
 
 def run_pipeline(paths: list[Path], model_dir: Path, batch_size: int | None, num_workers: int | None, repeats: int):
@@ -256,9 +299,10 @@ def run_pyiqa(method: str, paths: list[Path]) -> dict:
 
 def worker(args) -> None:
     """One method in this (fresh) process; prints its measurements as JSON."""
-    import torch
+    if args.worker not in ("cskd-default", "cskd-onnx", "cskd-onnx-int8"):  # the torch-free rows load no torch
+        import torch
 
-    torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     paths = photo_paths(Path(args.folder))
     if args.worker in PYIQA:
         measured = run_pyiqa(args.worker, paths[:: max(1, len(paths) // args.pyiqa_images)][: args.pyiqa_images])
