@@ -1,6 +1,7 @@
 """`cskd_hf.inference.export`: `cskd export`'s ONNX graphs (dynamic batch, int8) equal the PyTorch model on
 real photos and for other backbone families; the graph cache's fingerprint follows the weights."""
 
+import logging
 import shutil
 
 import numpy as np
@@ -43,20 +44,44 @@ def test_int8_graph_quantises_the_matrix_products_and_stays_close(exported_dir, 
     np.testing.assert_allclose(quantized.mean_score, full.mean_score, atol=0.05)
 
 
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 @pytest.mark.parametrize("architecture", ["test_vit", "test_efficientnet"])
-def test_export_parity_for_other_backbone_families(architecture, tmp_path, sample_dir):
+def test_export_parity_for_other_backbone_families(architecture, exporter, tmp_path, sample_dir):
     torch.manual_seed(0)
     config = tiny_config(architecture, initializer_range=0.5)
     model = CSKDForAestheticScoring(config).eval()
     model.save_pretrained(tmp_path)
     processor = CSKDImageProcessor.from_model_config(config)
     processor.save_pretrained(tmp_path)
-    assert main(["export", "--model", str(tmp_path)]) == 0
+    assert main(["export", "--model", str(tmp_path), "--exporter", exporter]) == 0
     pixel_values = processor([open_image(path) for path in sorted(sample_dir.iterdir())[:4]])["pixel_values"]
     expected = TorchScorer(model, channels_last=False)(pixel_values)
     np.testing.assert_allclose(
         OnnxScorer(onnx_path(tmp_path))(pixel_values).probabilities, expected.probabilities, atol=1e-4, rtol=0
     )
+
+
+def test_auto_falls_back_to_torch_exports_exporter(tiny_scorer_dir, sample_dir, tmp_path, monkeypatch, caplog):
+    from cskd_hf.inference import export
+
+    def removed(*args, **kwargs):
+        raise AttributeError("module 'torch.onnx' has no TorchScript exporter")
+
+    monkeypatch.setattr(export, "export_with_torchscript", removed)
+    model, processor = load_scorer(tiny_scorer_dir, device="cpu")
+    with caplog.at_level(logging.INFO, logger="cskd_hf.inference.export"):
+        export.export_scoring_graph(model, tmp_path / "model.onnx")
+    assert "TorchScript exporter failed (AttributeError" in caplog.text and "(torch.export exporter)" in caplog.text
+    pixel_values = processor([open_image(path) for path in sorted(sample_dir.iterdir())[:3]])["pixel_values"]
+    np.testing.assert_allclose(
+        OnnxScorer(tmp_path / "model.onnx")(pixel_values).probabilities,
+        TorchScorer(model, channels_last=False)(pixel_values).probabilities,
+        atol=1e-4,
+    )
+    with pytest.raises(AttributeError, match="no TorchScript exporter"):
+        export.export_scoring_graph(model, tmp_path / "again.onnx", exporter="torchscript")
+    with pytest.raises(ValueError, match="exporter must be one of"):
+        export.export_scoring_graph(model, tmp_path / "again.onnx", exporter="jit")
 
 
 def test_fingerprint_follows_the_weights_not_the_folder(tiny_scorer_dir, tmp_path):
