@@ -53,7 +53,8 @@ def test_fixed_batch_graph_pads_the_last_batch(exported_dir, photos, tmp_path):
     np.testing.assert_allclose(fixed.probabilities, dynamic.probabilities, atol=1e-5)
 
 
-def test_missing_graph_is_a_clear_error(tiny_scorer_dir, photos, capsys):
+def test_missing_graph_is_a_clear_error(tiny_scorer_dir, photos, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CSKD_ONNX_CACHE", str(tmp_path / "empty-cache"))  # nor in the cache other tests filled
     assert main(["score", str(photos), "--model", str(tiny_scorer_dir), "--backend", "onnxruntime"]) == 2
     error = capsys.readouterr().err
     assert "no ONNX graph" in error and "cskd export" in error
