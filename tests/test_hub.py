@@ -1,6 +1,7 @@
 """`cskd_hf.hub`: the model cards (their metadata, the templates shipped with the package, the model-index at
 full precision) and `cskd push`'s upload of exactly the model files (without network)."""
 
+import logging
 from importlib.resources import files
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 from cskd_hf.cli import main
 from cskd_hf.convert import SOURCES, converted_card
 from cskd_hf.hub import model_card, save_card
+from cskd_hf.runtime.graph_cache import source_hashes
+from cskd_hf.runtime.spec import ScoringSpec
 
 
 def measured():
@@ -63,7 +66,7 @@ def test_card_templates_ship_with_the_package_and_render_parseable_metadata(tiny
         assert f"cskd convert {kind} weights.pth" in card.text and source["citation"] in card.text
 
 
-def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeypatch):
+def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeypatch, caplog):
     """Intercepts the upload at huggingface_hub's HfApi: checks the files of the one commit and its arguments."""
     folder = tmp_path / "model"
     model = AutoModelForImageClassification.from_pretrained(tiny_scorer_dir)
@@ -76,6 +79,8 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
     (folder / "onnx").mkdir()
     (folder / "onnx" / "model.onnx").write_bytes(b"an exported graph")
     (folder / "onnx" / "model.onnx.data").write_bytes(b"its external weights")
+    # as `cskd export` leaves it: the spec records the folder's files
+    ScoringSpec.from_model_folder(folder).with_sources(source_hashes(folder)).save(folder / "onnx" / "spec.json")
     # What else a training folder holds, or a user leaves in it: none of it may reach the Hub.
     for secret in (".env", "token", ".huggingface/token", "onnx/token", "logs/events.out.tfevents.1", "train.log"):
         (folder / secret).parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +99,9 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
     def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None, **kwargs):
         files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
         calls["upload_folder"] = {"repo_id": repo_id, "revision": revision, "files": files}
+        if (Path(folder_path) / "onnx" / "spec.json").exists():  # the uploaded spec names the uploaded files
+            spec = ScoringSpec.load(Path(folder_path) / "onnx" / "spec.json")
+            calls["spec_matches_upload"] = spec.source_files == source_hashes(folder_path)
         return "https://huggingface.co/me/tiny/commit/abc"
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
@@ -115,8 +123,19 @@ def test_push_uploads_exactly_the_model_files(tiny_scorer_dir, tmp_path, monkeyp
         "modeling_cskd.py",
         "onnx/model.onnx",
         "onnx/model.onnx.data",
+        "onnx/spec.json",
         "preprocessor_config.json",
     ]
+    assert calls["spec_matches_upload"]
+
+    # A graph exported before the weights changed (or by an older cskd-hf, without a spec) stays home.
+    ScoringSpec.from_model_folder(folder).with_sources({"model.safetensors": "earlier weights"}).save(
+        folder / "onnx" / "spec.json"
+    )
+    with caplog.at_level(logging.WARNING, logger="cskd_hf.hub"):
+        assert main(args) == 0
+    assert not any(name.startswith("onnx/") for name in calls["upload_folder"]["files"])
+    assert "not uploaded: its graphs were not exported from the folder's current files" in caplog.text
 
 
 def test_model_index_holds_the_measured_metrics_at_full_precision(tiny_scorer_dir, tmp_path):

@@ -10,6 +10,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from .metrics import metric_scale
+from .runtime.graph_cache import source_hashes
+from .runtime.spec import SPEC_FILE, ScoringSpec
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,26 @@ def save_card(card: ModelCard, out_dir: str | os.PathLike) -> None:
     card.save(Path(out_dir) / "README.md")
 
 
+def stage_graphs(model_dir: Path, staging: Path) -> None:
+    """Copy the graphs of `cskd export` (and their external weights) into the staging folder with their spec, whose
+    hashes are then the staged files', so that `cskd score` runs them without torch. By name, so that nothing else a
+    user keeps in `onnx/` (a token, a log) goes with them; and only graphs whose spec says they were exported from the
+    folder's current files: a stale graph on the Hub would score every user's photos with other weights."""
+    graph = model_dir / "onnx" / "model.onnx"
+    if not graph.is_file():
+        return
+    spec_path = graph.parent / SPEC_FILE
+    if not spec_path.is_file() or ScoringSpec.load(spec_path).source_files != source_hashes(model_dir):
+        logger.warning(f"{graph.parent} not uploaded: its graphs were not exported from the folder's current files "
+                       "(or by an older cskd-hf); run `cskd export` again to include them")  # fmt: skip
+        return
+    (staging / "onnx").mkdir(exist_ok=True)
+    for pattern in ONNX_FILES:
+        for path in sorted(graph.parent.glob(pattern)):
+            shutil.copy2(path, staging / "onnx")
+    ScoringSpec.load(spec_path).with_sources(source_hashes(staging)).save(staging / "onnx" / SPEC_FILE)
+
+
 def push_to_hub(
     model_dir: str | os.PathLike,
     repo_id: str,
@@ -164,12 +186,7 @@ def push_to_hub(
         for path in model_dir.iterdir():
             if path.is_file() and (path.name in EXTRA_FILES or path.suffix == ".png"):
                 shutil.copy2(path, staging)
-        # Graphs from `cskd export` (and their external weights), for `cskd score --backend onnxruntime`: by name,
-        # so that nothing else a user keeps in the folder (a token, a log) goes with them.
-        for pattern in ONNX_FILES:
-            for path in sorted((model_dir / "onnx").glob(pattern)):
-                (Path(staging) / "onnx").mkdir(exist_ok=True)
-                shutil.copy2(path, Path(staging) / "onnx")
+        stage_graphs(model_dir, Path(staging))
         if not (Path(staging) / "README.md").exists():
             title = f"CSKD aesthetics model ({model.config.architecture})"
             save_card(model_card(model.config, title, "A CSKD image aesthetics model."), staging)

@@ -80,6 +80,17 @@ def test_auto_falls_back_to_torch_exports_exporter(tiny_scorer_dir, sample_dir, 
     )
     with pytest.raises(AttributeError, match="no TorchScript exporter"):
         export.export_scoring_graph(model, tmp_path / "again.onnx", exporter="torchscript")
+    # A graph that does not compute what the model computes (tracing baked something in) is not kept.
+    monkeypatch.undo()
+
+    def wrong_graph(*args, **kwargs):
+        raise ValueError("the exported graph's probabilities differ from the model's by 0.3")
+
+    monkeypatch.setattr(export, "check_graph", wrong_graph)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="cskd_hf.inference.export"):
+        export.export_scoring_graph(model, tmp_path / "checked.onnx")
+    assert "TorchScript exporter failed (ValueError: the exported graph's probabilities differ" in caplog.text
     with pytest.raises(ValueError, match="exporter must be one of"):
         export.export_scoring_graph(model, tmp_path / "again.onnx", exporter="jit")
 

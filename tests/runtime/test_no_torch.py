@@ -2,12 +2,27 @@
 and scores a folder with an exported model, and says what to install for the rest."""
 
 import csv
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import UNREADABLE
+
+
+def torch_extra_modules() -> set[str]:
+    """The modules of setup.cfg's `torch` extra: what `pip install cskd-hf` does not install."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+    lines = [line.strip() for line in config["options.extras_require"]["torch"].splitlines()]
+    names = {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower() for line in lines if line and line[0] != "#"}
+    return {{"pyyaml": "yaml"}.get(name, name.replace("-", "_")) for name in names}
+
 
 # Run `cskd` where those packages cannot be imported, as after `pip install cskd-hf` without the torch extra.
 WITHOUT_TORCH = """
@@ -15,7 +30,7 @@ import importlib.abc, sys
 
 class NotInstalled(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "torchvision", "timm", "transformers"}:
+        if name.split(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 sys.meta_path.insert(0, NotInstalled())
@@ -24,16 +39,22 @@ try:
     code = main(sys.argv[1:])
 except SystemExit as exit:  # --help, --version
     code = exit.code
-loaded = sorted(name for name in ("torch", "timm", "transformers") if name in sys.modules)
+loaded = sorted(name for name in BLOCKED if name in sys.modules)
 print("loaded:", ",".join(loaded) or "none", file=sys.stderr)
 sys.exit(code)
 """
 
 
 def cskd_without_torch(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", WITHOUT_TORCH, *map(str, args)], capture_output=True, text=True, timeout=120
+    code = f"BLOCKED = {sorted(torch_extra_modules())!r}\n" + WITHOUT_TORCH
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_blocked_modules_are_the_torch_extras():
+    assert {"torch", "torchvision", "timm", "transformers", "accelerate", "datasets", "scipy", "yaml"} <= (
+        torch_extra_modules()
     )
+    assert not {"numpy", "PIL", "onnxruntime", "huggingface_hub"} & torch_extra_modules()
 
 
 def test_help_and_scoring_an_exported_model_need_no_torch(exported_model, photos, tmp_path):
@@ -58,6 +79,20 @@ def test_the_web_page_of_an_exported_model_needs_no_torch(exported_model, tmp_pa
     written = {path.name for path in (tmp_path / "site").iterdir()}
     assert {"index.html", "app.js", "model.onnx", "spec.json", "README.md", *RUNTIME_FILES} <= written
     assert (tmp_path / "site" / "model.onnx").read_bytes() == (exported_model / "onnx" / "model.onnx").read_bytes()
+
+
+def test_a_graph_in_the_cache_alone_scores_without_torch(tiny_scorer_dir, sample_dir, tmp_path, monkeypatch):
+    from cskd_hf.cli import main
+
+    model_dir = tmp_path / "model"  # no onnx/: the graph is the cache's
+    shutil.copytree(tiny_scorer_dir, model_dir)
+    monkeypatch.setenv("CSKD_ONNX_CACHE", str(tmp_path / "cache"))
+    assert main(["score", str(sample_dir), "--model", str(model_dir), "--no-progress"]) == 0  # exports, with torch
+    assert not (model_dir / "onnx").exists()
+    for backend in ("auto", "onnxruntime"):
+        result = cskd_without_torch("score", sample_dir, "--model", model_dir, "--backend", backend)
+        assert result.returncode == 0 and "loaded: none" in result.stderr, result.stderr
+        assert len(result.stdout.splitlines()) == 1 + len(list(sample_dir.iterdir()))
 
 
 def test_what_needs_torch_says_which_extra_to_install(tiny_scorer_dir, photos, tmp_path, monkeypatch):

@@ -1,7 +1,5 @@
 """`cskd_hf.runtime`: the torch-free scorer against the PyTorch model, and finding a folder's graph by its files."""
 
-import json
-import logging
 import os
 import shutil
 
@@ -12,9 +10,7 @@ from PIL import Image
 from cskd_hf.cli import main
 from cskd_hf.data.images import open_image
 from cskd_hf.inference.scoring import load_scorer, score_files
-from cskd_hf.runtime import PortableScorer, ScoringSpec, find_graph
-from cskd_hf.runtime.graph_cache import graph_cache_key, source_hashes
-from cskd_hf.runtime.scoring import GraphNotFoundError
+from cskd_hf.runtime import PortableScorer
 from tests.helpers import AWKWARD_FILES, UNREADABLE
 
 
@@ -54,59 +50,23 @@ def test_a_fixed_batch_graph_and_batch_sizes_give_the_same_scores(exported_model
     np.testing.assert_allclose(padded, one, atol=1e-5)
 
 
-def test_the_graph_is_found_by_the_folders_files_and_never_stale(tiny_scorer_dir, tmp_path, monkeypatch, caplog):
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("CSKD_ONNX_CACHE", str(cache))
-    model_dir = tmp_path / "model"
-    shutil.copytree(tiny_scorer_dir, model_dir)
-    with pytest.raises(GraphNotFoundError, match="no ONNX graph"):
-        PortableScorer.from_pretrained(model_dir)
-
-    assert main(["score", str(tmp_path / "model"), "--model", str(model_dir)]) == 1  # no images: exports, scores 0
-    graph = find_graph(model_dir)
-    assert graph.path.parent == cache / graph_cache_key(source_hashes(model_dir))
-    assert graph.spec.source_files == source_hashes(model_dir)
-
-    # Another bin layout (config.json) is another model: the cached graph is not used for it.
-    config = json.loads((model_dir / "config.json").read_text())
-    config["bin_scores"] = [score / 2 for score in config["bin_scores"]]
-    (model_dir / "config.json").write_text(json.dumps(config))
-    assert find_graph(model_dir) is None
-
-    # A folder's own graph exported before its files changed is stale: skipped, with a warning.
-    assert main(["export", "--model", str(model_dir)]) == 0
-    assert find_graph(model_dir).path == model_dir / "onnx" / "model.onnx"
-    assert find_graph(model_dir).spec.bin_scores == tuple(config["bin_scores"])
-    processor = json.loads((model_dir / "preprocessor_config.json").read_text())
-    (model_dir / "preprocessor_config.json").write_text(json.dumps({**processor, "interpolation": "bicubic"}))
-    with caplog.at_level(logging.WARNING, logger="cskd_hf.runtime.graph_cache"):
-        assert find_graph(model_dir) is None
-    assert "exported from other weights or settings" in caplog.text
+def test_the_command_line_decodes_in_its_own_thread_and_refuses_empty_batches(exported_model, sample_dir, tmp_path):
+    output = tmp_path / "scores.csv"
+    command = ["score", str(sample_dir), "--model", str(exported_model), "--no-progress", "-o", str(output)]
+    assert main([*command, "--num-workers", "0", "--batch-size", "3"]) == 0
+    expected = [r.score for r in PortableScorer.from_pretrained(exported_model).score_files([sample_dir])]
+    rows = output.read_text().splitlines()[1:]
+    np.testing.assert_allclose([float(row.split(",")[1]) for row in rows], expected, atol=1e-5)
+    assert main([*command, "--batch-size", "0"]) == 2
 
 
-def test_a_files_hash_is_cached_by_path_size_and_mtime(tiny_scorer_dir, tmp_path):
-    cache = tmp_path / "cache"
-    model_dir = tmp_path / "model"
-    shutil.copytree(tiny_scorer_dir, model_dir)
-    hashes = source_hashes(model_dir, cache)
-    assert set(hashes) == {"config.json", "preprocessor_config.json", "model.safetensors"}
-    (record,) = [
-        path
-        for path in (cache / "file-hashes").iterdir()
-        if "model.safetensors" in json.loads(path.read_text())["path"]
-    ]
-    # The record is what is read while the file is unchanged (no re-hashing) ...
-    record.write_text(json.dumps({**json.loads(record.read_text()), "sha256": "recorded"}))
-    assert source_hashes(model_dir, cache)["model.safetensors"] == "recorded"
-    # ... and a file written again (another mtime) is hashed again.
-    weights = model_dir / "model.safetensors"
-    stat = weights.stat()
-    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    assert source_hashes(model_dir, cache)["model.safetensors"] == hashes["model.safetensors"]
-    record.write_text("{damaged")
-    assert source_hashes(model_dir, cache)["model.safetensors"] == hashes["model.safetensors"]
+def test_a_gpu_asked_for_by_name_runs_the_pytorch_model():
+    from argparse import Namespace
 
+    from cskd_hf.cli.score import uses_torch
 
-def test_the_exported_spec_is_the_folders(exported_model):
-    spec = ScoringSpec.load(exported_model / "onnx" / "spec.json")
-    assert spec == ScoringSpec.from_model_folder(exported_model).with_sources(source_hashes(exported_model))
+    assert uses_torch(Namespace(backend="auto", device="cuda:1"))
+    assert uses_torch(Namespace(backend="torch", device="cpu"))
+    assert not uses_torch(Namespace(backend="auto", device="cpu"))
+    assert not uses_torch(Namespace(backend="auto", device="auto"))
+    assert not uses_torch(Namespace(backend="onnxruntime", device="cuda"))  # the graph, as asked

@@ -1,6 +1,8 @@
 """The scoring spec reproduces `CSKDImageProcessor`: for the recipe's processors and every converter's, on photos of
 several sizes and modes, from a saved folder as from the objects, and through its JSON file."""
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -101,6 +103,25 @@ def test_a_saved_folder_gives_the_same_spec_and_the_json_round_trips(tiny_scorer
     config = AutoConfig.from_pretrained(tiny_scorer_dir)
     assert spec == spec_of(config, AutoImageProcessor.from_pretrained(tiny_scorer_dir))
     assert ScoringSpec.load(spec.save(tmp_path / "spec.json")) == spec
+
+
+def test_nearest_on_tensors_is_refused_where_pil_would_sample_other_pixels(tiny_scorer_dir, sample_dir, tmp_path):
+    config = tiny_config()
+    for resize_input in ("uint8", "float"):
+        processor = CSKDImageProcessor.from_model_config(config, interpolation="nearest", resize_input=resize_input)
+        with pytest.raises(ValueError, match="nearest interpolation of uint8 or float pixels"):
+            spec_of(config, processor)
+    pil = CSKDImageProcessor.from_model_config(config, interpolation="nearest", resize_input="pil")
+    image = open_image(sorted(sample_dir.glob("*.jpg"))[0])
+    np.testing.assert_array_equal(spec_of(config, pil).pixel_values(image), pil(image)["pixel_values"][0].numpy())
+    # `cskd export` says so before exporting anything.
+    from cskd_hf.cli import main
+
+    model_dir = tmp_path / "nearest"
+    shutil.copytree(tiny_scorer_dir, model_dir)
+    CSKDImageProcessor.from_model_config(config, interpolation="nearest").save_pretrained(model_dir)
+    assert main(["export", "--model", str(model_dir)]) == 2
+    assert not (model_dir / "onnx").exists()
 
 
 def test_a_bad_spec_file_is_named(tmp_path):

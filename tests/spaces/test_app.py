@@ -273,6 +273,16 @@ def test_a_visitor_can_score_on_their_device(server, models, sample_dir):
     assert result["score"] == pytest.approx(expected["score"], abs=0.02)
 
 
+def test_the_space_installs_what_it_imports():
+    """A Space installs spaces/requirements.txt only: cskd-hf must come with the extra that brings torch and
+    transformers (`pip install cskd-hf` alone is the torch-free runtime)."""
+    requirements = (REPO / "spaces" / "requirements.txt").read_text().splitlines()
+    assert "cskd-hf[torch]" in requirements
+    app = (REPO / "spaces" / "app.py").read_text()
+    assert "from transformers import pipeline" in app and "import gradio" in app
+    assert any(line.startswith("gradio==") for line in requirements)
+
+
 def test_examples_travel_with_the_space():
     app = load_app()
     assert [path.name for path in app.EXAMPLES] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]

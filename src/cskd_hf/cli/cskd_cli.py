@@ -5,6 +5,7 @@ command imports what it needs when it runs), so `cskd --help` is quick.
 """
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -73,14 +74,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if not is_user_error(error):
             raise
-        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in TORCH_EXTRA:
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in torch_extra_modules():
             error = f"this needs {error.name}, which comes with the torch extra: pip install 'cskd-hf[torch]'"
         print(f"cskd {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
-# What a torch-free install (`pip install cskd-hf`) lacks; `cskd score` with an exported graph needs none of it.
-TORCH_EXTRA = {"torch", "torchvision", "timm", "transformers", "accelerate", "datasets", "evaluate", "scipy"}
+# Distributions whose module has another name.
+MODULE_NAMES = {"pyyaml": "yaml"}
+
+
+def torch_extra_modules() -> set[str]:
+    """The modules of the `torch` extra, which a torch-free install (`pip install cskd-hf`) lacks, read from the
+    installed package's metadata; `cskd score` with an exported graph needs none of them."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("cskd-hf") or []
+    except metadata.PackageNotFoundError:
+        return set()
+    names = (re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower() for requirement in requirements
+             if re.search(r"extra\s*==\s*['\"]torch['\"]", requirement))  # fmt: skip
+    return {MODULE_NAMES.get(name, name.replace("-", "_")) for name in names}
 
 
 def is_user_error(error: Exception) -> bool:

@@ -2,6 +2,7 @@
 the browser."""
 
 import argparse
+from pathlib import Path
 
 
 def export_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -44,18 +45,40 @@ def export_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Ar
 
 def export_command(args: argparse.Namespace) -> int:
     if args.web:
-        from ..runtime.graph_cache import find_graph
-        from ..runtime.web import write_web_page
+        from ..runtime.web import check_web_runtime, write_web_page
 
-        graph = find_graph(args.model)
-        if graph is None or args.batch_size or args.quantize or args.exporter != "auto":
-            export_graph(args)
-            graph = find_graph(args.model)
-        page = write_web_page(graph, args.web, title=args.title, model=str(args.model))
+        if args.batch_size:
+            raise ValueError("--web: the page scores any number of photos at once; leave out --batch-size")
+        check_web_runtime()  # before a possibly long export
+        page = write_web_page(web_graph(args), args.web, title=args.title, model=str(args.model))
         print(f"wrote {page.parent}: serve it with `python -m http.server -d {page.parent}` and open the page")
         return 0
     print("wrote " + ", ".join(map(str, export_graph(args))))
     return 0
+
+
+def web_graph(args: argparse.Namespace):
+    """The graph for the page: the folder's or the cached one when it is up to date and takes any batch size (no
+    torch needed then), else a new export, into the folder (or the cache, for a Hub id or a fixed-batch folder
+    graph)."""
+    from ..runtime.graph_cache import ONNX_FILE, ExportedGraph, find_graph
+    from ..runtime.scoring import OnnxSession, resolve_model_folder
+    from ..runtime.spec import SPEC_FILE, ScoringSpec
+
+    model_dir = resolve_model_folder(args.model)
+    graph = find_graph(model_dir)
+    options_asked = args.quantize or args.exporter != "auto" or args.opset != 18
+    if graph is not None and not options_asked and OnnxSession(graph.path).fixed_batch_size is None:
+        return graph
+    if options_asked and Path(args.model).is_dir():
+        export_graph(args)
+        graph = find_graph(model_dir)
+        if OnnxSession(graph.path).fixed_batch_size is None:
+            return graph
+    from ..inference.export import export_to_graph_cache
+
+    cached = export_to_graph_cache(model_dir)
+    return ExportedGraph(cached / ONNX_FILE, ScoringSpec.load(cached / SPEC_FILE))
 
 
 def export_graph(args: argparse.Namespace) -> list:

@@ -10,9 +10,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-if TYPE_CHECKING:  # for annotations only: both modules load torch
+if TYPE_CHECKING:  # for annotations only: zero_shot loads torch
     from ..baselines.zero_shot import ScoreMap
-    from ..inference.scoring import ScoreResult
+    from ..runtime.scoring import ScoreResult
 
 OUTPUT_FORMATS = ("csv", "jsonl")
 

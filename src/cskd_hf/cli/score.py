@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import shutil
 import sys
 
 from .results import OUTPUT_FORMATS, count_results, open_output, output_format, write_results
@@ -35,7 +36,12 @@ def score_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     parser.add_argument(
         "--batch-size", type=int, help="images per forward pass; default: 16 (torch, CPU), 32 (onnxruntime), 64 (GPU)"
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (torch backend)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, cuda:1, mps, or auto; a GPU named here runs the PyTorch model (with --backend auto), cpu "
+        "keeps ONNX Runtime on the CPU",
+    )
     parser.add_argument(
         "--num-workers",
         type=int,
@@ -69,16 +75,17 @@ def score_command(args: argparse.Namespace) -> int:
 
     paths = find_images(args.paths)
     fmt = output_format(args.output, args.format)
-    model_dir = resolve_model_folder(args.model)
-    portable = None if args.backend == "torch" else portable_scorer(model_dir, args)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    portable = None if uses_torch(args) else portable_scorer(resolve_model_folder(args.model), args)
     if portable is None:
-        bin_scores, results = torch_results(model_dir, paths, args)  # loads the model; scores as rows are written
+        bin_scores, results = torch_results(args.model, paths, args)  # loads the model; scores as rows are written
     else:
         bin_scores = portable.spec.bin_scores
     with open_output(args.output) as stream:  # an unwritable output fails before any image is read
         if portable is not None:
             results = portable.score_files(
-                paths, batch_size=args.batch_size, num_threads=args.num_workers or None, draft=not args.no_draft,
+                paths, batch_size=args.batch_size, num_threads=args.num_workers, draft=not args.no_draft,
                 progress=not args.no_progress,
             )  # fmt: skip
         bin_labels = [f"{score:g}" for score in bin_scores]  # not `id2label`: a scalar model has one label
@@ -88,18 +95,24 @@ def score_command(args: argparse.Namespace) -> int:
     return 0 if scored > 0 else 1
 
 
+def uses_torch(args: argparse.Namespace) -> bool:
+    """`--backend torch`, or `auto` with a GPU asked for by name: the PyTorch model runs, whatever graph exists."""
+    return args.backend == "torch" or (args.backend == "auto" and args.device not in ("auto", "cpu"))
+
+
 def portable_scorer(model_dir, args: argparse.Namespace):
     """The torch-free scorer of the folder's graph or the cached one, exported first when `auto` may; None for the
     PyTorch path."""
     from ..runtime.scoring import GraphNotFoundError, PortableScorer
 
+    providers = ["CPUExecutionProvider"] if args.device == "cpu" else None
     try:
-        return PortableScorer.from_pretrained(model_dir, quantized=args.quantized)
+        return PortableScorer.from_pretrained(
+            model_dir, quantized=args.quantized, providers=providers, trust_unverified=args.backend == "onnxruntime"
+        )
     except GraphNotFoundError:
         if args.backend == "onnxruntime" or args.quantized:
             raise
-    if args.device not in ("auto", "cpu"):
-        return None
     try:
         import torch
     except ImportError as error:
@@ -113,18 +126,24 @@ def portable_scorer(model_dir, args: argparse.Namespace):
 
     model = load_scoring_model(model_dir)  # a damaged folder is named here, not taken for an export failure
     try:
-        export_to_graph_cache(model_dir, model=model)
+        cached = export_to_graph_cache(model_dir, model=model)
     except Exception as error:  # any export failure (an operator ONNX lacks, ...) leaves the PyTorch path
         logger.warning(f"scoring with PyTorch: exporting the model to ONNX failed ({type(error).__name__}: {error})")
         return None
-    return PortableScorer.from_pretrained(model_dir)
+    try:
+        return PortableScorer.from_pretrained(model_dir, providers=providers)
+    except Exception as error:  # a graph ONNX Runtime cannot load: not kept, so that the next run does not fail too
+        logger.warning(f"scoring with PyTorch: ONNX Runtime cannot run the exported graph ({type(error).__name__}: "
+                       f"{error})")  # fmt: skip
+        shutil.rmtree(cached, ignore_errors=True)
+        return None
 
 
-def torch_results(model_dir, paths, args: argparse.Namespace):
+def torch_results(model_name_or_path, paths, args: argparse.Namespace):
     """The bin scores and the results of the PyTorch model."""
     from ..inference.scoring import TorchScorer, load_scorer, score_files
 
-    model, image_processor = load_scorer(model_dir, device=args.device)
+    model, image_processor = load_scorer(model_name_or_path, device=args.device)
     results = score_files(
         TorchScorer(model), image_processor, paths, batch_size=args.batch_size, num_workers=args.num_workers,
         progress=not args.no_progress, draft=not args.no_draft,

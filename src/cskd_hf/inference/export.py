@@ -72,13 +72,18 @@ def export_onnx(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    spec = ScoringSpec.from_model_folder(model_dir)  # a processor the spec cannot express fails before the export
     model = load_scoring_model(model_dir)
     path = onnx_path(model_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = [export_scoring_graph(model, path, opset, dynamic_batch, batch_size, exporter)]
+    quantized = onnx_path(model_dir, quantized=True)
     if quantize:
-        written.append(quantize_onnx(path, onnx_path(model_dir, quantized=True)))
-    written.append(write_spec(model_dir, path.parent / SPEC_FILE))
+        written.append(quantize_onnx(path, quantized))
+    elif quantized.exists():  # an int8 copy of earlier weights would pass for this export's
+        quantized.unlink()
+        logger.info("removed %s, quantised from an earlier export (export with --quantize for a new one)", quantized)
+    written.append(spec.with_sources(source_hashes(model_dir)).save(path.parent / SPEC_FILE))
     return written
 
 
@@ -120,6 +125,8 @@ def export_scoring_graph(
     if exporter != "dynamo":
         try:
             export_with_torchscript(graph, example, path, opset, dynamic_batch)
+            # Tracing can bake a shape or a branch into the graph: check it on another batch before trusting it.
+            check_graph(graph, path, batch_size=3 if dynamic_batch else batch_size)
             logger.info("wrote %s (TorchScript exporter)", path)
             return Path(path)
         except Exception as error:  # an operator without a TorchScript symbolic, or an exporter torch removed
@@ -141,6 +148,20 @@ def export_scoring_graph(
     program.save(str(path))
     logger.info("wrote %s (torch.export exporter)", path)
     return Path(path)
+
+
+def check_graph(graph: nn.Module, path: str | os.PathLike, batch_size: int, atol: float = 1e-3) -> None:
+    """Raises ValueError when the exported graph's probabilities differ from the model's on a random batch."""
+    from ..runtime.scoring import OnnxSession
+
+    size = graph.model.config.image_size
+    pixel_values = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = graph(pixel_values)[0].numpy()
+    actual = OnnxSession(path, providers=["CPUExecutionProvider"]).run(pixel_values.numpy())[0]
+    difference = float(abs(actual - expected).max())
+    if difference > atol:
+        raise ValueError(f"the exported graph's probabilities differ from the model's by {difference:.2g}")
 
 
 def export_with_torchscript(
@@ -188,6 +209,7 @@ def export_to_graph_cache(
     `cskd_hf.runtime.graph_cache`), unless they are there already; the folder of the two. `model`: the folder's
     model, already loaded."""
     folder = cached_graph_dir(model_dir, cache_dir)
+    ScoringSpec.from_model_folder(model_dir)  # a processor the spec cannot express fails before the export
     if not (folder / ONNX_FILE).is_file():
         export_atomically(model if model is not None else load_scoring_model(model_dir), folder / ONNX_FILE)
     if not (folder / SPEC_FILE).is_file():

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,24 +64,35 @@ def defining_files(model_dir: str | os.PathLike) -> list[Path]:
     return files + weights
 
 
+# A record written less than this after its file's last change is not trusted: a same-size rewrite within the
+# file system's mtime granularity (seconds on some) would keep the mtime (git's "racy clean" rule).
+RACY_SECONDS = 2
+
+
 def file_sha256(path: Path, cache_dir: Path) -> str:
-    """The SHA-256 of a file, read from `cache_dir/file-hashes/` while its path, size and mtime are unchanged."""
+    """The SHA-256 of a file, read from `cache_dir/file-hashes/` while its path, size, inode and times stay the
+    same."""
     stat = path.stat()
     resolved = str(path.resolve())
     record = cache_dir / "file-hashes" / (hashlib.sha256(resolved.encode()).hexdigest()[:32] + ".json")
-    identity = {"path": resolved, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    identity = {
+        "path": resolved, "size": stat.st_size, "inode": stat.st_ino, "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+    }  # fmt: skip
     try:
         cached = json.loads(record.read_text())
-        if {key: cached.get(key) for key in identity} == identity:
+        settled = cached["hashed_at_ns"] - stat.st_mtime_ns > RACY_SECONDS * 1_000_000_000
+        if settled and {key: cached.get(key) for key in identity} == identity:
             return cached["sha256"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no record, or a damaged one: hash again
+    hashed_at = time.time_ns()
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     try:
-        write_atomically(record, json.dumps({**identity, "sha256": digest.hexdigest()}))
+        write_atomically(record, json.dumps({**identity, "hashed_at_ns": hashed_at, "sha256": digest.hexdigest()}))
     except OSError as error:  # a read-only cache still scores, it hashes every time
         logger.debug("could not record the hash of %s: %s", path, error)
     return digest.hexdigest()
@@ -104,26 +116,39 @@ def cached_graph_dir(model_dir: str | os.PathLike, cache_dir: str | os.PathLike 
 
 
 def find_graph(
-    model_dir: str | os.PathLike, quantized: bool = False, cache_dir: str | os.PathLike | None = None
+    model_dir: str | os.PathLike,
+    quantized: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    trust_unverified: bool = False,
 ) -> ExportedGraph | None:
     """The exported graph of a model folder, or None: the folder's own (`cskd export`) first, then the cache's.
 
     A folder graph whose spec records other source files than the folder holds now (the model was saved again
-    after exporting) is stale: it is skipped with a warning. A folder graph without a spec (exported by an older
-    cskd-hf) is run with the spec of the folder's JSON files.
+    after exporting) is stale: skipped with a warning. So is, unless `trust_unverified`, a folder graph without a
+    spec (exported by an older cskd-hf), which nothing ties to the weights; trusted, it runs with the spec of the
+    folder's JSON files. A folder of a graph and its spec only (no weights to check them against, as
+    `cskd export --web` writes, or `onnx/` alone) is taken as it is.
     """
     model_dir = Path(model_dir)
+    own = onnx_path(model_dir, quantized)
+    for graph_only in (model_dir, own.parent):
+        graph_file = graph_only / own.name
+        if graph_file.is_file() and (graph_only / SPEC_FILE).is_file() and not (model_dir / "config.json").exists():
+            return ExportedGraph(graph_file, ScoringSpec.load(graph_only / SPEC_FILE))
     cache_dir = Path(cache_dir or default_graph_cache())
     hashes = source_hashes(model_dir, cache_dir)
-    own = onnx_path(model_dir, quantized)
     if own.is_file():
         spec_path = own.parent / SPEC_FILE
         if not spec_path.is_file():
-            return ExportedGraph(own, ScoringSpec.from_model_folder(model_dir))
-        spec = ScoringSpec.load(spec_path)
-        if spec.source_files == hashes:
-            return ExportedGraph(own, spec)
-        logger.warning(f"{own} was exported from other weights or settings than the folder holds now: not used")
+            if trust_unverified:
+                return ExportedGraph(own, ScoringSpec.from_model_folder(model_dir))
+            logger.warning(f"{own} has no {SPEC_FILE} to say which weights it was exported from: not used; run "
+                           "`cskd export` again (or score with --backend onnxruntime to use it as it is)")  # fmt: skip
+        else:
+            spec = ScoringSpec.load(spec_path)
+            if spec.source_files == hashes:
+                return ExportedGraph(own, spec)
+            logger.warning(f"{own} was exported from other weights or settings than the folder holds now: not used")
     if quantized:
         return None  # the cache holds float graphs only
     cached = cache_dir / graph_cache_key(hashes)

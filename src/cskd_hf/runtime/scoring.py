@@ -73,6 +73,8 @@ class OnnxSession:
         """`probabilities (N, d)`, `mean_score (N,)`, `std_score (N,)` for float32 `pixel_values (N, 3, S, S)`."""
         pixels = np.ascontiguousarray(pixel_values, dtype=np.float32)
         count = len(pixels)
+        if count == 0:
+            raise ValueError("no images to score: pixel_values holds an empty batch")
         step = self.fixed_batch_size or max(count, 1)
         outputs = []
         for start in range(0, count, step):
@@ -93,10 +95,10 @@ class PortableScorer:
 
     default_batch_size = 32  # faster than 16 or 64 on CPU (benchmarks/score_throughput.py)
 
-    def __init__(self, graph: ExportedGraph, num_threads: int | None = None):
+    def __init__(self, graph: ExportedGraph, num_threads: int | None = None, providers: Sequence[str] | None = None):
         self.spec: ScoringSpec = graph.spec
         self.graph_path = graph.path
-        self.session = OnnxSession(graph.path, num_threads=num_threads)
+        self.session = OnnxSession(graph.path, providers=providers, num_threads=num_threads)
 
     @classmethod
     def from_pretrained(
@@ -105,20 +107,27 @@ class PortableScorer:
         quantized: bool = False,
         cache_dir: str | os.PathLike | None = None,
         num_threads: int | None = None,
+        providers: Sequence[str] | None = None,
+        trust_unverified: bool = False,
     ) -> "PortableScorer":
-        """The graph of a model folder or Hub repository (its `onnx/` subfolder, else the graph cache).
+        """The graph of a model folder or Hub repository (its `onnx/` subfolder, else the graph cache), or of a
+        folder holding only a graph and its spec (`cskd export --web`'s).
+
+        Args:
+            providers: ONNX Runtime's execution providers; default: CUDA when available, else the CPU.
+            trust_unverified: also run a folder graph that has no spec to tie it to the weights (see `find_graph`).
 
         Raises:
             GraphNotFoundError: neither holds a graph; `cskd export` (or one `cskd score` with torch) writes it.
         """
         model_dir = resolve_model_folder(model_name_or_path)
-        graph = find_graph(model_dir, quantized=quantized, cache_dir=cache_dir)
+        graph = find_graph(model_dir, quantized=quantized, cache_dir=cache_dir, trust_unverified=trust_unverified)
         if graph is None:
             raise GraphNotFoundError(
                 f"{model_name_or_path}: no ONNX graph in {Path(model_dir) / 'onnx'} or the graph cache; write it "
                 "once with torch installed (`pip install cskd-hf[torch]`, then `cskd export --model ...`)"
             )
-        return cls(graph, num_threads=num_threads)
+        return cls(graph, num_threads=num_threads, providers=providers)
 
     def __call__(self, pixel_values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.session.run(pixel_values)
@@ -150,11 +159,11 @@ class PortableScorer:
 
         Args:
             batch_size: images per run of the graph (default 32).
-            num_threads: decoding threads (default: one per core, up to 8).
+            num_threads: decoding threads (default: one per core, up to 8); 0 decodes in this thread.
             draft: let large JPEGs decode at a reduced size (see `ScoringSpec.draft_size`).
         """
         paths = [str(path) for path in find_images(inputs)]
-        batch_size = batch_size or self.default_batch_size
+        batch_size = self.default_batch_size if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         draft_size = self.spec.draft_size(draft)
@@ -167,7 +176,14 @@ class PortableScorer:
 
         from tqdm.auto import tqdm
 
-        workers = num_threads or min(8, os.cpu_count() or 1)
+        workers = min(8, os.cpu_count() or 1) if num_threads is None else num_threads
+        if workers == 0:
+            with tqdm(total=len(paths), unit="img", disable=not progress) as bar:
+                for start in range(0, len(paths), batch_size):
+                    batch = paths[start : start + batch_size]
+                    yield from self._score_batch(batch, [load(path) for path in batch])
+                    bar.update(len(batch))
+            return
         with ThreadPoolExecutor(workers) as pool, tqdm(total=len(paths), unit="img", disable=not progress) as bar:
             # Decoding runs a few batches ahead of the graph, never the whole folder (memory).
             pending = [pool.submit(load, path) for path in paths[: 4 * batch_size]]
@@ -199,7 +215,7 @@ def resolve_model_folder(model_name_or_path: str | os.PathLike) -> Path:
         return Path(model_name_or_path)
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "onnx/*"]
+    patterns = ["*.json", "*.safetensors", "*.bin", "onnx/*"]
     return Path(snapshot_download(str(model_name_or_path), allow_patterns=patterns))
 
 

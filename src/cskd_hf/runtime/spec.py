@@ -70,6 +70,16 @@ class ScoringSpec:
             raise ValueError(f"spec: resize_input must be 'uint8', 'float' or 'pil', got {self.resize_input!r}")
         if self.interpolation not in PIL_INTERPOLATIONS:
             raise ValueError(f"spec: interpolation must be one of {sorted(PIL_INTERPOLATIONS)}")
+        if self.interpolation == "nearest" and self.resize_input != "pil":
+            # torchvision samples tensors at floor(i * in / out), PIL at the pixels' centres: other pixels.
+            raise ValueError(
+                "spec: nearest interpolation of uint8 or float pixels (torchvision's) is not PIL's, which the spec "
+                "follows; use resize_input='pil' or another interpolation"
+            )
+        if len(self.image_mean) != 3 or len(self.image_std) != 3:
+            raise ValueError("spec: image_mean and image_std need one value per RGB channel")
+        if self.score_head not in ("distribution", "scalar"):
+            raise ValueError(f"spec: score_head must be 'distribution' or 'scalar', got {self.score_head!r}")
         if not 0 < self.image_size <= self.resize_size:
             raise ValueError(f"spec: need 0 < image_size ({self.image_size}) <= resize_size ({self.resize_size})")
 
@@ -160,7 +170,7 @@ class ScoringSpec:
             channels = np.asarray(image, dtype=np.float32) / 255.0
             # PIL's "F" mode resamples one float channel without rounding or clipping, as torchvision does floats.
             resized = np.stack(
-                [np.asarray(Image.fromarray(channels[..., c], mode="F").resize(size, resample)) for c in range(3)],
+                [np.asarray(Image.fromarray(channels[..., c]).resize(size, resample)) for c in range(3)],
                 axis=-1,
             )
             crop = resized[top : top + self.image_size, left : left + self.image_size]

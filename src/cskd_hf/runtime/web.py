@@ -6,6 +6,7 @@ fetches from the npm registry into `cskd_hf/web/vendor/`. Nothing is fetched whe
 static file server, offline, and as a Hugging Face Space with `sdk: static` (the `README.md` written beside it).
 """
 
+import json
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -37,22 +38,28 @@ def web_assets() -> Path:
     return Path(str(resources.files("cskd_hf") / "web"))
 
 
-def write_web_page(
-    graph: ExportedGraph, out_dir: str | Path, title: str = "Aesthetic scores", model: str = ""
-) -> Path:
-    """Write the static site for `graph` into `out_dir`; returns `out_dir/index.html`.
-
-    Raises:
-        FileNotFoundError: onnxruntime-web is not installed with cskd-hf (`make install` fetches it with npm).
-    """
-    assets = web_assets()
-    vendor = assets / "vendor"
+def check_web_runtime() -> None:
+    """Raises FileNotFoundError, naming what is missing, when onnxruntime-web is not installed with cskd-hf."""
+    vendor = web_assets() / "vendor"
     missing = [name for name in RUNTIME_FILES if not (vendor / name).is_file()]
     if missing:
         raise FileNotFoundError(
             f"{vendor}: onnxruntime-web is not installed ({', '.join(missing)} missing); `make web-vendor` fetches it "
             "from the npm registry"
         )
+
+
+def write_web_page(
+    graph: ExportedGraph, out_dir: str | Path, title: str = "Aesthetic scores", model: str = ""
+) -> Path:
+    """Write the static site for `graph` (a graph for any batch size) into `out_dir`; returns `out_dir/index.html`.
+
+    Raises:
+        FileNotFoundError: onnxruntime-web is not installed with cskd-hf (`make web-vendor` fetches it).
+    """
+    check_web_runtime()
+    assets = web_assets()
+    vendor = assets / "vendor"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in PAGE_FILES:
@@ -62,8 +69,9 @@ def write_web_page(
             shutil.copyfile(vendor / name, out_dir / name)
     shutil.copyfile(graph.path, out_dir / "model.onnx")
     graph.spec.save(out_dir / SPEC_FILE)
-    (out_dir / "README.md").write_text(SPACE_README.format(title=title, model=model or "a CSKD model"))
+    # JSON strings are YAML strings: a title with ": " stays one value of the front matter.
+    (out_dir / "README.md").write_text(SPACE_README.format(title=json.dumps(title), model=model or "a CSKD model"))
     return out_dir / "index.html"
 
 
-__all__ = ["PAGE_FILES", "RUNTIME_FILES", "web_assets", "write_web_page"]
+__all__ = ["PAGE_FILES", "RUNTIME_FILES", "check_web_runtime", "web_assets", "write_web_page"]

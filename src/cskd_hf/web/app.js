@@ -268,7 +268,8 @@
       const plane = c * S * S;
       for (let i = 0; i < S * S; i++) {
         const value = float ? crop[i * 3 + c] : fround(crop[i * 3 + c] / 255.0);
-        data[plane + i] = fround(value - mean) / std; // float32 arithmetic, as numpy's
+        // float32 arithmetic; the runtime's one multiply-add per pixel differs from it by float rounding only
+        data[plane + i] = fround(value - mean) / std;
       }
     }
     return data;
@@ -428,10 +429,15 @@
         decoded[i] = null;
       }
       if (inputs.length) {
-        const scored = await run(inputs);
-        scored.forEach((result, j) => {
-          results[slots[j]] = { name: files[slots[j]].name, ...result };
-        });
+        try {
+          const scored = await run(inputs);
+          scored.forEach((result, j) => {
+            results[slots[j]] = { name: files[slots[j]].name, ...result };
+          });
+        } catch (error) {
+          // A batch the graph refuses costs its own photos, not the others'.
+          slots.forEach((slot) => (results[slot] = { name: files[slot].name, error: message(error) }));
+        }
       }
       for (let i = first; i < Math.min(first + BATCH_SIZE, files.length); i++) show(results[i], files[i]);
     }
@@ -554,7 +560,13 @@
       if (!response.ok) return;
       const match = /^title:\s*(.+)$/m.exec(await response.text());
       if (match) {
-        const title = match[1].trim().replace(/^["']|["']$/g, "");
+        const raw = match[1].trim();
+        let title = raw.replace(/^'|'$/g, "");
+        try {
+          if (raw.startsWith('"')) title = JSON.parse(raw); // written with json.dumps
+        } catch (error) {
+          title = raw.replace(/^"|"$/g, "");
+        }
         document.title = title;
         document.getElementById("title").textContent = title;
       }
