@@ -21,7 +21,9 @@ again.
 
 A claim's difference is A minus B on the same seed (same data, same pretrained stand-ins), so the seed-to-seed
 variation both rows share cancels; the interval is mean ± t(0.975, n - 1) · sd / sqrt(n) over the n seeds that have
-both rows. SynthAVA is synthetic: these numbers say nothing about real photographs.
+both rows. A claim's verdict is the one-sided paired t-test of A > B, its p-value adjusted with Holm's method over the
+claims of one metric (the comparisons are a family of their own). SynthAVA is synthetic: these numbers say nothing
+about real photographs.
 """
 
 import argparse
@@ -92,7 +94,8 @@ def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) 
 
 
 def verdict(difference: dict) -> str:
-    """What the interval says about "A > B": holds, reversed, or undecided (it contains 0)."""
+    """What the interval says about "A > B": holds, reversed, or undecided (it contains 0). The claims' verdicts are
+    `holm_verdicts`'; this one is the Fig. 3 diagnostic's and a claim's alone."""
     if difference["low"] is None:
         return NOT_AVAILABLE
     if difference["low"] > 0:
@@ -100,6 +103,50 @@ def verdict(difference: dict) -> str:
     if difference["high"] < 0:
         return "reversed"
     return "undecided"
+
+
+def one_sided_p(differences: list[float], alternative: str = "greater") -> float | None:
+    """The p-value of the one-sided paired t-test of "mean difference > 0" (`alternative="less"`: "< 0"); None for
+    fewer than 2 pairs. Identical differences (no spread) give 0 or 1, where the t statistic is undefined."""
+    if len(differences) < 2:
+        return None
+    if max(differences) == min(differences):
+        sign = differences[0] if alternative == "greater" else -differences[0]
+        return 0.0 if sign > 0 else 1.0
+    return float(stats.ttest_1samp(differences, 0.0, alternative=alternative).pvalue)
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None, untested, stays None and does not count)."""
+    tested = sorted((p, index) for index, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, index) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[index] = running
+    return adjusted
+
+
+def holm_verdicts(claims: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Each claim with its one-sided paired t-test of "A > B" (`p`) and Holm's adjustment over the claims of its
+    metric (`p_holm`); `verdict`: holds when `p_holm` < `alpha`, reversed when the same family's tests of "A < B"
+    say so, else undecided (n/a below two seeds)."""
+    tested = [claim for claim in claims if "missing" not in claim]
+    for claim in tested:
+        claim["p"] = one_sided_p(claim["differences"], "greater")
+        claim["p_reverse"] = one_sided_p(claim["differences"], "less")
+    for metric in {claim["metric"] for claim in tested}:
+        family = [claim for claim in tested if claim["metric"] == metric]
+        for key in ("p", "p_reverse"):
+            for claim, adjusted in zip(family, holm([claim[key] for claim in family])):
+                claim[f"{key}_holm"] = adjusted
+    for claim in tested:
+        if claim["p_holm"] is None:
+            claim["verdict"] = NOT_AVAILABLE
+        else:
+            reversed_ = claim["p_reverse_holm"] < alpha
+            claim["verdict"] = "holds" if claim["p_holm"] < alpha else "reversed" if reversed_ else "undecided"
+    return claims
 
 
 def seed_label(summary: dict, index: int) -> str:
@@ -238,14 +285,18 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
     lines += [
         "",
         f"Claims (A > B), paired by seed: difference A - B per seed ({', '.join(seeds)}), its mean, the {percent} "
-        "t-interval of the mean, wins (seeds with A > B) and what the interval says.",
+        "t-interval of the mean, wins (seeds with A > B), the one-sided paired t-test of A > B and its p-value "
+        "adjusted with Holm's method over the claims of one metric; the verdict is that adjusted p below 0.05 "
+        "(holds), the same test of A < B below 0.05 (reversed), or neither (undecided).",
         "",
-        *claims_table(claim_statistics(summaries, confidence), len(summaries), percent, "claim"),
+        *claims_table(holm_verdicts(claim_statistics(summaries, confidence)), len(summaries), percent, "claim"),
         "",
         "Beside the claims, paired the same way: the recipe's live-teacher CFA against the cached-target variant, and "
         "multi-teacher CFA against single-teacher CFA (both from caches).",
         "",
-        *claims_table(claim_statistics(summaries, confidence, COMPARISONS), len(summaries), percent, "comparison"),
+        *claims_table(
+            holm_verdicts(claim_statistics(summaries, confidence, COMPARISONS)), len(summaries), percent, "comparison"
+        ),
         "",
         f"Fig. 3: the ViT's attention after CFA minus before, averaged over layers, per seed; the mean change, its "
         f"{percent} t-interval, and the seeds where it moved the way the paper reports.",
@@ -286,17 +337,21 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
     return "\n".join(lines)
 
 
+def p_cell(p: float | None) -> str:
+    return NOT_AVAILABLE if p is None else "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
 def claims_table(claims: list[dict], seeds: int, percent: str, kind: str) -> list[str]:
     """The markdown table of `claims` (`claim_statistics`), over `seeds` seeds in all."""
     lines = [
-        f"| {kind} | metric | per seed | mean | {percent} interval | wins | verdict |",
-        "|---|---|---|---:|---|---:|---|",
+        f"| {kind} | metric | per seed | mean | {percent} interval | wins | p (one-sided) | Holm p | verdict |",
+        "|---|---|---|---:|---|---:|---:|---:|---|",
     ]
     for claim in claims:
         name = f"{claim['a']} > {claim['b']}"
         metric = claim["metric"].upper()
         if "missing" in claim:
-            lines.append(f"| {name} | {metric} | missing: {', '.join(claim['missing'])} | – | – | – | – |")
+            lines.append(f"| {name} | {metric} | missing: {', '.join(claim['missing'])} | – | – | – | – | – | – |")
             continue
         per_seed = ", ".join(f"{difference:+.4f}" for difference in claim["differences"])
         if len(claim["seeds"]) != seeds:
@@ -304,7 +359,7 @@ def claims_table(claims: list[dict], seeds: int, percent: str, kind: str) -> lis
         interval = NOT_AVAILABLE if claim["low"] is None else f"[{claim['low']:+.4f}, {claim['high']:+.4f}]"
         lines.append(
             f"| {name} | {metric} | {per_seed} | {claim['mean']:+.4f} | {interval} | {claim['wins']}/{claim['n']} | "
-            f"{verdict(claim)} |"
+            f"{p_cell(claim['p'])} | {p_cell(claim['p_holm'])} | {claim['verdict']} |"
         )
     return lines
 
@@ -315,14 +370,8 @@ def report_json(summaries: list[dict], confidence: float = 0.95) -> dict:
         "confidence": confidence,
         "setting differences": plan_differences(summaries),
         "rows": row_statistics(summaries),
-        "claims": [
-            claim | {"verdict": verdict(claim)} if "missing" not in claim else claim
-            for claim in claim_statistics(summaries, confidence)
-        ],
-        "comparisons": [
-            claim | {"verdict": verdict(claim)} if "missing" not in claim else claim
-            for claim in claim_statistics(summaries, confidence, COMPARISONS)
-        ],
+        "claims": holm_verdicts(claim_statistics(summaries, confidence)),
+        "comparisons": holm_verdicts(claim_statistics(summaries, confidence, COMPARISONS)),
         "fig3": [
             entry | {"verdict": attention_verdict(entry)} if "missing" not in entry else entry
             for entry in attention_statistics(summaries, confidence)

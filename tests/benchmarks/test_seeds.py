@@ -4,11 +4,13 @@ computations, its n/a and missing-row cases, and its command line without runnin
 import importlib.util
 import json
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 from tests.benchmarks.helpers import REPO
 
@@ -66,6 +68,27 @@ def test_paired_difference_matches_the_hand_computed_t_interval():
     assert seeds.verdict(difference) == "undecided"  # the interval, about ±0.021, contains 0
 
 
+def test_the_one_sided_paired_t_test_and_holms_adjustment():
+    a, b = SRCC["CFA teacher"], SRCC["NIMA* teacher"]
+    differences = [x - y for x, y in zip(a, b)]
+    expected = stats.ttest_rel(a, b, alternative="greater").pvalue  # scipy's paired test, as a reference
+    assert seeds.one_sided_p(differences) == pytest.approx(expected)
+    assert seeds.one_sided_p(differences, "less") == pytest.approx(1 - expected)
+    assert seeds.one_sided_p([0.1]) is None and seeds.one_sided_p([0.1, 0.1]) == 0.0
+    # Holm by hand: sorted 0.01, 0.02, 0.04 of m = 3 -> 0.03, max(0.03, 0.04), max(0.04, 0.04); untested stays None.
+    assert seeds.holm([0.04, None, 0.01, 0.02]) == pytest.approx([0.04, None, 0.03, 0.04])
+    assert seeds.holm([0.5, 0.9]) == [1.0, 1.0]
+    # A claim the adjustment undoes: one-sided p below 0.05 alone, above it among three claims of its metric.
+    claims = [
+        {"a": "A", "b": "B", "metric": "srcc", "differences": [0.02, 0.01, 0.015, 0.001, 0.012]},
+        {"a": "C", "b": "D", "metric": "srcc", "differences": [0.01, -0.02, 0.0, 0.01, -0.01]},
+        {"a": "E", "b": "F", "metric": "srcc", "differences": [-0.03, -0.02, -0.025, -0.03, -0.028]},
+    ]
+    judged = seeds.holm_verdicts(claims)
+    assert [claim["verdict"] for claim in judged] == ["holds", "undecided", "reversed"]
+    assert judged[0]["p_holm"] == pytest.approx(min(1.0, 3 * judged[0]["p"]))
+
+
 def test_paired_difference_counts_only_strict_wins_and_refuses_unpaired_lists():
     assert seeds.paired_difference([1.0, 2.0, 3.0], [1.0, 1.0, 4.0])["wins"] == 1
     with pytest.raises(ValueError):
@@ -95,7 +118,15 @@ def test_report_over_five_seeds():
     mean, std = statistics.mean(SRCC["CFA teacher"]), statistics.stdev(SRCC["CFA teacher"])
     assert f"| CFA teacher | 5 | {mean:.4f} ± {std:.4f} |" in report
     assert "| CFA teacher > NIMA* teacher | SRCC | +0.0200, +0.0100, -0.0100, +0.0300, +0.0300 | +0.0160 |" in report
-    assert "| 4/5 | undecided |" in report and "| 5/5 | holds |" in report
+    verdicts = {(c["a"], c["b"], c["metric"]): c["verdict"] for c in seeds.holm_verdicts(claims)}
+    assert verdicts["CFA teacher", "NIMA* teacher", "srcc"] == "undecided"
+    assert verdicts["CFA teacher", "CLIP fine-tuned", "srcc"] == "holds"
+    assert re.search(
+        r"\| CFA teacher > NIMA\* teacher \| SRCC \|[^\n]*\| 4/5 \| [\d.]+ \| [\d.]+ \| undecided \|", report
+    )
+    assert re.search(
+        r"\| CFA teacher > CLIP fine-tuned \| SRCC \|[^\n]*\| 5/5 \| [<\d. ]+ \| [<\d. ]+ \| holds \|", report
+    )
     assert "nan" not in report.lower() and "n/a" not in report and "Warning" not in report
 
 
@@ -155,7 +186,7 @@ def test_report_only_prints_the_table_from_the_seed_folders(tmp_path, capsys, mo
     seeds.main(["--report-only", "--out", str(out), "--json", str(tmp_path / "seeds.json")])
     printed = capsys.readouterr().out
     assert "| row | seeds | SRCC | PLCC | MSE |" in printed
-    assert "| claim | metric | per seed | mean | 95% interval | wins | verdict |" in printed
+    assert "| claim | metric | per seed | mean | 95% interval | wins | p (one-sided) | Holm p | verdict |" in printed
     assert "| CSKD student (SKD) > KD student | PLCC |" in printed
     assert "No results yet" not in printed
     report = json.loads((tmp_path / "seeds.json").read_text())
