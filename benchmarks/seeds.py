@@ -8,11 +8,11 @@ the win count; for Fig. 3, how each attention statistic of the ViT moved after C
 
 Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (35 to 45 minutes on 2 cores; --smoke:
 about 4), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs
-K seeds at once, each with 1/K of the cores' threads and its output in OUT/seed-N.log: two one-thread runs on 2 cores
-did 1.5x the work of one two-thread run here (the models are too small to keep two threads busy), but then the stage
-times in results.json are not those of a run alone. The report covers every OUT/seed-N/results.json found, not only the
-seeds asked for; it warns when their plans differ (smoke and full runs mixed, say). With one seed the spread and the
-intervals are undefined and shown as n/a.
+K seeds at once, each with the plan's torch threads (the quickstart sets them, so that a seed's numbers do not depend
+on how many ran beside it) and its output in OUT/seed-N.log; the stage times in results.json are then not those of a
+run alone. Each results.json records its environment (commit, library versions, CPU, threads). The report covers every
+OUT/seed-N/results.json found, not only the seeds asked for; it warns when their plans differ (smoke and full runs
+mixed, say). With one seed the spread and the intervals are undefined and shown as n/a.
 
 A run's folder (models, caches) stays on the machine that ran it, and machines here do not last; the results.json of
 the seeds in the published report (docs/results.md) are kept in the repository, in benchmarks/results/seeds/seed-N/
@@ -401,22 +401,21 @@ def read_results(out: Path) -> dict[int, dict]:
     return summaries
 
 
-def run_seed(seed: int, folder: Path, smoke: bool, threads: int | None = None, record: Path | None = None) -> None:
-    """`cskd quickstart` for one seed, in a fresh process (no state carried from one seed to the next); with
-    `threads`, limited to that many threads and its output written to `<folder>.log`; with `record`, its results.json
-    copied to record/seed-N/ once the run has finished."""
+def run_seed(seed: int, folder: Path, smoke: bool, log: bool = False, record: Path | None = None) -> None:
+    """`cskd quickstart` for one seed, in a fresh process (no state carried from one seed to the next) with the
+    plan's torch threads; with `log`, its output written to `<folder>.log`; with `record`, its results.json copied to
+    record/seed-N/ once the run has finished."""
     command = [sys.executable, "-m", "cskd_hf.cli", "quickstart", "--seed", str(seed), "--out", str(folder)]
     if smoke:
         command.append("--smoke")
     print(f"== seed {seed}: {' '.join(command)}", flush=True)
-    if threads is None:
+    if not log:
         result = subprocess.run(command)
     else:
-        log = folder.with_name(folder.name + ".log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        environment = os.environ | {"OMP_NUM_THREADS": str(threads)}
-        with open(log, "w") as output:
-            result = subprocess.run(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
+        log_path = folder.with_name(folder.name + ".log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as output:
+            result = subprocess.run(command, env=dict(os.environ), stdout=output, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"the quickstart for seed {seed} failed (exit status {result.returncode}); see its output")
     if record is not None:
@@ -429,7 +428,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="the seeds to run")
     parser.add_argument("--out", default="outputs/seeds", help="each seed's run goes to OUT/seed-N")
     parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (about 4 minutes a seed)")
-    parser.add_argument("--jobs", type=int, default=1, help="seeds run at once, sharing the cores' threads")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="seeds run at once, each with the plan's torch threads and its own log"
+    )
     parser.add_argument("--report-only", action="store_true", help="run nothing; report on the results found")
     parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")
     parser.add_argument("--json", help="also write the statistics here")
@@ -449,9 +450,8 @@ def main(argv: list[str] | None = None) -> None:
             pending.append((seed, folder))
         jobs = min(args.jobs, len(pending))
         if jobs > 1:
-            threads = max(1, len(os.sched_getaffinity(0)) // jobs)
             with ThreadPoolExecutor(jobs) as pool:
-                futures = [pool.submit(run_seed, *run, args.smoke, threads, record) for run in pending]
+                futures = [pool.submit(run_seed, *run, args.smoke, True, record) for run in pending]
                 try:
                     for future in futures:
                         future.result()

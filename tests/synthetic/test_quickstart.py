@@ -47,6 +47,8 @@ def test_every_artefact_exists_and_loads(smoke_run):
     markdown = (smoke_run / "results.md").read_text()
     assert "synthetic" in markdown and "CSKD student (SKD)" in markdown
     assert summary["total_seconds"] > 0 and "cskd-student" in summary["stage_seconds"]
+    assert summary["torch_threads"] == SMOKE.torch_threads == summary["environment"]["torch_threads"]
+    assert summary["environment"]["torch"] == torch.__version__
     for _, folder in ROWS + VARIANT_ROWS + BASELINE_ROWS:
         model = AutoModelForImageClassification.from_pretrained(smoke_run / "models" / folder)
         assert model.config.num_bins == 10
@@ -231,6 +233,26 @@ def test_the_method_runs_are_the_papers_recipe_and_the_cached_cfa_is_a_variant_b
     assert (skd.mu, skd.beta) == (15, 15.0) and skd.teacher_cache is not None
     vit = planned["CFA (ViT)"]
     assert vit.architecture == "test_vit" and vit.model_args["patch_size"] == 8 and vit.teacher_cache is None
+
+
+def test_a_runs_environment_names_its_code_libraries_cpu_and_threads():
+    import subprocess
+
+    import timm
+    import transformers
+
+    from cskd_hf.synthetic.quickstart import run_environment
+
+    environment = run_environment()
+    repository = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # a checkout (CI's clone is one): the commit that ran
+        assert environment["commit"] == head.stdout.strip() and isinstance(environment["uncommitted_changes"], bool)
+    assert (environment["torch"], environment["timm"], environment["transformers"]) == (
+        torch.__version__, timm.__version__, transformers.__version__,
+    )  # fmt: skip
+    assert environment["cpu"] and environment["torch_threads"] == torch.get_num_threads()
+    assert FULL.torch_threads == SMOKE.torch_threads == 2  # fixed by the plan, not by the machine's cores
 
 
 def test_the_console_knows_every_stage_of_both_plans(tmp_path):

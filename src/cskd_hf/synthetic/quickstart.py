@@ -16,6 +16,7 @@ SynthAVA is synthetic: these numbers say nothing about real photographs.
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,9 @@ class QuickstartPlan:
     vit_architecture: str = "test_vit"
     vit_model_args: dict = field(default_factory=lambda: {"patch_size": 8, "num_heads": 4})
     num_workers: int = 2
+    # The torch threads of every run, whatever the machine's cores: a seed's numbers depend on the thread count (the
+    # seeds report measured differences of up to 0.05 between one and two threads), so not on where it ran.
+    torch_threads: int = 2
     extra: dict = field(default_factory=dict)
 
     def architectures(self) -> dict[str, str]:
@@ -459,7 +463,9 @@ def run_quickstart(
         print(f"cskd quickstart, {plan_name} plan, seed {seed}: each stage's output goes to {log_path}", file=console)
         print(f"{len(expected)} stages, about {duration(sum(expected.values()))} on 2 idle cores", file=console)
         stages = Stages(StageReporter(console, expected))
-        summary, test_split = run_stages(stages, SMOKE if smoke else FULL, layout, seed, smoke)
+        plan = SMOKE if smoke else FULL
+        torch.set_num_threads(plan.torch_threads)
+        summary, test_split = run_stages(stages, plan, layout, seed, smoke)
         write_report(layout, test_split, summary, console, log_path)
     return summary
 
@@ -486,9 +492,60 @@ def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, 
         ),
         "results": evaluation.results,
         "stage_seconds": stages.seconds,
-        "torch_threads": torch.get_num_threads(),  # 1 under `benchmarks/seeds.py --jobs 2`: times not of a run alone
+        "torch_threads": torch.get_num_threads(),
+        "environment": run_environment(),
         "total_seconds": round(sum(stages.seconds.values()), 1),
     }, world.dataset["test"]
+
+
+def run_environment() -> dict:
+    """What a run's numbers may depend on besides its seed and plan: the code (the commit, when cskd-hf runs from its
+    repository, and whether it had uncommitted changes), the versions of torch, timm and transformers, the CPU and the
+    torch threads."""
+    import platform
+    import subprocess
+
+    import timm
+    import transformers
+
+    from .. import __version__
+
+    repository = Path(__file__).resolve().parents[3]  # src/cskd_hf/synthetic/quickstart.py in a checkout
+    commit = dirty = None
+    if (repository / ".git").exists() and (repository / "src" / "cskd_hf").is_dir():
+        git = ["git", "-C", str(repository)]
+        try:
+            head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+            status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                    text=True, check=True)  # fmt: skip
+            commit, dirty = head.stdout.strip(), bool(status.stdout.strip())
+        except (OSError, subprocess.CalledProcessError):
+            pass  # no git: the version says what ran (as for an installed wheel)
+    return {
+        "cskd_hf": __version__,
+        "commit": commit,
+        "uncommitted_changes": dirty,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "transformers": transformers.__version__,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def build_world(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int) -> World:
