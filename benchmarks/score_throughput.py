@@ -197,21 +197,11 @@ def stage_times_portable(scorer, paths, batch_size) -> dict:
     """Milliseconds per image of each stage of the torch-free path, one after the other in this process."""
     from cskd_hf.data.images import open_image
 
-    start = time.perf_counter()
-    images = [open_image(path, draft_size=scorer.spec.draft_size()) for path in paths]
-    decode = time.perf_counter() - start
-    start = time.perf_counter()
-    pixel_values = np.stack([scorer.spec.pixel_values(image) for image in images])
-    preprocess = time.perf_counter() - start
-    start = time.perf_counter()
-    for first in range(0, len(paths), batch_size):
-        scorer(pixel_values[first : first + batch_size])
-    forward = time.perf_counter() - start
-    return {
-        "ms_decode": 1e3 * decode / len(paths),
-        "ms_preprocess": 1e3 * preprocess / len(paths),
-        "ms_forward": 1e3 * forward / len(paths),
-    }
+    def preprocess(images):
+        return np.stack([scorer.spec.pixel_values(image) for image in images])
+
+    return stage_times(paths, batch_size, lambda path: open_image(path, draft_size=scorer.spec.draft_size()),
+                       preprocess, scorer)  # fmt: skip
 
 
 def run_pipeline(paths: list[Path], model_dir: Path, batch_size: int | None, num_workers: int | None, repeats: int):
@@ -241,26 +231,37 @@ def run_pipeline(paths: list[Path], model_dir: Path, batch_size: int | None, num
 
 
 def stage_times_ours(scorer, image_processor, paths, batch_size) -> dict:
-    """Milliseconds per image of each stage, run one after the other in this process."""
+    """Milliseconds per image of each stage of the PyTorch path, one after the other in this process."""
     import torch
 
     from cskd_hf.data.images import open_image
 
     resize_and_crop = image_processor.resize_and_crop()
+
+    def preprocess(images):
+        return image_processor.to_pixel_values(torch.stack([resize_and_crop(image) for image in images]))
+
+    return stage_times(paths, batch_size, lambda path: open_image(path, draft_size=image_processor.resize_size),
+                       preprocess, scorer)  # fmt: skip
+
+
+def stage_times(paths, batch_size, decode, preprocess, forward) -> dict:
+    """Milliseconds per image of decoding (`decode`: a path to an image), preprocessing (`preprocess`: the images to
+    a batch) and the forward pass (`forward`, batch by batch)."""
     start = time.perf_counter()
-    images = [open_image(path, draft_size=image_processor.resize_size) for path in paths]
-    decode = time.perf_counter() - start
+    images = [decode(path) for path in paths]
+    decode_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    pixel_values = image_processor.to_pixel_values(torch.stack([resize_and_crop(image) for image in images]))
-    preprocess = time.perf_counter() - start
+    pixel_values = preprocess(images)
+    preprocess_seconds = time.perf_counter() - start
     start = time.perf_counter()
     for first in range(0, len(paths), batch_size):
-        scorer(pixel_values[first : first + batch_size])
-    forward = time.perf_counter() - start
+        forward(pixel_values[first : first + batch_size])
+    forward_seconds = time.perf_counter() - start
     return {
-        "ms_decode": 1e3 * decode / len(paths),
-        "ms_preprocess": 1e3 * preprocess / len(paths),
-        "ms_forward": 1e3 * forward / len(paths),
+        "ms_decode": 1e3 * decode_seconds / len(paths),
+        "ms_preprocess": 1e3 * preprocess_seconds / len(paths),
+        "ms_forward": 1e3 * forward_seconds / len(paths),
     }
 
 

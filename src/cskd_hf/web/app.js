@@ -89,6 +89,13 @@
     return Math.floor(ss / SHIFT);
   }
 
+  /** One output pixel of a pass: floats as they are, 8-bit sums rounded and clipped as PIL's 8-bit path does. */
+  function store(out, offset, r, g, b, float) {
+    out[offset] = float ? r : clip8(r);
+    out[offset + 1] = float ? g : clip8(g);
+    out[offset + 2] = float ? b : clip8(b);
+  }
+
   /**
    * Resample an interleaved 3-channel image (Uint8Array for 8-bit passes, Float32Array for float ones) from
    * inW x inH to outW x outH, and return only the window [left, left + cropW) x [top, top + cropH) of the result:
@@ -135,16 +142,7 @@
             g += src[p + 1] * w;
             b += src[p + 2] * w;
           }
-          const o = outRow + xx * 3;
-          if (float) {
-            out[o] = r;
-            out[o + 1] = g;
-            out[o + 2] = b;
-          } else {
-            out[o] = clip8(r);
-            out[o + 1] = clip8(g);
-            out[o + 2] = clip8(b);
-          }
+          store(out, outRow + xx * 3, r, g, b, float);
         }
       }
       image = out;
@@ -181,16 +179,7 @@
           g += image[p + 1] * w;
           b += image[p + 2] * w;
         }
-        const o = (yy * cropW + xx) * 3;
-        if (float) {
-          out[o] = r;
-          out[o + 1] = g;
-          out[o + 2] = b;
-        } else {
-          out[o] = clip8(r);
-          out[o + 1] = clip8(g);
-          out[o + 2] = clip8(b);
-        }
+        store(out, (yy * cropW + xx) * 3, r, g, b, float);
       }
     }
     return out;
