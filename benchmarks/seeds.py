@@ -40,7 +40,7 @@ from pathlib import Path
 from scipy import stats
 
 from cskd_hf.analysis import PAPER_FIG3_DIRECTIONS
-from cskd_hf.synthetic.quickstart import vit_tokens
+from cskd_hf.synthetic.quickstart import MIN_UNLABELED_RATIO, PREMISES, vit_tokens
 
 METRICS = ("srcc", "plcc", "mse")
 # The paper's claims: (row A, row B), read as "A > B", each in SRCC and PLCC.
@@ -188,6 +188,31 @@ def claim_statistics(
     return claims
 
 
+def premise_statistics(summaries: list[dict], confidence: float = 0.95) -> list[dict]:
+    """The premises (`PREMISES`: row A > row B - margin) paired like the claims: the differences A - B + margin, so
+    that a premise holds as a claim does; each with its `name` and `margin`."""
+    premises = []
+    for name, a, b, margin in PREMISES:
+        for claim in claim_statistics(summaries, confidence, [(a, b)]):
+            claim |= {"name": name, "margin": margin}
+            if "missing" not in claim:
+                shifted = paired_difference([d + margin for d in claim["differences"]], [0.0] * claim["n"], confidence)
+                claim |= {key: shifted[key] for key in ("differences", "mean", "low", "high", "wins")}
+            premises.append(claim)
+    return holm_verdicts(premises)
+
+
+def unlabeled_ratio_line(summaries: list[dict]) -> str:
+    """P3: the unlabeled pool against the labeled train split, per seed's plan."""
+    ratios = [summary.get("plan", {}).get("splits", {}) for summary in summaries]
+    values = sorted({round(s["unlabeled"] / s["train"], 1) for s in ratios if s.get("train")})
+    if not values:
+        return "P3 (unlabeled >= 10x labeled train): the runs' plans do not say."
+    met = "met" if min(values) >= MIN_UNLABELED_RATIO else "not met"
+    shown = " to ".join(f"{value:g}x" for value in (values[0], values[-1])[: len(values)])
+    return f"P3 (the unlabeled pool at least {MIN_UNLABELED_RATIO}x the labeled train split): {shown}, {met}."
+
+
 def attention_statistics(summaries: list[dict], confidence: float = 0.95) -> list[dict]:
     """Per Fig. 3 statistic, its change after CFA (after - before, averaged over layers) on each seed that has the
     diagnostic: the changes, their mean and t-interval (`low`, `high`), `as_paper` (the seeds where it moved the way
@@ -284,6 +309,13 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
     percent = f"{confidence:.0%}"
     lines += [
         "",
+        "The seed papers' premises first (rows with neither CFA nor SKD), paired like the claims: P1 and P2 as "
+        "A > B - margin (the difference shown is A - B + margin), a family of their own for Holm's method.",
+        "",
+        *claims_table(premise_statistics(summaries, confidence), len(summaries), percent, "premise"),
+        "",
+        unlabeled_ratio_line(summaries),
+        "",
         f"Claims (A > B), paired by seed: difference A - B per seed ({', '.join(seeds)}), its mean, the {percent} "
         "t-interval of the mean, wins (seeds with A > B), the one-sided paired t-test of A > B and its p-value "
         "adjusted with Holm's method over the claims of one metric; the verdict is that adjusted p below 0.05 "
@@ -349,6 +381,8 @@ def claims_table(claims: list[dict], seeds: int, percent: str, kind: str) -> lis
     ]
     for claim in claims:
         name = f"{claim['a']} > {claim['b']}"
+        if "name" in claim:  # a premise
+            name = f"{claim['name']}: {name}" + (f" - {claim['margin']:g}" if claim["margin"] else "")
         metric = claim["metric"].upper()
         if "missing" in claim:
             lines.append(f"| {name} | {metric} | missing: {', '.join(claim['missing'])} | – | – | – | – | – | – |")
@@ -370,6 +404,7 @@ def report_json(summaries: list[dict], confidence: float = 0.95) -> dict:
         "confidence": confidence,
         "setting differences": plan_differences(summaries),
         "rows": row_statistics(summaries),
+        "premises": premise_statistics(summaries, confidence),
         "claims": holm_verdicts(claim_statistics(summaries, confidence)),
         "comparisons": holm_verdicts(claim_statistics(summaries, confidence, COMPARISONS)),
         "fig3": [

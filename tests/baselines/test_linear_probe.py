@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from cskd_hf import CSKDConfig
 from cskd_hf.baselines.linear_probe import distribution_from_mean, fit_linear_probe, ridge_fit
 from cskd_hf.cli import main
 from cskd_hf.evaluation import evaluate_model, predict_dataset
@@ -78,3 +79,18 @@ def test_cli_probe(random_clip_dir, synthava, tmp_path, capsys):
     )
     assert "wrote the linear probe" in capsys.readouterr().out
     assert (tmp_path / "probe" / "model.safetensors").exists()
+
+
+def test_the_same_probe_on_another_frozen_backbone(synthava, tmp_path):
+    """Hentschel et al.'s comparison: the probe on ImageNet features, here a timm backbone's (random weights)."""
+    _, dataset = synthava
+    bins = [float(score) for score in range(1, 11)]
+    config = CSKDConfig(architecture="test_resnet", image_size=32, bin_scores=bins, head_dropout=0.0)
+    report = fit_linear_probe(config, dataset, tmp_path / "probe", target="mean")
+    assert report["backbone"] == "test_resnet"
+    model, _ = load_scorer(tmp_path / "probe", device="cpu")
+    assert model.config.architecture == "test_resnet" and len(model.head.layers) <= 2  # dropout + linear at most
+    with pytest.raises(ValueError, match="a probe's config needs a linear head"):
+        fit_linear_probe(
+            CSKDConfig(architecture="test_resnet", image_size=32, head_hidden_sizes=[8]), dataset, tmp_path
+        )

@@ -344,3 +344,26 @@ def test_the_published_seeds_report_is_the_one_the_recorded_results_give():
     assert all(not summary["smoke"] for summary in recorded)
     readme = (REPO / "docs" / "results.md").read_text()
     assert seeds.report_markdown(recorded) in readme
+
+
+def test_the_premises_come_first_with_their_margin():
+    rows = dict(SRCC) | {
+        "CLIP linear probe": [0.77, 0.79, 0.79, 0.78, 0.76],  # 0.01 below the NIMA* teacher: within P1's 0.02
+        "Content-pretrained linear probe": [0.60, 0.61, 0.62, 0.60, 0.61],
+    }
+    summaries = [fake_results(seed, rows) | {"plan": {"splits": {"unlabeled": 12_000, "train": 1_000}}} for seed in
+                 range(5)]  # fmt: skip
+    premises = seeds.premise_statistics(summaries)
+    within = next(p for p in premises if p["b"] == "NIMA* teacher" and p["a"] == "CLIP linear probe" and p["metric"]
+                  == "srcc")  # fmt: skip
+    assert within["differences"] == pytest.approx([0.01] * 5) and within["margin"] == 0.02
+    assert within["verdict"] == "holds"
+    probes = next(p for p in premises if p["b"] == "Content-pretrained linear probe" and p["metric"] == "srcc")
+    assert probes["verdict"] == "holds" and probes["margin"] == 0.0
+    fine_tuned = next(p for p in premises if (p["a"], p["b"], p["metric"]) == ("CLIP fine-tuned", "NIMA* teacher",
+                                                                                  "srcc"))  # fmt: skip
+    assert fine_tuned["verdict"] == "reversed"
+    report = seeds.report_markdown(summaries)
+    assert report.index("| premise |") < report.index("| claim |")
+    assert "| P1: CLIP linear probe > NIMA* teacher - 0.02 | SRCC | +0.0100," in report
+    assert "P3 (the unlabeled pool at least 10x the labeled train split): 12x, met." in report

@@ -235,6 +235,21 @@ def test_the_method_runs_are_the_papers_recipe_and_the_cached_cfa_is_a_variant_b
     assert vit.architecture == "test_vit" and vit.model_args["patch_size"] == 8 and vit.teacher_cache is None
 
 
+def test_a_full_run_states_the_premises_before_the_claims():
+    from cskd_hf.synthetic.quickstart import PREMISES, premise_verdicts
+
+    srcc = {"CLIP linear probe": 0.70, "Content-pretrained linear probe": 0.77, "NIMA* teacher": 0.71,
+            "CLIP fine-tuned": 0.75}  # fmt: skip
+    results = {name: {"srcc": value} for name, value in srcc.items()}
+    lines = premise_verdicts(results, FULL.splits)
+    assert len(lines) == 1 + len(PREMISES) + 1
+    assert "P1: CLIP linear probe > Content-pretrained linear probe: SRCC 0.700 vs 0.770, not met" in lines[1]
+    assert "P1: CLIP linear probe > NIMA* teacher - 0.02: SRCC 0.700 vs 0.710, met" in lines[2]
+    assert lines[3].endswith("SRCC 0.750 vs 0.700, met") and lines[4].endswith("met")
+    ratio = FULL.splits["unlabeled"] / FULL.splits["train"]
+    assert f"= {ratio:.1f}x, {'met' if ratio >= 10 else 'not met'}" in lines[-1]
+
+
 def test_a_runs_environment_names_its_code_libraries_cpu_and_threads():
     import subprocess
 

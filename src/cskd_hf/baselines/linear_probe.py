@@ -99,7 +99,7 @@ def cached_embeddings(model, image_processor, dataset, split: str, cache_dir: st
 
 
 def fit_linear_probe(
-    clip_name_or_path: str | os.PathLike,
+    backbone: str | os.PathLike | CSKDConfig,
     dataset_dict,
     out_dir: str | os.PathLike,
     target: str = "mean",
@@ -111,16 +111,26 @@ def fit_linear_probe(
 ) -> dict:
     """Fit the probe, choose the penalty on `validation_split`, save the model to `out_dir`; returns what it chose.
 
-    The saved folder also holds `probe.json` (target, penalty, validation MSE per penalty).
+    `backbone`: a CLIP (folder or Hub id: Hentschel et al.'s probe), or the config of another frozen backbone with a
+    linear head over the dataset's bins (the same probe on, say, ImageNet features). The saved folder also holds
+    `probe.json` (target, penalty, validation MSE per penalty).
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if validation_split not in dataset_dict:
         raise ValueError(f"the probe chooses its penalty on {validation_split!r}, which the dataset does not have")
     bin_scores = np.asarray(bin_scores_of(dataset_dict[train_split]), dtype=np.float64)
-    config = CSKDConfig.for_clip(
-        str(clip_name_or_path), num_bins=len(bin_scores), bin_scores=bin_scores.tolist(), head_dropout=0.0
-    )
+    if isinstance(backbone, CSKDConfig):
+        if backbone.head_hidden_sizes or list(backbone.bin_scores) != bin_scores.tolist():
+            raise ValueError(
+                f"a probe's config needs a linear head (head_hidden_sizes=[]) over the dataset's bins "
+                f"{bin_scores.tolist()}, got {backbone.head_hidden_sizes} over {backbone.bin_scores}"
+            )
+        config = backbone
+    else:
+        config = CSKDConfig.for_clip(
+            str(backbone), num_bins=len(bin_scores), bin_scores=bin_scores.tolist(), head_dropout=0.0
+        )
     encoder = CSKDModel.from_config(config).eval()
     image_processor = CSKDImageProcessor.from_model_config(config)
     splits = {}
@@ -163,7 +173,8 @@ def fit_linear_probe(
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     image_processor.save_pretrained(out_dir)
-    report = {"target": target, "spread": spread, **best, "search": search, "clip": str(clip_name_or_path)}
+    name = backbone.architecture if isinstance(backbone, CSKDConfig) else str(backbone)
+    report = {"target": target, "spread": spread, **best, "search": search, "backbone": name}
     (out_dir / "probe.json").write_text(json.dumps(report, indent=1))
     return report
 

@@ -31,6 +31,7 @@ from datasets import Dataset, DatasetDict
 from ..analysis import PAPER_FIG3_DIRECTIONS, analyze_models, attention_change
 from ..baselines.linear_probe import fit_linear_probe
 from ..baselines.zero_shot import evaluate_zero_shot
+from ..data.labeled import bin_scores_of
 from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
 from ..models.cskd.modeling_cskd import timm_model_kwargs
@@ -130,6 +131,7 @@ STAGE_SECONDS = {
         "CFA (ViT)": 57,
         "CLIP zero-shot": 2,
         "CLIP linear probe": 7,
+        "content-pretrained linear probe": 9,
         "clip-finetuned": 50,
         "CFA (student, two teachers)": 59,
         "multi-teacher-cfa-student-scorer": 53,
@@ -156,6 +158,7 @@ STAGE_SECONDS = {
         "CFA (ViT)": 5,
         "CLIP zero-shot": 1,
         "CLIP linear probe": 1,
+        "content-pretrained linear probe": 2,
         "clip-finetuned": 5,
         "CFA (student, two teachers)": 7,
         "multi-teacher-cfa-student-scorer": 5,
@@ -177,6 +180,9 @@ ROWS = [
 # The seed papers' other methods (Hentschel et al. 2022, Hou et al. 2022), as model folders under models/.
 BASELINE_ROWS = [
     ("CLIP linear probe", "clip-probe"),
+    # Hentschel et al.'s comparison for the CLIP probe: the same probe on the content-pretrained ("ImageNet")
+    # teacher backbone's frozen features, premise P1 (#26).
+    ("Content-pretrained linear probe", "content-probe"),
     ("CLIP fine-tuned", "clip-finetuned"),
     ("Multi-teacher CFA student", "multi-teacher-cfa-student-scorer"),
     ("Hou et al. joint student", "hou-joint-student"),
@@ -617,9 +623,30 @@ def run_baselines(
         cache_dir=layout.cache("probe"),
         num_workers=plan.num_workers,
     )
+    stages.run(
+        "content-pretrained linear probe",
+        fit_linear_probe,
+        content_probe_config(plan, layout, bin_scores_of(world.dataset["train"])),
+        world.dataset,
+        layout.models / "content-probe",
+        cache_dir=layout.cache("probe"),
+        num_workers=plan.num_workers,
+    )
     for name, args in arguments.items():
         stages.run(name, train_in_process, args)
     return zero_shot
+
+
+def content_probe_config(plan: QuickstartPlan, layout: Layout, bin_scores: list[float]) -> CSKDConfig:
+    """The teacher backbone as content pretraining leaves it (this world's ImageNet weights), frozen under a linear
+    head over the bins: the model of the content-pretrained probe."""
+    return CSKDConfig(
+        architecture=plan.teacher_architecture,
+        image_size=plan.image_size,
+        backbone_checkpoint_path=str(layout.content_checkpoint(plan.teacher_architecture)),
+        bin_scores=list(bin_scores),
+        head_dropout=0.0,
+    )
 
 
 def vit_config(plan: QuickstartPlan, layout: Layout) -> CSKDConfig:
@@ -693,7 +720,8 @@ def write_report(layout: Layout, test: Dataset, summary: dict, console: TextIO, 
     (layout.out_dir / "results.json").write_text(json.dumps(summary, indent=1))
     table = comparison_table(results, counts=False)
     (layout.out_dir / "results.md").write_text(results_markdown(summary, table))
-    lines = ["", table, "", *claim_verdicts(results, summary["smoke"]), ""]
+    premises = [] if summary["smoke"] else [*premise_verdicts(results, summary["plan"]["splits"]), ""]
+    lines = ["", table, "", *premises, *claim_verdicts(results, summary["smoke"]), ""]
     student = layout.models / "cskd-student"
     lines += [
         f"Results: {layout.out_dir / 'results.md'} (and results.json, ier.png, attention/); models: {layout.models}/;",
@@ -713,6 +741,37 @@ CLAIMS = [
     ("CSKD student (SKD)", "KD student"),
     ("CSKD student (SKD)", "CFA student"),
 ]
+
+
+# The seed papers' premises the claims rest on (#26), each between rows that involve no CFA and no SKD: (name, the
+# better row, the worse row, the margin the better one may fall short by). P1: Hentschel et al.'s step 2, the CLIP
+# probe beats the probe on ImageNet features and competes with fully fine-tuned ImageNet networks (within 0.02);
+# P2: their step 3, fine-tuned CLIP beats its probe and the fine-tuned ImageNet network.
+PREMISES = [
+    ("P1", "CLIP linear probe", "Content-pretrained linear probe", 0.0),
+    ("P1", "CLIP linear probe", "NIMA* teacher", 0.02),
+    ("P2", "CLIP fine-tuned", "CLIP linear probe", 0.0),
+    ("P2", "CLIP fine-tuned", "NIMA* teacher", 0.0),
+]
+# P3, the CSKD setting: labels are the scarce resource (AVA's 255k labeled images against 3.1M unlabeled, ~12x).
+MIN_UNLABELED_RATIO = 10
+
+
+def premise_verdicts(results: dict[str, dict], splits: dict[str, int]) -> list[str]:
+    """One line per premise: its rows' test SRCC (or the split sizes) and whether this run meets it."""
+    lines = ["The seed papers' premises in this one run (rows without CFA or SKD; the seeds report gives intervals):"]
+    for name, better, worse, margin in PREMISES:
+        ours, theirs = results[better]["srcc"], results[worse]["srcc"]
+        shortfall = f" - {margin:g}" if margin else ""
+        verdict = "met" if ours > theirs - margin else "not met"
+        lines.append(f"  {name}: {better} > {worse}{shortfall}: SRCC {ours:.3f} vs {theirs:.3f}, {verdict}")
+    ratio = splits["unlabeled"] / splits["train"]
+    verdict = "met" if ratio >= MIN_UNLABELED_RATIO else "not met"
+    lines.append(
+        f"  P3: unlabeled images >= {MIN_UNLABELED_RATIO}x the labeled train split: {splits['unlabeled']} / "
+        f"{splits['train']} = {ratio:.1f}x, {verdict}"
+    )
+    return lines
 
 
 def claim_verdicts(results: dict[str, dict], smoke: bool) -> list[str]:
