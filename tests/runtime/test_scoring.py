@@ -70,3 +70,21 @@ def test_a_gpu_asked_for_by_name_runs_the_pytorch_model():
     assert not uses_torch(Namespace(backend="auto", device="cpu"))
     assert not uses_torch(Namespace(backend="auto", device="auto"))
     assert not uses_torch(Namespace(backend="onnxruntime", device="cuda"))  # the graph, as asked
+
+
+def test_an_image_that_fails_after_decoding_costs_only_its_own_row(exported_model, sample_dir, monkeypatch):
+    from cskd_hf.runtime.spec import ScoringSpec
+
+    preprocess = ScoringSpec.pixel_values
+
+    def refuse_wide_images(spec, image):
+        if image.width > 1.4 * image.height:  # the landscape photos among the samples (coffee, chelsea, ...)
+            raise ValueError("a resampler failure")
+        return preprocess(spec, image)
+
+    monkeypatch.setattr(ScoringSpec, "pixel_values", refuse_wide_images)
+    results = list(PortableScorer.from_pretrained(exported_model).score_files([sample_dir], batch_size=4))
+    failed = [result for result in results if result.error]
+    assert failed and all("cannot preprocess the image (ValueError: a resampler failure)" in r.error for r in failed)
+    assert all(result.path in result.error for result in failed)
+    assert len(results) - len(failed) >= 5 and all(r.score is not None for r in results if not r.error)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..data.images import ImageReadError, find_images, open_image, to_rgb
 from .graph_cache import ExportedGraph, find_graph
@@ -173,8 +174,8 @@ class PortableScorer:
                 return self.spec.pixel_values(open_image(path, draft_size=draft_size))
             except ImageReadError as error:
                 return str(error)
-
-        from tqdm.auto import tqdm
+            except (OSError, ValueError, MemoryError) as error:  # one bad image never stops the others
+                return f"{path}: cannot preprocess the image ({type(error).__name__}: {error})"
 
         workers = min(8, os.cpu_count() or 1) if num_threads is None else num_threads
         if workers == 0:
@@ -213,7 +214,7 @@ def resolve_model_folder(model_name_or_path: str | os.PathLike) -> Path:
     """A local model folder: the path itself, or the Hub repository's snapshot (downloaded once, then cached)."""
     if Path(model_name_or_path).is_dir():
         return Path(model_name_or_path)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # only for Hub ids: a local folder needs none of its import
 
     patterns = ["*.json", "*.safetensors", "*.bin", "onnx/*"]
     return Path(snapshot_download(str(model_name_or_path), allow_patterns=patterns))
