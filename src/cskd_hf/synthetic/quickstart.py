@@ -131,7 +131,7 @@ STAGE_SECONDS = {
         "CFA (ViT)": 57,
         "CLIP zero-shot": 2,
         "CLIP linear probe": 7,
-        "content-pretrained linear probe": 9,
+        "content-pretrained linear probe": 13,
         "clip-finetuned": 50,
         "CFA (student, two teachers)": 59,
         "multi-teacher-cfa-student-scorer": 53,
