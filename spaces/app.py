@@ -192,17 +192,12 @@ def build_demo(
 def write_device_page(model: str, out_dir: str | Path | None = None) -> str | None:
     """Write `model`'s on-device page (`cskd export --web`: its ONNX graph, exported once into the graph cache if
     needed) and let gradio serve its folder; the page's URL, or None (logged) when it cannot be made."""
-    from cskd_hf.inference.export import export_to_graph_cache
-    from cskd_hf.runtime import find_graph
+    from cskd_hf.cli.export import graph_for_any_batch
     from cskd_hf.runtime.scoring import resolve_model_folder
     from cskd_hf.runtime.web import write_web_page
 
     try:
-        model_dir = resolve_model_folder(model)
-        graph = find_graph(model_dir)
-        if graph is None:
-            export_to_graph_cache(model_dir)
-            graph = find_graph(model_dir)
+        graph = graph_for_any_batch(resolve_model_folder(model))
         out_dir = Path(out_dir or tempfile.mkdtemp(prefix="cskd-device-page-")).resolve()
         page = write_web_page(graph, out_dir, title=f"Aesthetic scores: {_short_name(model)}", model=model)
     except (OSError, ValueError, RuntimeError) as error:

@@ -147,7 +147,8 @@ def stage_graphs(model_dir: Path, staging: Path) -> None:
     if not graph.is_file():
         return
     spec_path = graph.parent / SPEC_FILE
-    if not spec_path.is_file() or ScoringSpec.load(spec_path).source_files != source_hashes(model_dir):
+    spec = ScoringSpec.load(spec_path) if spec_path.is_file() else None
+    if spec is None or spec.source_files != source_hashes(model_dir):
         logger.warning(f"{graph.parent} not uploaded: its graphs were not exported from the folder's current files "
                        "(or by an older cskd-hf); run `cskd export` again to include them")  # fmt: skip
         return
@@ -155,7 +156,7 @@ def stage_graphs(model_dir: Path, staging: Path) -> None:
     for pattern in ONNX_FILES:
         for path in sorted(graph.parent.glob(pattern)):
             shutil.copy2(path, staging / "onnx")
-    ScoringSpec.load(spec_path).with_sources(source_hashes(staging)).save(staging / "onnx" / SPEC_FILE)
+    spec.with_sources(source_hashes(staging)).save(staging / "onnx" / SPEC_FILE)
 
 
 def push_to_hub(

@@ -96,7 +96,9 @@ def test_the_parsers_choices_are_what_the_commands_take():
     from cskd_hf.cli.results import OUTPUT_FORMATS
     from cskd_hf.convert import CONVERTERS
     from cskd_hf.data.prepare import LOADERS
+    from cskd_hf.inference.scoring import BACKENDS
 
     assert subcommand_choices("convert", dest="source") == tuple(CONVERTERS)
+    assert subcommand_choices("score", dest="backend") == BACKENDS  # the pipeline's `backend` takes the same
     assert subcommand_choices("data", "prepare", dest="dataset") == tuple(LOADERS)
     assert subcommand_choices("score", dest="format") == OUTPUT_FORMATS

@@ -58,27 +58,27 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def web_graph(args: argparse.Namespace):
-    """The graph for the page: the folder's or the cached one when it is up to date and takes any batch size (no
-    torch needed then), else a new export, into the folder (or the cache, for a Hub id or a fixed-batch folder
-    graph)."""
-    from ..runtime.graph_cache import ONNX_FILE, ExportedGraph, find_graph
-    from ..runtime.scoring import OnnxSession, resolve_model_folder
-    from ..runtime.spec import SPEC_FILE, ScoringSpec
+    """The graph for the page; with export options given for a local folder, exported there with them first."""
+    from ..runtime.scoring import resolve_model_folder
 
-    model_dir = resolve_model_folder(args.model)
-    graph = find_graph(model_dir)
-    options_asked = args.quantize or args.exporter != "auto" or args.opset != 18
-    if graph is not None and not options_asked and OnnxSession(graph.path).fixed_batch_size is None:
-        return graph
-    if options_asked and Path(args.model).is_dir():
+    if (args.quantize or args.exporter != "auto" or args.opset != 18) and Path(args.model).is_dir():
         export_graph(args)
-        graph = find_graph(model_dir)
-        if OnnxSession(graph.path).fixed_batch_size is None:
-            return graph
+    return graph_for_any_batch(resolve_model_folder(args.model))
+
+
+def graph_for_any_batch(model_dir: Path):
+    """A model folder's graph that takes any batch size, as a page sending its photos' count needs: the folder's or
+    the cached one when it is up to date and dynamic (no torch needed then), else one exported into the cache
+    (which leaves a fixed-batch folder graph as it is). `cskd export --web` and the Space's on-device page."""
+    from ..runtime.graph_cache import find_graph
+    from ..runtime.scoring import OnnxSession
+
+    graph = find_graph(model_dir)
+    if graph is not None and OnnxSession(graph.path).fixed_batch_size is None:
+        return graph
     from ..inference.export import export_to_graph_cache
 
-    cached = export_to_graph_cache(model_dir)
-    return ExportedGraph(cached / ONNX_FILE, ScoringSpec.load(cached / SPEC_FILE))
+    return export_to_graph_cache(model_dir)
 
 
 def export_graph(args: argparse.Namespace) -> list:

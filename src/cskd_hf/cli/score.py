@@ -126,16 +126,16 @@ def portable_scorer(model_dir, args: argparse.Namespace):
 
     model = load_scoring_model(model_dir)  # a damaged folder is named here, not taken for an export failure
     try:
-        cached = export_to_graph_cache(model_dir, model=model)
+        graph = export_to_graph_cache(model_dir, model=model)
     except Exception as error:  # any export failure (an operator ONNX lacks, ...) leaves the PyTorch path
         logger.warning(f"scoring with PyTorch: exporting the model to ONNX failed ({type(error).__name__}: {error})")
         return None
     try:
-        return PortableScorer.from_pretrained(model_dir, providers=providers)
+        return PortableScorer(graph, providers=providers)
     except Exception as error:  # a graph ONNX Runtime cannot load: not kept, so that the next run does not fail too
         logger.warning(f"scoring with PyTorch: ONNX Runtime cannot run the exported graph ({type(error).__name__}: "
                        f"{error})")  # fmt: skip
-        shutil.rmtree(cached, ignore_errors=True)
+        shutil.rmtree(graph.path.parent, ignore_errors=True)
         return None
 
 

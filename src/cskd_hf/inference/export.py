@@ -24,8 +24,9 @@ from ..models.fingerprint import weights_fingerprint
 from ..runtime.graph_cache import (
     ONNX_FILE,
     QUANTIZED_ONNX_FILE,
-    cached_graph_dir,
+    ExportedGraph,
     default_graph_cache,
+    graph_cache_key,
     onnx_path,
     source_hashes,
 )
@@ -92,11 +93,6 @@ def load_scoring_model(model_dir: str | os.PathLike) -> CSKDForAestheticScoring:
     if not isinstance(model, CSKDForAestheticScoring):
         raise ValueError(f"{model_dir} holds a {type(model).__name__}, not a CSKD aesthetic scoring model")
     return model.eval()
-
-
-def write_spec(model_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """The scoring spec of a model folder, with the hashes of the files it was made from."""
-    return ScoringSpec.from_model_folder(model_dir).with_sources(source_hashes(model_dir)).save(path)
 
 
 EXPORTERS = ("auto", "torchscript", "dynamo")
@@ -204,17 +200,19 @@ def export_to_graph_cache(
     model_dir: str | os.PathLike,
     cache_dir: str | os.PathLike | None = None,
     model: CSKDForAestheticScoring | None = None,
-) -> Path:
+) -> ExportedGraph:
     """Export a model folder's graph and spec into the graph cache, under the hashes of its files (see
-    `cskd_hf.runtime.graph_cache`), unless they are there already; the folder of the two. `model`: the folder's
-    model, already loaded."""
-    folder = cached_graph_dir(model_dir, cache_dir)
-    ScoringSpec.from_model_folder(model_dir)  # a processor the spec cannot express fails before the export
+    `cskd_hf.runtime.graph_cache`), unless they are there already; returns the graph. `model`: the folder's model,
+    already loaded."""
+    cache_dir = Path(cache_dir or default_graph_cache())
+    hashes = source_hashes(model_dir, cache_dir)
+    spec = ScoringSpec.from_model_folder(model_dir).with_sources(hashes)  # fails before the export if it must
+    folder = cache_dir / graph_cache_key(hashes)
     if not (folder / ONNX_FILE).is_file():
         export_atomically(model if model is not None else load_scoring_model(model_dir), folder / ONNX_FILE)
     if not (folder / SPEC_FILE).is_file():
-        write_spec(model_dir, folder / SPEC_FILE)  # written after the graph: a graph without a spec is not found
-    return folder
+        spec.save(folder / SPEC_FILE)  # written after the graph: a graph without a spec is not found
+    return ExportedGraph(folder / ONNX_FILE, spec)
 
 
 def export_atomically(model: CSKDForAestheticScoring, path: Path) -> None:

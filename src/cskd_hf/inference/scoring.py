@@ -10,18 +10,17 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from ..data.images import ImageReadError, open_image
-from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor
+from ..models.cskd import CSKDForAestheticScoring, CSKDImageProcessor
 from ..runtime.scoring import OnnxSession, ScoreResult
-from .export import cached_onnx_graph, onnx_path
+from .export import cached_onnx_graph
 
 logger = logging.getLogger(__name__)
 
@@ -119,20 +118,6 @@ class OnnxScorer:
     def __call__(self, pixel_values: torch.Tensor) -> BatchScores:
         probabilities, mean_score, std_score = self.onnx_session.run(pixel_values.detach().cpu().numpy())
         return BatchScores(probabilities=probabilities, mean_score=mean_score, std_score=std_score)
-
-
-def load_onnx_scorer(
-    model_name_or_path: str | os.PathLike, quantized: bool = False, num_threads: int | None = None
-) -> tuple[OnnxScorer, CSKDImageProcessor, CSKDConfig]:
-    """The ONNX graph of a model folder or Hub repository (its `onnx/` subfolder), its image processor and config."""
-    path = onnx_path(model_name_or_path, quantized=quantized)
-    if not Path(model_name_or_path).is_dir():
-        from huggingface_hub import hf_hub_download
-
-        path = hf_hub_download(str(model_name_or_path), path.name, subfolder=path.parent.name)
-    config = AutoConfig.from_pretrained(model_name_or_path)
-    image_processor = AutoImageProcessor.from_pretrained(model_name_or_path)
-    return OnnxScorer(path, num_threads=num_threads), image_processor, config
 
 
 def fast_scorer(model: CSKDForAestheticScoring, backend: str = "auto") -> "TorchScorer | OnnxScorer":
@@ -256,7 +241,6 @@ __all__ = [
     "collate_scored_files",
     "default_num_workers",
     "fast_scorer",
-    "load_onnx_scorer",
     "load_scorer",
     "resolve_device",
     "score_files",

@@ -109,12 +109,6 @@ def graph_cache_key(hashes: dict[str, str]) -> str:
     return "files-" + hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:40]
 
 
-def cached_graph_dir(model_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache folder for a model folder's graph (it may not exist yet)."""
-    cache_dir = Path(cache_dir or default_graph_cache())
-    return cache_dir / graph_cache_key(source_hashes(model_dir, cache_dir))
-
-
 def find_graph(
     model_dir: str | os.PathLike,
     quantized: bool = False,
@@ -174,7 +168,6 @@ __all__ = [
     "ExportedGraph",
     "ONNX_FILE",
     "QUANTIZED_ONNX_FILE",
-    "cached_graph_dir",
     "default_graph_cache",
     "defining_files",
     "file_sha256",
