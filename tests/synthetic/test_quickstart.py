@@ -128,11 +128,12 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
             "--output_dir", str(models / f"cfa-{role}"), *common,
         ])  # fmt: skip
 
-    # Changes since: CSKD's rows (CFA, KD, SKD, multi-teacher CFA) have the MLP head; Hou et al.'s joint mode; CFA
-    # with the live teacher, and from the cache as a variant; SKD with mu = 15 from the teacher cache; the Fig. 3 ViT.
+    # Changes since: every scorer has the MLP head, NIMA* and the baselines included (#26: pre-trained weights the
+    # only difference); Hou et al.'s joint mode; CFA with the live teacher, and from the cache as a variant; SKD with
+    # mu = 15 from the teacher cache; the Fig. 3 ViT.
     mlp_head = ["--head_hidden_sizes", str(plan.head_hidden_size)]
 
-    def finetune(name: str, role: str, start: list[str], epochs: int, head: list[str] = ()):
+    def finetune(name: str, role: str, start: list[str], epochs: int, head: list[str] = mlp_head):
         runs[name] = (FinetuneArguments, [
             "--dataset", str(data_dir), "--architecture", architecture[role], *start, "--num_epochs", str(epochs),
             "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout), *head,
