@@ -61,7 +61,7 @@ def run_seed(plan_name: str, seed: int, out: Path, learning_rates: list[float]) 
     for name, folder in FINETUNED.items():
         tried = {}
         for learning_rate in learning_rates:
-            runs = RunArguments(replace(plan, learning_rate=learning_rate), layout, seed)
+            runs = RunArguments(replace(plan, row_learning_rates={folder: learning_rate}), layout, seed)
             args = (runs.method() | runs.baselines())[folder]
             args.output_dir = str(layout.models / f"{folder}-lr{learning_rate:g}")
             stages.run(f"{folder} (lr {learning_rate:g})", train_in_process, args)

@@ -3,6 +3,7 @@ into (so that every run, and every result, stays as it was); its smoke run (slow
 Fig. 3 panel and a student that learned."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,32 @@ def test_the_console_knows_every_stage_of_both_plans(tmp_path):
     for plan in (FULL, SMOKE):
         assert set(trainer_arguments(plan, tmp_path)) <= STAGE_SECONDS["full"].keys()
     assert {"SynthAVA", "tiny CLIP", "evaluation on the test split"} <= STAGE_SECONDS["full"].keys()
+
+
+def test_every_fine_tuned_row_has_the_same_head_and_recipe_so_pretrained_weights_are_the_only_difference(tmp_path):
+    planned = trainer_arguments(FULL, tmp_path)
+    scorers = {name: args for name, args in planned.items() if not isinstance(args, CFAArguments)}
+    assert {"nima-teacher", "nima-student", "clip-finetuned", "hou-joint-student", "cskd-student"} <= set(scorers)
+    for name, args in scorers.items():
+        assert args.head_hidden_sizes == [FULL.head_hidden_size], name
+        assert (args.head_dropout, args.lr_decay_epochs) == (FULL.head_dropout, [FULL.lr_decay_epoch]), name
+    for role, epochs in (("teacher", FULL.finetune_epochs), ("student", FULL.student_epochs)):
+        nima, cfa = planned[f"nima-{role}"], planned[f"cfa-{role}-scorer"]
+        assert (
+            (nima.architecture, nima.num_epochs)
+            == (cfa.architecture, cfa.num_epochs)
+            == (
+                FULL.architectures()[role],
+                epochs,
+            )
+        )
+        assert nima.backbone_checkpoint_path.endswith(f"content-pretrained-{FULL.architectures()[role]}.safetensors")
+        assert cfa.model.endswith(f"cfa-{role}")  # the weights: content-pretrained against CLIP-aligned
+
+
+def test_a_rows_learning_rate_from_the_grid_applies_to_that_row_only(tmp_path):
+    plan = replace(FULL, row_learning_rates={"nima-teacher": 3e-4, "cskd-student": 1e-4})
+    planned = trainer_arguments(plan, tmp_path)
+    assert planned["nima-teacher"].learning_rate == 3e-4 and planned["cskd-student"].learning_rate == 1e-4
+    others = {name: args.learning_rate for name, args in planned.items() if name not in plan.row_learning_rates}
+    assert set(others.values()) == {plan.learning_rate}  # CFA and the other rows keep the plan's

@@ -76,6 +76,9 @@ class QuickstartPlan:
     mu: int = 15
     beta: float = 15.0
     learning_rate: float = 1e-3
+    # A fine-tuned row's own learning rate, by model folder (`nima-teacher`, `clip-finetuned`, ...), chosen once from
+    # one grid on the validation split (#26, fair tuning); the rows not listed, and CFA, use `learning_rate`.
+    row_learning_rates: dict[str, float] = field(default_factory=dict)
     head_dropout: float = 0.2
     # CSKD's teacher and student are "backbone + MLP head" (§3.2), which gives no size. Every fine-tuned row has it,
     # NIMA* and the baselines included: Table 1 compares "under the same model structure ... the only difference is
@@ -422,7 +425,7 @@ class RunArguments:
             num_epochs=epochs,
             **self.scoring(),
             output_dir=str(self.layout.models / name),
-            **self.common(),
+            **self.common(name),
         )
 
     def distil(self, name: str, **semi_supervised) -> skd.SKDArguments:
@@ -438,7 +441,7 @@ class RunArguments:
             beta=self.plan.beta,
             **semi_supervised,
             output_dir=str(models / name),
-            **self.common(),
+            **self.common(name),
         )
 
     def scoring(self) -> dict:
@@ -451,14 +454,15 @@ class RunArguments:
             "head_hidden_sizes": [plan.head_hidden_size],
         }
 
-    def common(self) -> dict:
-        """The options of every run; the runs end long before their first checkpoint."""
+    def common(self, row: str | None = None) -> dict:
+        """The options of every run (of the fine-tuned `row`, for its learning rate); the runs end long before their
+        first checkpoint."""
         plan = self.plan
         return {
             "seed": self.seed,
             "image_size": plan.image_size,
             "batch_size": plan.batch_size,
-            "learning_rate": plan.learning_rate,
+            "learning_rate": plan.row_learning_rates.get(row, plan.learning_rate),
             "num_workers": plan.num_workers,
             "report_to": "none",
             "checkpointing_steps": 100_000,
