@@ -14,8 +14,8 @@ spec.loader.exec_module(premises)
 
 
 def seed_result(clip_probe: float, content_probe: float, nima: float, clip_finetuned: float) -> dict:
-    def row(test: float, learning_rate: float | None = None) -> dict:
-        return {"validation": test, "test": test, "learning_rate": learning_rate}
+    def row(test: float, learning_rate: float | None = None) -> dict:  # the table reads test, never validation
+        return {"validation": test - 0.05, "test": test, "learning_rate": learning_rate}
 
     return {
         "rows": {

@@ -15,6 +15,7 @@ from transformers import AutoModel, AutoModelForImageClassification
 from cskd_hf.cli import main
 from cskd_hf.synthetic.quickstart import (
     BASELINE_ROWS,
+    DEFAULT,
     FULL,
     MULTI_TEACHER_CFA,
     ROWS,
@@ -134,17 +135,17 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
     # mu = 15 from the teacher cache; the Fig. 3 ViT.
     mlp_head = ["--head_hidden_sizes", str(plan.head_hidden_size)]
 
-    def finetune(name: str, role: str, start: list[str], epochs: int, head: list[str] = mlp_head):
+    def finetune(name: str, role: str, start: list[str], epochs: int):
         runs[name] = (FinetuneArguments, [
             "--dataset", str(data_dir), "--architecture", architecture[role], *start, "--num_epochs", str(epochs),
-            "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout), *head,
+            "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout), *mlp_head,
             "--output_dir", str(models / name), *common,
         ])  # fmt: skip
 
     finetune("nima-teacher", "teacher", ["--backbone_checkpoint_path", str(imagenet["teacher"])], plan.finetune_epochs)
-    finetune("cfa-teacher-scorer", "teacher", ["--model", str(models / "cfa-teacher")], plan.finetune_epochs, mlp_head)
+    finetune("cfa-teacher-scorer", "teacher", ["--model", str(models / "cfa-teacher")], plan.finetune_epochs)
     finetune("nima-student", "student", ["--backbone_checkpoint_path", str(imagenet["student"])], plan.student_epochs)
-    finetune("cfa-student-scorer", "student", ["--model", str(models / "cfa-student")], plan.student_epochs, mlp_head)
+    finetune("cfa-student-scorer", "student", ["--model", str(models / "cfa-student")], plan.student_epochs)
     distil = [
         "--dataset", str(data_dir), "--teacher", str(models / "cfa-teacher-scorer"),
         "--model", str(models / "cfa-student"), "--num_epochs", str(plan.student_epochs),
@@ -164,7 +165,6 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
     ])  # fmt: skip
     finetune(
         "cfa-student-cached-scorer", "student", ["--model", str(models / "cfa-student-cached")], plan.student_epochs,
-        mlp_head,
     )  # fmt: skip
     runs["CFA (ViT)"] = (CFAArguments, [
         "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", plan.vit_architecture,
@@ -189,7 +189,6 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
         "student",
         ["--model", str(models / "multi-teacher-cfa-student")],
         plan.student_epochs,
-        mlp_head,
     )
     classifier = f"timm:{plan.teacher_architecture}@{imagenet['teacher']}"
     hou = ["--backbone_checkpoint_path", str(imagenet["student"]), "--alignment_teacher", classifier]
@@ -299,6 +298,8 @@ def test_every_fine_tuned_row_has_the_same_head_and_recipe_so_pretrained_weights
                 epochs,
             )
         )
+        shared = ("learning_rate", "batch_size", "image_size", "seed", "head_hidden_sizes", "lr_decay_epochs")
+        assert all(getattr(nima, field) == getattr(cfa, field) for field in shared)
         assert nima.backbone_checkpoint_path.endswith(f"content-pretrained-{FULL.architectures()[role]}.safetensors")
         assert cfa.model.endswith(f"cfa-{role}")  # the weights: content-pretrained against CLIP-aligned
 
@@ -309,3 +310,11 @@ def test_a_rows_learning_rate_from_the_grid_applies_to_that_row_only(tmp_path):
     assert planned["nima-teacher"].learning_rate == 3e-4 and planned["cskd-student"].learning_rate == 1e-4
     others = {name: args.learning_rate for name, args in planned.items() if name not in plan.row_learning_rates}
     assert set(others.values()) == {plan.learning_rate}  # CFA and the other rows keep the plan's
+
+
+def test_a_row_shorter_than_the_plans_decay_epoch_decays_before_its_last_epoch_and_unknown_rows_are_refused(tmp_path):
+    planned = trainer_arguments(DEFAULT, tmp_path)  # teachers 10 epochs, decay at 8; students 4
+    assert planned["nima-teacher"].lr_decay_epochs == [DEFAULT.lr_decay_epoch]
+    assert planned["nima-student"].lr_decay_epochs == planned["cskd-student"].lr_decay_epochs == [3]
+    with pytest.raises(ValueError, match="cfa-teacher"):  # CFA is no fine-tuned row
+        trainer_arguments(replace(FULL, row_learning_rates={"cfa-teacher": 1e-4}), tmp_path)
