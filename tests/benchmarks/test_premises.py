@@ -39,7 +39,7 @@ def test_the_table_gives_each_premise_its_mean_difference_and_wins_with_the_marg
     assert "P3: unlabeled / train = 10000 / 1000 = 10.0x (met)" in table
 
 
-@pytest.mark.slow  # about 50 s: the smoke plan's world, stand-ins and premise rows
+@pytest.mark.slow  # about 90 s: the smoke plan's world, stand-ins and premise rows
 def test_the_smoke_plans_premise_rows_choose_their_learning_rate_on_validation(tmp_path):
     out = run("premises.py", "--plan", "smoke", "--seeds", "0", "--learning-rates", "1e-4", "1e-3",
               "--out", str(tmp_path / "out"), "--json", str(tmp_path / "premises.json"))  # fmt: skip
