@@ -1,13 +1,14 @@
-"""The SynthAVA quickstart over several seeds: per row, mean ± sample std of SRCC, PLCC and MSE; per claim of the
-paper (row A beats row B), and per comparison beside them (the recipe's live-teacher CFA against the cached-target
-variant; multi-teacher against single-teacher CFA), the paired difference per seed, its mean, a 95 % t-interval and
-the win count; for Fig. 3, how each attention statistic of the ViT moved after CFA on each seed; and each seed's time.
+"""The SynthAVA quickstart over several seeds: per row, mean ± sample std of SRCC, PLCC and MSE; per premise and per
+claim of the paper (row A beats row B), and with `--full` per comparison beside them (the recipe's live-teacher CFA
+against the cached-target variant; multi-teacher against single-teacher CFA; SKD's live teacher against the cached
+one), the paired difference per seed, its mean, a 95 % t-interval and the win count; with `--full`, for Fig. 3, how
+each attention statistic of the ViT moved after CFA on each seed; and each seed's time.
 
-    python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--smoke] [--jobs 2] [--report-only]
-        [--json seeds.json] [--record benchmarks/results/seeds]
+    python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--full] [--smoke] [--jobs 2]
+        [--report-only] [--json seeds.json] [--record benchmarks/results/seeds]
 
-Each seed runs `cskd quickstart --seed N --out OUT/seed-N` in a fresh process (35 to 45 minutes on 2 cores; --smoke:
-about 4), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs
+Each seed runs `cskd quickstart --seed N --out OUT/seed-N` (with `--full`, `--smoke`) in a fresh process (DEFAULT_MINUTES
+on 2 cores; --full: FULL_MINUTES; --smoke: SMOKE_MINUTES), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs
 K seeds at once, each with the plan's torch threads (the quickstart sets them, so that a seed's numbers do not depend
 on how many ran beside it) and its output in OUT/seed-N.log; the stage times in results.json are then not those of a
 run alone. Each results.json records its environment (commit, library versions, CPU, threads). The report covers every
@@ -55,6 +56,7 @@ CLAIMS = [
 COMPARISONS = [
     ("CFA student", "CFA student, cached CLIP targets"),  # the recipe's live teacher against the cache (#15, item 6)
     ("Multi-teacher CFA student", "CFA student, cached CLIP targets"),  # both from caches: the classifier's share
+    ("CSKD student, live teacher", "CSKD student (SKD)"),  # SKD's live teacher (eq. 5) against the cache (#26)
 ]
 CLAIM_METRICS = ("srcc", "plcc")
 
@@ -217,7 +219,7 @@ def attention_statistics(summaries: list[dict], confidence: float = 0.95) -> lis
     """Per Fig. 3 statistic, its change after CFA (after - before, averaged over layers) on each seed that has the
     diagnostic: the changes, their mean and t-interval (`low`, `high`), `as_paper` (the seeds where it moved the way
     the paper reports) and `before`, the statistic before CFA per seed."""
-    with_change = [summary for summary in summaries if "attention_change" in summary]
+    with_change = [summary for summary in summaries if summary.get("attention_change")]
     labels = [seed_label(summary, index) for index, summary in enumerate(summaries) if summary in with_change]
     statistics = []
     for statistic, direction in PAPER_FIG3_DIRECTIONS.items():
@@ -257,6 +259,18 @@ def seed_minutes(summary: dict) -> str:
     return minutes if threads is None else f"{minutes} ({threads} thread{'s' if threads > 1 else ''})"
 
 
+def has_full_rows(summary: dict) -> bool:
+    """Whether a run has `--full`'s rows (the runs before `--full` existed ran every row)."""
+    return summary.get("full", True)
+
+
+def run_kind(summary: dict) -> str:
+    """The quickstart's options of a run, as the report names its plan: `default`, `full`, `smoke` or `smoke, full`."""
+    if summary.get("smoke"):
+        return "smoke, full" if has_full_rows(summary) else "smoke"
+    return "full" if has_full_rows(summary) else "default"
+
+
 def plan_differences(summaries: list[dict]) -> list[str]:
     """The settings (`smoke`, the plan's fields) in which the seeds' runs differ, each with its values per seed."""
     settings = [{"smoke": summary.get("smoke"), **summary.get("plan", {})} for summary in summaries]
@@ -286,8 +300,8 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
     if not summaries:
         return "No results: no seed-N/results.json found."
     seeds = [seed_label(summary, index) for index, summary in enumerate(summaries)]
-    smoke = {summary.get("smoke") for summary in summaries}
-    kind = "smoke" if smoke == {True} else "full" if smoke == {False} else "mixed smoke and full"
+    kinds = sorted({run_kind(summary) for summary in summaries})
+    kind = kinds[0] if len(kinds) == 1 else "mixed " + " and ".join(kinds)
     lines = [f"SynthAVA quickstart, {len(summaries)} seed{'s' if len(summaries) > 1 else ''} ({', '.join(seeds)}), "]
     lines[0] += f"{kind} plan. SynthAVA is synthetic: these numbers say nothing about real photographs."
     repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
@@ -323,8 +337,32 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
         "",
         *claims_table(holm_verdicts(claim_statistics(summaries, confidence)), len(summaries), percent, "claim"),
         "",
-        "Beside the claims, paired the same way: the recipe's live-teacher CFA against the cached-target variant, and "
-        "multi-teacher CFA against single-teacher CFA (both from caches).",
+    ]
+    if not any(has_full_rows(summary) for summary in summaries):
+        lines.append(
+            "The comparisons of the recipe's variants and Fig. 3 are in `--full` runs (`python benchmarks/seeds.py "
+            "--full`): these runs have neither."
+        )
+    else:
+        lines += full_sections(summaries, confidence)
+    lines += [
+        "",
+        "Minutes per seed: "
+        + ", ".join(
+            f"seed {seed_label(summary, index)} {seed_minutes(summary)}" for index, summary in enumerate(summaries)
+        )
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
+def full_sections(summaries: list[dict], confidence: float) -> list[str]:
+    """The report's sections on `--full` runs: the variants' comparisons and Fig. 3."""
+    percent = f"{confidence:.0%}"
+    lines = [
+        "Beside the claims, paired the same way: the recipe's live-teacher CFA against the cached-target variant, "
+        "multi-teacher CFA against single-teacher CFA (both from caches), and SKD's live teacher (the paper's eq. 5) "
+        "against the CSKD row's cached one.",
         "",
         *claims_table(
             holm_verdicts(claim_statistics(summaries, confidence, COMPARISONS)), len(summaries), percent, "comparison"
@@ -351,22 +389,14 @@ def report_markdown(summaries: list[dict], confidence: float = 0.95) -> str:
             f"| {entry['statistic']} | {entry['paper']} | {before} | {per_seed} | {entry['mean']:+.4f} | {interval} | "
             f"{entry['as_paper']}/{entry['n']} | {attention_verdict(entry)} |"
         )
-    uniform = [uniform_attention_entropy(summary) for summary in summaries if "attention_change" in summary]
+    uniform = [uniform_attention_entropy(summary) for summary in summaries if summary.get("attention_change")]
     if uniform and uniform[0] is not None:
         lines += [
             "",
             f"Uniform attention has entropy {uniform[0]:.4g} nats (over the ViT's tokens) and no variance over heads: "
             "a ViT that attends almost uniformly before CFA can only lower its entropy and raise the variance.",
         ]
-    lines += [
-        "",
-        "Minutes per seed: "
-        + ", ".join(
-            f"seed {seed_label(summary, index)} {seed_minutes(summary)}" for index, summary in enumerate(summaries)
-        )
-        + ".",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def p_cell(p: float | None) -> str:
@@ -436,13 +466,11 @@ def read_results(out: Path) -> dict[int, dict]:
     return summaries
 
 
-def run_seed(seed: int, folder: Path, smoke: bool, log: bool = False, record: Path | None = None) -> None:
-    """`cskd quickstart` for one seed, in a fresh process (no state carried from one seed to the next) with the
-    plan's torch threads; with `log`, its output written to `<folder>.log`; with `record`, its results.json copied to
-    record/seed-N/ once the run has finished."""
-    command = [sys.executable, "-m", "cskd_hf.cli", "quickstart", "--seed", str(seed), "--out", str(folder)]
-    if smoke:
-        command.append("--smoke")
+def run_seed(seed: int, folder: Path, options: list[str], log: bool = False, record: Path | None = None) -> None:
+    """`cskd quickstart` for one seed with its `options` (`--smoke`, `--full`), in a fresh process (no state carried
+    from one seed to the next) with the plan's torch threads; with `log`, its output written to `<folder>.log`; with
+    `record`, its results.json copied to record/seed-N/ once the run has finished."""
+    command = [sys.executable, "-m", "cskd_hf.cli", "quickstart", "--seed", str(seed), "--out", str(folder), *options]
     print(f"== seed {seed}: {' '.join(command)}", flush=True)
     if not log:
         result = subprocess.run(command)
@@ -462,7 +490,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="the seeds to run")
     parser.add_argument("--out", default="outputs/seeds", help="each seed's run goes to OUT/seed-N")
-    parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (about 4 minutes a seed)")
+    parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (SMOKE_MINUTES a seed)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="run `cskd quickstart --full` (FULL_MINUTES a seed; default: DEFAULT_MINUTES)",
+    )
     parser.add_argument(
         "--jobs", type=int, default=1, help="seeds run at once, each with the plan's torch threads and its own log"
     )
@@ -475,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     record = Path(args.record) if args.record else None
+    options = [option for option, chosen in (("--smoke", args.smoke), ("--full", args.full)) if chosen]
     if not args.report_only:
         pending = []
         for seed in args.seeds:
@@ -486,7 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs = min(args.jobs, len(pending))
         if jobs > 1:
             with ThreadPoolExecutor(jobs) as pool:
-                futures = [pool.submit(run_seed, *run, args.smoke, True, record) for run in pending]
+                futures = [pool.submit(run_seed, *run, options, True, record) for run in pending]
                 try:
                     for future in futures:
                         future.result()
@@ -495,7 +529,7 @@ def main(argv: list[str] | None = None) -> None:
                     raise
         else:
             for run in pending:
-                run_seed(*run, args.smoke, record=record)
+                run_seed(*run, options, record=record)
     summaries = read_results(out)
     missing = sorted(set(args.seeds) - set(summaries))
     print(report_markdown(list(summaries.values()), args.confidence))

@@ -50,4 +50,4 @@ def test_the_smoke_plans_premise_rows_choose_their_learning_rate_on_validation(t
         best = max(tried, key=lambda lr: tried[lr]["validation"])
         assert rows[name]["learning_rate"] == float(best) and rows[name]["test"] == tried[best]["test"]
     assert all(-1 <= row["test"] <= 1 for row in rows.values())
-    assert "P3: unlabeled / train = 1500 / 600 = 2.5x (not met)" in out
+    assert "P3: unlabeled / train = 1500 / 400 = 3.8x (not met)" in out

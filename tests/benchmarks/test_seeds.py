@@ -32,12 +32,12 @@ SRCC = {
 }
 
 
-def fake_results(seed: int, rows: dict[str, list[float]] = SRCC, smoke: bool = False) -> dict:
+def fake_results(seed: int, rows: dict[str, list[float]] = SRCC, smoke: bool = False, full: bool = False) -> dict:
     results = {
         name: {"n": 100, "srcc": values[seed], "plcc": values[seed] - 0.01, "mse": 1 - values[seed], "accuracy": 0.8}
         for name, values in rows.items()
     }
-    return {"seed": seed, "smoke": smoke, "plan": {"mu": 2, "student_epochs": 4}, "results": results}
+    return {"seed": seed, "smoke": smoke, "full": full, "plan": {"mu": 2, "student_epochs": 4}, "results": results}
 
 
 def claim(claims: list[dict], a: str, b: str, metric: str) -> dict:
@@ -114,7 +114,7 @@ def test_report_over_five_seeds():
         cfa_vs_clip = claim(claims, "CFA teacher", "CLIP fine-tuned", metric)
         assert cfa_vs_clip["wins"] == 5 and seeds.verdict(cfa_vs_clip) == "holds"
     report = seeds.report_markdown(summaries)
-    assert "5 seeds (0, 1, 2, 3, 4), full plan" in report
+    assert "5 seeds (0, 1, 2, 3, 4), default plan" in report
     mean, std = statistics.mean(SRCC["CFA teacher"]), statistics.stdev(SRCC["CFA teacher"])
     assert f"| CFA teacher | 5 | {mean:.4f} ± {std:.4f} |" in report
     assert "| CFA teacher > NIMA* teacher | SRCC | +0.0200, +0.0100, -0.0100, +0.0300, +0.0300 | +0.0160 |" in report
@@ -162,7 +162,7 @@ def test_missing_rows_are_reported_not_crashed_on():
 
 def test_mixed_settings_are_flagged():
     report = seeds.report_markdown([fake_results(0), fake_results(1, smoke=True)])
-    assert "mixed smoke and full plan" in report
+    assert "mixed default and smoke plan" in report
     assert "**Warning: the runs differ in their settings**: smoke (seed 0: False, seed 1: True)." in report
     assert "seed 0 appears more than once" in seeds.report_markdown([fake_results(0), fake_results(0)])
 
@@ -218,6 +218,31 @@ def test_runs_only_the_missing_seeds_each_in_a_fresh_quickstart_process(tmp_path
     assert "No results yet for seed 4" not in printed  # 4 was not asked for
 
 
+def test_full_runs_pass_full_to_the_quickstart_and_default_runs_report_no_variants(tmp_path, monkeypatch):
+    commands = []
+
+    def fake_quickstart(command, **kwargs):
+        commands.append(command)
+        folder = Path(command[command.index("--out") + 1])
+        folder.mkdir(parents=True)
+        summary = fake_results(int(command[command.index("--seed") + 1]), full="--full" in command)
+        (folder / "results.json").write_text(json.dumps(summary))
+        return seeds.subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(seeds.subprocess, "run", fake_quickstart)
+    seeds.main(["--seeds", "0", "--out", str(tmp_path / "full"), "--full"])
+    seeds.main(["--seeds", "0", "1", "--out", str(tmp_path / "default")])
+    assert commands[0][-1] == "--full" and all(command[-1] != "--full" for command in commands[1:])
+    default = seeds.report_markdown(list(seeds.read_results(tmp_path / "default").values()))
+    assert "2 seeds (0, 1), default plan" in default
+    assert "these runs have neither" in default and "Fig. 3:" not in default
+    full = seeds.report_markdown(list(seeds.read_results(tmp_path / "full").values()))
+    assert "1 seed (0), full plan" in full and "Fig. 3:" in full
+    assert "CSKD student, live teacher > CSKD student (SKD)" in full  # the eq. 5 comparison, missing in this fake
+    smoke_full = seeds.report_markdown([fake_results(0, smoke=True, full=True)])
+    assert "1 seed (0), smoke, full plan" in smoke_full and "Fig. 3:" in smoke_full
+
+
 # Per seed, the ViT's layer-averaged attention after CFA minus before (Fig. 3): distance falls on 4 of 5 seeds,
 # its variance over heads rises on all, entropy rises on all (unlike the paper).
 ATTENTION_CHANGES = {
@@ -228,7 +253,9 @@ ATTENTION_CHANGES = {
 
 
 def with_attention(summary: dict) -> dict:
+    """A `--full` run's summary: with the Fig. 3 diagnostic's changes."""
     seed = summary["seed"]
+    summary["full"] = True
     summary["attention_change"] = {
         statistic: {"before": 10.0, "after": 10.0 + changes[seed], "change": changes[seed]}
         for statistic, changes in ATTENTION_CHANGES.items()
@@ -262,8 +289,8 @@ def test_fig3_changes_get_their_t_interval_and_a_verdict_against_the_papers_dire
     assert "| +0.0580 |" in report and "| 0/5 | against the paper |" in report
 
 
-def test_runs_without_the_attention_diagnostic_are_reported_as_missing():
-    report = seeds.report_markdown([fake_results(0), fake_results(1)])
+def test_full_runs_without_the_attention_diagnostic_are_reported_as_missing():
+    report = seeds.report_markdown([fake_results(0, full=True), fake_results(1, full=True)])
     assert "| mean_attention_distance | decreases | missing: no attention_change |" in report
     assert "Uniform attention" not in report
 
@@ -282,7 +309,7 @@ def test_uniform_attention_and_the_minutes_per_seed_are_stated():
 
 def test_the_comparisons_beside_the_claims_are_paired_like_them():
     rows = dict(SRCC) | {"CFA student, cached CLIP targets": [0.74, 0.76, 0.73, 0.75, 0.74]}
-    summaries = [fake_results(seed, rows) for seed in range(5)]
+    summaries = [fake_results(seed, rows, full=True) for seed in range(5)]
     choices = seeds.claim_statistics(summaries, pairs=seeds.COMPARISONS)
     choice = claim(choices, "CFA student", "CFA student, cached CLIP targets", "srcc")
     assert choice["differences"] == pytest.approx([0.01, -0.01, 0.02, 0.0, 0.01])

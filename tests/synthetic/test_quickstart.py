@@ -1,9 +1,10 @@
 """`cskd_hf.synthetic.quickstart`: the trainer arguments it plans equal what its former command lines parsed
-into (so that every run, and every result, stays as it was); its smoke run (slow) leaves every artefact, the
-Fig. 3 panel and a student that learned."""
+into (so that every run, and every result, stays as it was); the default plan runs the paper's and the premise rows,
+`--full` the rest; its smoke run with `--full` (slow) leaves every artefact, the Fig. 3 panel and a student that
+learned."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,16 @@ from cskd_hf.synthetic.quickstart import (
     DEFAULT,
     FULL,
     MULTI_TEACHER_CFA,
+    PREMISE_ROWS,
     ROWS,
     SMOKE,
+    VARIANT_OF,
     VARIANT_ROWS,
     VIT_AFTER_CFA,
     VIT_BEFORE_CFA,
     ZERO_SHOT_ROW,
     QuickstartPlan,
+    planned_stages,
     trainer_arguments,
 )
 from cskd_hf.training.arguments import parse_arguments
@@ -32,19 +36,41 @@ from cskd_hf.training.cfa import CFAArguments
 from cskd_hf.training.skd import SKDArguments
 from cskd_hf.training.supervised import FinetuneArguments
 
+SMOKE_FULL = replace(SMOKE, full=True)
+
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
+    """`cskd quickstart --smoke --full`: every stage of `--full`, at the smoke plan's sizes."""
     out = tmp_path_factory.mktemp("quickstart")
-    assert main(["quickstart", "--smoke", "--out", str(out), "--seed", "0"]) == 0
+    assert main(["quickstart", "--smoke", "--full", "--out", str(out), "--seed", "0"]) == 0
     return out
 
 
-@pytest.mark.slow  # the quickstart's smoke run: about 6 minutes on 2 cores
+@pytest.mark.slow  # the quickstart's smoke run: at most 3 minutes on 2 cores
+def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_compare(tmp_path, capsys):
+    from cskd_hf.synthetic.quickstart import plan_rows
+
+    out = tmp_path / "smoke"
+    assert main(["quickstart", "--smoke", "--out", str(out), "--seed", "1"]) == 0
+    summary = json.loads((out / "results.json").read_text())
+    assert set(summary["results"]) == {name for name, _ in plan_rows(SMOKE)} | {ZERO_SHOT_ROW, "untrained student"}
+    assert list(summary["stage_seconds"]) == planned_stages(SMOKE)
+    assert (
+        summary["attention"] == {} and not (out / "attention").exists() and not (out / "models" / "cfa-vit").exists()
+    )
+    console = capsys.readouterr().out
+    assert "A smoke run is too small to compare rows" in console and "attention/" not in console
+    assert "## Attention before and after CFA" not in (out / "results.md").read_text()
+
+
+@pytest.mark.slow  # the quickstart's smoke run with --full: about 4 minutes on 2 cores
 def test_every_artefact_exists_and_loads(smoke_run):
     summary = json.loads((smoke_run / "results.json").read_text())
     rows = {name for name, _ in ROWS + VARIANT_ROWS + BASELINE_ROWS} | {ZERO_SHOT_ROW, "untrained student"}
     assert set(summary["results"]) == rows
+    assert list(summary["stage_seconds"]) == planned_stages(SMOKE_FULL)  # the console's plan is what ran
+    assert summary["smoke"] and summary["full"] and summary["plan"] == asdict(SMOKE_FULL)
     assert (smoke_run / "ier.png").stat().st_size > 10_000
     markdown = (smoke_run / "results.md").read_text()
     assert "synthetic" in markdown and "CSKD student (SKD)" in markdown
@@ -64,7 +90,7 @@ def test_every_artefact_exists_and_loads(smoke_run):
     assert "Fig. 3" in markdown and "Multi-teacher CFA student" in markdown
 
 
-@pytest.mark.slow  # the quickstart's smoke run: about 6 minutes on 2 cores
+@pytest.mark.slow  # the quickstart's smoke run with --full: about 4 minutes on 2 cores
 def test_the_fig_3_panel_compares_a_vit_before_and_after_cfa(smoke_run):
     summary = json.loads((smoke_run / "results.json").read_text())
     before, after = summary["attention"][VIT_BEFORE_CFA], summary["attention"][VIT_AFTER_CFA]
@@ -88,14 +114,14 @@ def test_the_fig_3_panel_compares_a_vit_before_and_after_cfa(smoke_run):
     assert f"entropy {change['before']:.4g} → {change['after']:.4g}" in markdown
 
 
-@pytest.mark.slow  # the quickstart's smoke run: about 6 minutes on 2 cores
+@pytest.mark.slow  # the quickstart's smoke run with --full: about 4 minutes on 2 cores
 def test_the_cskd_student_learned(smoke_run):
     results = json.loads((smoke_run / "results.json").read_text())["results"]
     # Measured on seeds 0-2: CSKD student 0.58-0.68, untrained -0.24-0.13.
     assert results["CSKD student (SKD)"]["srcc"] > results["untrained student"]["srcc"] + 0.25
 
 
-@pytest.mark.slow  # the quickstart's smoke run: about 6 minutes on 2 cores
+@pytest.mark.slow  # the quickstart's smoke run with --full: about 4 minutes on 2 cores
 def test_cskd_score_works_on_the_test_images_with_the_student(smoke_run, tmp_path, capsys):
     test = load_dataset(str(smoke_run / "synthava"), split="test").select(range(6))
     paths = []
@@ -116,18 +142,22 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
     source = f"parquet:{data_dir / 'data' / 'unlabeled-*.parquet'}"
     architecture = {"teacher": plan.teacher_architecture, "student": plan.student_architecture}
     imagenet = {role: models / f"content-pretrained-{arch}.safetensors" for role, arch in architecture.items()}
-    common = [
-        "--seed", str(seed), "--image_size", str(plan.image_size), "--batch_size", str(plan.batch_size),
-        "--learning_rate", str(plan.learning_rate), "--num_workers", str(plan.num_workers), "--report_to", "none",
-        "--checkpointing_steps", "100000", "--checkpoints_total_limit", "1",
-    ]  # fmt: skip
+
+    def common(row: str | None = None) -> list[str]:
+        learning_rate = plan.row_learning_rates.get(VARIANT_OF.get(row, row), plan.learning_rate)
+        return [
+            "--seed", str(seed), "--image_size", str(plan.image_size), "--batch_size", str(plan.batch_size),
+            "--learning_rate", str(learning_rate), "--num_workers", str(plan.num_workers), "--report_to", "none",
+            "--checkpointing_steps", "100000", "--checkpoints_total_limit", "1",
+        ]  # fmt: skip
+
     runs = {}
     for role in ("teacher", "student"):
         runs[f"CFA ({role})"] = (CFAArguments, [
             "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", architecture[role],
             "--backbone_checkpoint_path", str(imagenet[role]), "--num_epochs", str(plan.cfa_epochs),
             "--lr_decay_epochs", str(plan.cfa_epochs),
-            "--output_dir", str(models / f"cfa-{role}"), *common,
+            "--output_dir", str(models / f"cfa-{role}"), *common(),
         ])  # fmt: skip
 
     # Changes since: every scorer has the MLP head, NIMA* and the baselines included (#26: pre-trained weights the
@@ -138,39 +168,51 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
     def finetune(name: str, role: str, start: list[str], epochs: int):
         runs[name] = (FinetuneArguments, [
             "--dataset", str(data_dir), "--architecture", architecture[role], *start, "--num_epochs", str(epochs),
-            "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout), *mlp_head,
-            "--output_dir", str(models / name), *common,
+            "--lr_decay_epochs", str(min(plan.lr_decay_epoch, epochs - 1)), "--head_dropout", str(plan.head_dropout),
+            *mlp_head, "--output_dir", str(models / name), *common(name),
         ])  # fmt: skip
 
     finetune("nima-teacher", "teacher", ["--backbone_checkpoint_path", str(imagenet["teacher"])], plan.finetune_epochs)
     finetune("cfa-teacher-scorer", "teacher", ["--model", str(models / "cfa-teacher")], plan.finetune_epochs)
     finetune("nima-student", "student", ["--backbone_checkpoint_path", str(imagenet["student"])], plan.student_epochs)
     finetune("cfa-student-scorer", "student", ["--model", str(models / "cfa-student")], plan.student_epochs)
-    distil = [
-        "--dataset", str(data_dir), "--teacher", str(models / "cfa-teacher-scorer"),
-        "--model", str(models / "cfa-student"), "--num_epochs", str(plan.student_epochs),
-        "--lr_decay_epochs", str(plan.lr_decay_epoch), "--head_dropout", str(plan.head_dropout), *mlp_head,
-        "--beta", str(plan.beta), *common,
-    ]  # fmt: skip
-    runs["kd-student"] = (SKDArguments, [*distil, "--output_dir", str(models / "kd-student")])
+
+    def distil(name: str) -> list[str]:
+        return [
+            "--dataset", str(data_dir), "--teacher", str(models / "cfa-teacher-scorer"),
+            "--model", str(models / "cfa-student"), "--num_epochs", str(plan.student_epochs),
+            "--lr_decay_epochs", str(min(plan.lr_decay_epoch, plan.student_epochs - 1)),
+            "--head_dropout", str(plan.head_dropout), *mlp_head, "--beta", str(plan.beta), *common(name),
+        ]  # fmt: skip
+
+    runs["kd-student"] = (SKDArguments, [*distil("kd-student"), "--output_dir", str(models / "kd-student")])
     runs["cskd-student"] = (SKDArguments, [
-        *distil, "--unlabeled", source, "--mu", str(plan.mu), "--teacher_cache", str(cache / "skd-teacher"),
-        "--output_dir", str(models / "cskd-student"),
+        *distil("cskd-student"), "--unlabeled", source, "--mu", str(plan.mu),
+        "--teacher_cache", str(cache / "skd-teacher"), "--output_dir", str(models / "cskd-student"),
     ])  # fmt: skip
+    # Since #26 the default plan runs the paper's rows and the premise rows; `--full` the rest, SKD with the live
+    # teacher among them.
+    if not plan.full:
+        finetune("clip-finetuned", "student", ["--clip_backbone", str(models / "tiny-clip")], plan.finetune_epochs)
+        return runs
     runs["CFA (student, cached targets)"] = (CFAArguments, [
         "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", architecture["student"],
         "--backbone_checkpoint_path", str(imagenet["student"]), "--num_epochs", str(plan.cfa_epochs),
         "--lr_decay_epochs", str(plan.cfa_epochs), "--teacher_cache", str(cache / "student"),
-        "--output_dir", str(models / "cfa-student-cached"), *common,
+        "--output_dir", str(models / "cfa-student-cached"), *common(),
     ])  # fmt: skip
     finetune(
         "cfa-student-cached-scorer", "student", ["--model", str(models / "cfa-student-cached")], plan.student_epochs,
     )  # fmt: skip
+    runs["cskd-student-live"] = (SKDArguments, [
+        *distil("cskd-student-live"), "--unlabeled", source, "--mu", str(plan.mu),
+        "--output_dir", str(models / "cskd-student-live"),
+    ])  # fmt: skip
     runs["CFA (ViT)"] = (CFAArguments, [
         "--teacher", str(models / "tiny-clip"), "--unlabeled", source, "--architecture", plan.vit_architecture,
         "--backbone_checkpoint_path", str(models / f"content-pretrained-{plan.vit_architecture}.safetensors"),
         "--num_epochs", str(plan.cfa_epochs), "--lr_decay_epochs", str(plan.cfa_epochs),
-        "--output_dir", str(models / "cfa-vit"), "--model_args", json.dumps(plan.vit_model_args), *common,
+        "--output_dir", str(models / "cfa-vit"), "--model_args", json.dumps(plan.vit_model_args), *common(),
     ])  # fmt: skip
     finetune("clip-finetuned", "student", ["--clip_backbone", str(models / "tiny-clip")], plan.finetune_epochs)
     runs["CFA (student, two teachers)"] = (CFAArguments, [
@@ -182,7 +224,7 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
         # One change from the old command line: the tiny CLIP's cache folder is the one-teacher run's, named
         # directly, where the old one linked cache/multi-teacher/teacher0 to it.
         "--teacher_caches", str(cache / "student"), str(cache / "multi-teacher" / "teacher1"),
-        "--output_dir", str(models / "multi-teacher-cfa-student"), *common,
+        "--output_dir", str(models / "multi-teacher-cfa-student"), *common(),
     ])  # fmt: skip
     finetune(
         "multi-teacher-cfa-student-scorer",
@@ -197,7 +239,7 @@ def command_lines(plan: QuickstartPlan, out_dir, seed: int) -> dict[str, tuple[t
 
 
 @pytest.mark.parametrize("seed", [0, 3])
-@pytest.mark.parametrize("plan", [FULL, SMOKE], ids=["full", "smoke"])
+@pytest.mark.parametrize("plan", [DEFAULT, FULL, SMOKE, SMOKE_FULL], ids=["default", "full", "smoke", "smoke-full"])
 def test_trainer_arguments_are_those_the_command_lines_parsed_into(plan, seed, tmp_path):
     out_dir = tmp_path / "quickstart"
     planned = trainer_arguments(plan, out_dir, seed)
@@ -210,7 +252,7 @@ def test_trainer_arguments_are_those_the_command_lines_parsed_into(plan, seed, t
 
 
 def test_the_multi_teacher_run_reads_the_clip_targets_the_cached_variant_cached_before_it(tmp_path):
-    planned = trainer_arguments(SMOKE, tmp_path)
+    planned = trainer_arguments(SMOKE_FULL, tmp_path)
     multi, single = planned[MULTI_TEACHER_CFA], planned["CFA (student, cached targets)"]
     assert multi.teacher[0] == single.teacher[0]  # the tiny CLIP
     assert multi.cache_dir(0) == single.cache_dir(0)  # its cache, named directly: no link
@@ -219,7 +261,7 @@ def test_the_multi_teacher_run_reads_the_clip_targets_the_cached_variant_cached_
     assert order.index("CFA (student, cached targets)") < order.index(MULTI_TEACHER_CFA)
 
 
-@pytest.mark.parametrize("plan", [FULL, SMOKE], ids=["full", "smoke"])
+@pytest.mark.parametrize("plan", [FULL, SMOKE_FULL], ids=["full", "smoke-full"])
 def test_the_method_runs_are_the_papers_recipe_and_the_cached_cfa_is_a_variant_beside_it(plan, tmp_path):
     planned = trainer_arguments(plan, tmp_path)
     for role in ("teacher", "student"):  # eq. 1 on the view the student sees: the live teacher
@@ -230,8 +272,11 @@ def test_the_method_runs_are_the_papers_recipe_and_the_cached_cfa_is_a_variant_b
         paper.architecture,
         paper.backbone_checkpoint_path,
     )
-    skd = planned["cskd-student"]
+    skd, live = planned["cskd-student"], planned["cskd-student-live"]
     assert (skd.mu, skd.beta) == (15, 15.0) and skd.teacher_cache is not None
+    assert (
+        live.teacher_cache is None and replace(live, teacher_cache=skd.teacher_cache, output_dir=skd.output_dir) == skd
+    )
     vit = planned["CFA (ViT)"]
     assert vit.architecture == "test_vit" and vit.model_args["patch_size"] == 8 and vit.teacher_cache is None
 
@@ -271,14 +316,28 @@ def test_a_runs_environment_names_its_code_libraries_cpu_and_threads():
     assert FULL.torch_threads == SMOKE.torch_threads == 2  # fixed by the plan, not by the machine's cores
 
 
-def test_the_console_knows_every_stage_of_both_plans(tmp_path):
+def test_the_console_knows_every_stage_of_every_plan():
     """The time left is estimated from `STAGE_SECONDS`: it must hold every stage the plans run, under their names."""
-    from cskd_hf.synthetic.quickstart import FULL, SMOKE, STAGE_SECONDS, trainer_arguments
+    from cskd_hf.synthetic.quickstart import expected_stage_seconds
 
-    assert STAGE_SECONDS["full"].keys() == STAGE_SECONDS["smoke"].keys()
-    for plan in (FULL, SMOKE):
-        assert set(trainer_arguments(plan, tmp_path)) <= STAGE_SECONDS["full"].keys()
-    assert {"SynthAVA", "tiny CLIP", "evaluation on the test split"} <= STAGE_SECONDS["full"].keys()
+    for plan in (DEFAULT, FULL, SMOKE, SMOKE_FULL):
+        expected = expected_stage_seconds(plan)
+        assert list(expected) == planned_stages(plan) and all(seconds > 0 for seconds in expected.values())
+        assert {"SynthAVA", "tiny CLIP", "evaluation on the test split"} <= expected.keys()
+
+
+def test_the_default_plan_runs_the_papers_rows_and_the_premise_rows_and_full_adds_the_rest(tmp_path):
+    from cskd_hf.synthetic.quickstart import FULL_BASELINE_ROWS, plan_rows
+
+    assert plan_rows(DEFAULT) == plan_rows(SMOKE) == ROWS + PREMISE_ROWS
+    assert plan_rows(FULL) == ROWS + VARIANT_ROWS + PREMISE_ROWS + FULL_BASELINE_ROWS
+    default, full = trainer_arguments(DEFAULT, tmp_path), trainer_arguments(FULL, tmp_path)
+    assert {name: full[name] for name in default} == default  # --full adds runs and changes none
+    added = set(full) - set(default)
+    assert {folder for _, folder in VARIANT_ROWS + FULL_BASELINE_ROWS} <= added
+    assert {"CFA (ViT)", MULTI_TEACHER_CFA} <= added
+    assert "attention diagnostic" in set(planned_stages(FULL)) - set(planned_stages(DEFAULT))
+    assert FULL.splits == DEFAULT.splits  # one world: the premises hold for both
 
 
 def test_every_fine_tuned_row_has_the_same_head_and_recipe_so_pretrained_weights_are_the_only_difference(tmp_path):
@@ -287,7 +346,8 @@ def test_every_fine_tuned_row_has_the_same_head_and_recipe_so_pretrained_weights
     assert {"nima-teacher", "nima-student", "clip-finetuned", "hou-joint-student", "cskd-student"} <= set(scorers)
     for name, args in scorers.items():
         assert args.head_hidden_sizes == [FULL.head_hidden_size], name
-        assert (args.head_dropout, args.lr_decay_epochs) == (FULL.head_dropout, [FULL.lr_decay_epoch]), name
+        decay = [min(FULL.lr_decay_epoch, args.num_epochs - 1)]  # a row shorter than the plan's decays before its end
+        assert (args.head_dropout, args.lr_decay_epochs) == (FULL.head_dropout, decay), name
     for role, epochs in (("teacher", FULL.finetune_epochs), ("student", FULL.student_epochs)):
         nima, cfa = planned[f"nima-{role}"], planned[f"cfa-{role}-scorer"]
         assert (
@@ -298,17 +358,22 @@ def test_every_fine_tuned_row_has_the_same_head_and_recipe_so_pretrained_weights
                 epochs,
             )
         )
-        shared = ("learning_rate", "batch_size", "image_size", "seed", "head_hidden_sizes", "lr_decay_epochs")
+        shared = ("batch_size", "image_size", "seed", "head_hidden_sizes", "lr_decay_epochs")
         assert all(getattr(nima, field) == getattr(cfa, field) for field in shared)
+        # the learning rate is each row's own choice from the one grid (fair tuning), never a hand-set difference
+        for args in (nima, cfa):
+            assert args.learning_rate == FULL.row_learning_rates[Path(args.output_dir).name]
         assert nima.backbone_checkpoint_path.endswith(f"content-pretrained-{FULL.architectures()[role]}.safetensors")
         assert cfa.model.endswith(f"cfa-{role}")  # the weights: content-pretrained against CLIP-aligned
 
 
-def test_a_rows_learning_rate_from_the_grid_applies_to_that_row_only(tmp_path):
+def test_a_rows_learning_rate_from_the_grid_applies_to_that_row_and_its_variant_only(tmp_path):
     plan = replace(FULL, row_learning_rates={"nima-teacher": 3e-4, "cskd-student": 1e-4})
     planned = trainer_arguments(plan, tmp_path)
     assert planned["nima-teacher"].learning_rate == 3e-4 and planned["cskd-student"].learning_rate == 1e-4
-    others = {name: args.learning_rate for name, args in planned.items() if name not in plan.row_learning_rates}
+    assert planned["cskd-student-live"].learning_rate == 1e-4  # a variant differs from its row in its one choice
+    chosen = {*plan.row_learning_rates, "cskd-student-live"}
+    others = {name: args.learning_rate for name, args in planned.items() if name not in chosen}
     assert set(others.values()) == {plan.learning_rate}  # CFA and the other rows keep the plan's
 
 
@@ -318,3 +383,23 @@ def test_a_row_shorter_than_the_plans_decay_epoch_decays_before_its_last_epoch_a
     assert planned["nima-student"].lr_decay_epochs == planned["cskd-student"].lr_decay_epochs == [3]
     with pytest.raises(ValueError, match="cfa-teacher"):  # CFA is no fine-tuned row
         trainer_arguments(replace(FULL, row_learning_rates={"cfa-teacher": 1e-4}), tmp_path)
+    with pytest.raises(ValueError, match="cskd-student-live"):  # a variant takes its row's rate
+        trainer_arguments(replace(FULL, row_learning_rates={"cskd-student-live": 1e-4}), tmp_path)
+
+
+def test_a_default_runs_report_names_its_rows_rates_and_full_without_a_fig_3_section():
+    from cskd_hf.synthetic.quickstart import results_markdown
+
+    plan = replace(DEFAULT, row_learning_rates={"nima-teacher": 3e-4})
+    summary = {
+        "seed": 0, "smoke": False, "full": False, "plan": asdict(plan), "attention": {}, "attention_change": {},
+        "synthava_train_votes": {"mos_mean": 5.4, "mos_std": 0.7, "vote_std": 1.4, "min_votes": 100, "max_votes": 250},
+        "tiny_clip_retrieval": {"pairs": 200, "recall@1": 0.2, "chance@1": 0.005, "recall@5": 0.5, "chance@5": 0.025},
+        "content_pretraining_accuracy": {"resnet10t": 0.9}, "stage_seconds": {"SynthAVA": 30.0}, "total_seconds": 30.0,
+    }  # fmt: skip
+    markdown = results_markdown(summary, "TABLE")
+    assert "# CSKD quickstart on SynthAVA (seed 0)\n" in markdown and "TABLE" in markdown
+    assert "## Attention before and after CFA" not in markdown and "`cskd quickstart --full` adds" in markdown
+    assert "nima-teacher 0.0003; the others 0.001" in markdown
+    full = results_markdown(summary | {"full": True, "plan": asdict(replace(plan, full=True))}, "TABLE")
+    assert "(seed 0, full)" in full and "SKD with the live teacher" in full and "## Attention" not in full  # none ran

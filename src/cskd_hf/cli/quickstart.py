@@ -10,16 +10,25 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
         description=(
             "Generate SynthAVA, pretrain a tiny CLIP on its captions and timm backbones on its content classes (the "
             "stand-ins for OpenAI's CLIP and ImageNet weights), then run CFA, the teacher fine-tune and the students "
-            "(NIMA*, CFA, KD, CSKD) with the project's trainers, evaluate them on the test split and write "
+            "(NIMA*, CFA, KD, CSKD) with the project's trainers, and the seed papers' premise rows (the CLIP probed "
+            "and fine-tuned, the probe on the content-pretrained backbone); evaluate them on the test split and write "
             "results.md, results.json, ier.png and the model folders. The console shows one line per stage with the "
-            "time left; each stage's own output goes to OUT/quickstart.log. About 31 minutes on 2 idle cores; "
-            "--smoke: about 4. SynthAVA is synthetic: the numbers say nothing about real photographs."
+            "time left; each stage's own output goes to OUT/quickstart.log. About STAGE_MINUTES on 2 idle cores. "
+            "SynthAVA is synthetic: the numbers say nothing about real photographs."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", default="outputs/quickstart", help="folder for data, models and results")
     parser.add_argument(
-        "--smoke", action="store_true", help="a much smaller run (about 4 minutes), too small to compare rows"
+        "--full",
+        action="store_true",
+        help="also the remaining baselines (multi-teacher CFA, Hou et al.), the recipe's variants (CFA from cached "
+        "targets, SKD with the live teacher) and the paper's Fig. 3 (about FULL_MINUTES)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a CI-sized run (about SMOKE_MINUTES), too small to compare rows; with --full, every stage at that size",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every stage")
     parser.add_argument(
@@ -34,7 +43,7 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
 def quickstart_command(args: argparse.Namespace) -> int:
     from ..synthetic.quickstart import run_quickstart
 
-    run_quickstart(args.out, smoke=args.smoke, seed=args.seed, verbose=args.verbose)
+    run_quickstart(args.out, smoke=args.smoke, seed=args.seed, verbose=args.verbose, full=args.full)
     return 0
 
 

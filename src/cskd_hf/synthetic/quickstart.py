@@ -7,8 +7,9 @@ path), and timm backbones pretrained on SynthAVA's content classes replace Image
 parse into; `trainer_arguments` lists them without running anything.
 
 The stages, in order: the world (SynthAVA), the stand-ins (tiny CLIP, content pretraining), the method (CFA,
-fine-tuning, KD, SKD), the variants (CFA from the teacher cache; the ViT of the Fig. 3 diagnostic), the seed papers'
-baselines, the evaluation and the report.
+fine-tuning, KD, SKD), with `--full` the variants (CFA from the teacher cache, SKD with the live teacher, the ViT of
+the Fig. 3 diagnostic), the seed papers' baselines (the premise rows; with `--full` multi-teacher CFA and Hou et al.),
+the evaluation and the report.
 
 SynthAVA is synthetic: these numbers say nothing about real photographs.
 """
@@ -19,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -53,8 +54,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class QuickstartPlan:
-    """Sizes and epochs of each stage; `FULL` took 35 to 43 minutes on 2 idle cores (SKD at the paper's mu = 15 is 12
-    to 14 of them; machines of one kind differ by up to 2x), `SMOKE` about 4 (`STAGE_SECONDS`)."""
+    """Sizes and epochs of each stage, and whether the run has `--full`'s rows; what each stage took on 2 idle cores
+    is in `STAGE_SECONDS`."""
 
     splits: dict[str, int]
     image_size: int = 64
@@ -93,6 +94,9 @@ class QuickstartPlan:
     # The torch threads of every run, whatever the machine's cores: a seed's numbers depend on the thread count (the
     # seeds report measured differences of up to 0.05 between one and two threads), so not on where it ran.
     torch_threads: int = 2
+    # `cskd quickstart --full`: beside the paper's rows and the premise rows, the remaining baselines (multi-teacher
+    # CFA, Hou et al.), the recipe's variants (CFA from cached targets, SKD with the live teacher) and Fig. 3's ViT.
+    full: bool = False
     extra: dict = field(default_factory=dict)
 
     def architectures(self) -> dict[str, str]:
@@ -100,10 +104,10 @@ class QuickstartPlan:
         return {"teacher": self.teacher_architecture, "student": self.student_architecture}
 
 
-FULL = QuickstartPlan(splits={"unlabeled": 8_000, "train": 4_000, "validation": 1_000, "test": 2_000})
+# A CI-sized check of the code (at most 3 minutes alone here; every stage with `--full`), too small to compare rows.
 SMOKE = QuickstartPlan(
-    splits={"unlabeled": 1_500, "train": 600, "validation": 200, "test": 400},
-    content_images=1_500,
+    splits={"unlabeled": 1_500, "train": 400, "validation": 200, "test": 400},
+    content_images=1_000,
     clip_epochs=2,
     content_epochs=2,
     cfa_epochs=1,
@@ -112,51 +116,58 @@ SMOKE = QuickstartPlan(
     lr_decay_epoch=2,
     num_workers=0,
 )
-# The calibration's candidate for a 10-minute default plan (#26; `benchmarks/premises.py --plan default`): labels
-# scarce (P3: 10x as many unlabeled images as labeled train images), the tiny CLIP in batches of 32 (more steps: its
-# probe +0.017 in SRCC), and fine-tuning for 10 epochs (the 124 steps of 4 epochs over 1,000 images leave the NIMA*
-# teacher below the linear probes). `cskd quickstart` does not run it yet: P2 is not met (docs/calibration.md).
+# `cskd quickstart`: the smallest plan found that meets the seed papers' premises (#26, docs/calibration.md). Labels
+# are scarce (P3: 10x as many unlabeled images as labeled train images); the fine-tuned CLIP beats its linear probe
+# (P2) only from about 2,000 labels and 16 epochs (1,000 labels: -0.035 to -0.049; 2,000 at 10 epochs: -0.009 to
+# +0.004); the tiny CLIP in batches of 32 (more steps: its probe +0.017 in SRCC).
 DEFAULT = QuickstartPlan(
-    splits={"unlabeled": 10_000, "train": 1_000, "validation": 500, "test": 1_000},
+    splits={"unlabeled": 20_000, "train": 2_000, "validation": 500, "test": 1_000},
     content_images=3_000,
     content_epochs=3,
     cfa_epochs=1,
     clip_batch_size=32,
-    finetune_epochs=10,
-    lr_decay_epoch=8,
+    finetune_epochs=16,
+    lr_decay_epoch=13,
+    # Chosen on the validation split of seed 0 from {3e-4, 1e-3} (`python benchmarks/learning_rates.py --seed 0
+    # --learning-rates 3e-4 1e-3`; docs/calibration.md).
+    row_learning_rates={
+        "nima-teacher": 0.001,
+        "cfa-teacher-scorer": 0.0003,
+        "nima-student": 0.0003,
+        "cfa-student-scorer": 0.001,
+        "kd-student": 0.001,
+        "cskd-student": 0.001,
+        "clip-finetuned": 0.0003,
+        "multi-teacher-cfa-student-scorer": 0.001,
+        "hou-joint-student": 0.001,
+    },
 )
+# `cskd quickstart --full` (`make reproduce`): the default world and rows, and the rest.
+FULL = replace(DEFAULT, full=True)
 PLANS = {"default": DEFAULT, "full": FULL, "smoke": SMOKE}
 
-# What each stage of a plan took alone on 2 idle cores, in seconds: the console's estimate of the time left scales
-# them by how this machine compares. Full: seed 4 of the seeds report; smoke: seed 0 before redesign 2. Both predate
-# #26's world change and shared heads, which keep every stage's size (the smoke run since: each stage within 30 %).
+# What each stage took alone on 2 idle cores, in seconds, at the default and the smoke plan's sizes: the console's
+# estimate of the time left scales them by how this machine compares. Default: DEFAULT_SOURCE; smoke: SMOKE_SOURCE.
+# `--full`'s stages at the default sizes are estimated from their smoke times (`expected_stage_seconds`).
 STAGE_SECONDS = {
-    "full": {
-        "SynthAVA": 17,
-        "tiny CLIP": 41,
-        "content pretraining (teacher: resnet10t)": 136,
-        "content pretraining (student: test_resnet)": 86,
-        "content pretraining (Fig. 3 ViT: test_vit)": 72,
-        "CFA (teacher)": 122,
-        "CFA (student)": 51,
-        "nima-teacher": 111,
-        "cfa-teacher-scorer": 111,
-        "nima-student": 60,
-        "cfa-student-scorer": 58,
-        "kd-student": 77,
-        "cskd-student": 721,
-        "CFA (student, cached targets)": 53,
-        "cfa-student-cached-scorer": 51,
-        "CFA (ViT)": 57,
-        "CLIP zero-shot": 2,
-        "CLIP linear probe": 7,
-        "content-pretrained linear probe": 13,
-        "clip-finetuned": 50,
-        "CFA (student, two teachers)": 59,
-        "multi-teacher-cfa-student-scorer": 53,
-        "hou-joint-student": 71,
-        "attention diagnostic": 1,
-        "evaluation on the test split": 31,
+    "default": {
+        "SynthAVA": 27,
+        "tiny CLIP": 179,
+        "content pretraining (teacher: resnet10t)": 59,
+        "content pretraining (student: test_resnet)": 30,
+        "CFA (teacher)": 143,
+        "CFA (student)": 70,
+        "nima-teacher": 237,
+        "cfa-teacher-scorer": 234,
+        "nima-student": 29,
+        "cfa-student-scorer": 30,
+        "kd-student": 38,
+        "cskd-student": 294,
+        "CFA (student, cached targets)": 97,
+        "clip-finetuned": 94,
+        "CFA (student, two teachers)": 120,
+        "multi-teacher-cfa-student-scorer": 30,
+        "hou-joint-student": 40,
     },
     "smoke": {
         "SynthAVA": 3,
@@ -196,20 +207,50 @@ ROWS = [
     ("KD student", "kd-student"),
     ("CSKD student (SKD)", "cskd-student"),
 ]
-# The seed papers' other methods (Hentschel et al. 2022, Hou et al. 2022), as model folders under models/.
-BASELINE_ROWS = [
+# The seed papers' premise rows (#26), in every quickstart: Hentschel et al.'s CLIP linear probe, the same probe on
+# the content-pretrained ("ImageNet") teacher backbone's frozen features (P1), and the CLIP fine-tuned directly (P2).
+PREMISE_ROWS = [
     ("CLIP linear probe", "clip-probe"),
-    # Hentschel et al.'s comparison for the CLIP probe: the same probe on the content-pretrained ("ImageNet")
-    # teacher backbone's frozen features, premise P1 (#26).
     ("Content-pretrained linear probe", "content-probe"),
     ("CLIP fine-tuned", "clip-finetuned"),
+]
+# `--full`'s other baselines: multi-teacher CFA and Hou et al. (2022)'s joint student.
+FULL_BASELINE_ROWS = [
     ("Multi-teacher CFA student", "multi-teacher-cfa-student-scorer"),
     ("Hou et al. joint student", "hou-joint-student"),
 ]
-# Measurements of the recipe's choices: CFA from the teacher cache (centre-crop targets, augmented student) against
-# the live teacher's "CFA student" (the paper's recipe).
-VARIANT_ROWS = [("CFA student, cached CLIP targets", "cfa-student-cached-scorer")]
+BASELINE_ROWS = PREMISE_ROWS + FULL_BASELINE_ROWS
+# `--full`'s measurements of the recipe's choices, each against its row of the paper: CFA from the teacher cache
+# (centre-crop targets, augmented student) against the live teacher's "CFA student" (the paper's recipe), and SKD with
+# the live teacher on the student's augmented view of the unlabeled images (the paper's eq. 5) against the CSKD row's
+# cached centre view.
+VARIANT_ROWS = [
+    ("CFA student, cached CLIP targets", "cfa-student-cached-scorer"),
+    ("CSKD student, live teacher", "cskd-student-live"),
+]
+# A variant measures one choice of the recipe against its row (variant folder: the row's), so it trains as that row
+# does, learning rate included.
+VARIANT_OF = {"cfa-student-cached-scorer": "cfa-student-scorer", "cskd-student-live": "cskd-student"}
 ZERO_SHOT_ROW = "CLIP zero-shot"
+# The model folders of the rows that are fitted in closed form rather than trained (no learning rate).
+PROBES = {"clip-probe", "content-probe"}
+
+
+def tuned_rows() -> list[str]:
+    """The model folders of the fine-tuned rows that take a learning rate of their own from the grid: every trained
+    row but the variants (which take their row's)."""
+    rows = ROWS + VARIANT_ROWS + BASELINE_ROWS
+    return [folder for _, folder in rows if folder not in PROBES and folder not in VARIANT_OF]
+
+
+def plan_rows(plan: "QuickstartPlan") -> list[tuple[str, str]]:
+    """The rows with a model folder that a run of `plan` reports, in the report's order: the paper's and the premise
+    rows, and with `full` the variants and the other baselines."""
+    if plan.full:
+        return ROWS + VARIANT_ROWS + PREMISE_ROWS + FULL_BASELINE_ROWS
+    return ROWS + PREMISE_ROWS
+
+
 # The two ViTs of the Fig. 3 diagnostic, as `results.json` names them under "attention".
 VIT_BEFORE_CFA, VIT_AFTER_CFA = "ViT before CFA", "ViT after CFA"
 # The role of the Fig. 3 diagnostic's ViT among the content-pretrained backbones.
@@ -319,10 +360,10 @@ class RunArguments:
     seed: int
 
     def __post_init__(self):
-        scorers = {folder for _, folder in ROWS + VARIANT_ROWS + BASELINE_ROWS} - {"clip-probe", "content-probe"}
-        if unknown := set(self.plan.row_learning_rates) - scorers:
+        if unknown := set(self.plan.row_learning_rates) - set(tuned_rows()):
             raise ValueError(
-                f"row_learning_rates names no fine-tuned row: {sorted(unknown)} (rows: {sorted(scorers)})"
+                f"row_learning_rates names no fine-tuned row with a rate of its own: {sorted(unknown)} (rows: "
+                f"{tuned_rows()}; a variant trains at its row's rate)"
             )
 
     def method(self) -> dict[str, TrainerArguments]:
@@ -352,10 +393,13 @@ class RunArguments:
         return runs
 
     def variants(self) -> dict[str, TrainerArguments]:
-        """Runs that measure a choice rather than a method: the student's CFA from the teacher cache (CLIP's embedding
-        of each image's centre crop, while the student sees a random crop and flip), fine-tuned as "CFA student" is,
-        and the CFA of the Fig. 3 diagnostic's ViT (live teacher, as the paper)."""
+        """`--full`'s runs that measure a choice rather than a method: the student's CFA from the teacher cache
+        (CLIP's embedding of each image's centre crop, while the student sees a random crop and flip), fine-tuned as
+        "CFA student" is; SKD with the live teacher on the student's view of the unlabeled images (the paper's eq. 5),
+        trained as "CSKD student" is; and the CFA of the Fig. 3 diagnostic's ViT (live teacher, as the paper)."""
         plan, clip, student = self.plan, str(self.layout.clip), self.plan.student_architecture
+        if not plan.full:
+            return {}
         return {
             "CFA (student, cached targets)": self.align([clip], student, ["student"], "cfa-student-cached"),
             "cfa-student-cached-scorer": self.finetune(
@@ -364,19 +408,25 @@ class RunArguments:
                 plan.student_epochs,
                 model=str(self.layout.models / "cfa-student-cached"),
             ),
+            "cskd-student-live": self.distil("cskd-student-live", unlabeled=[self.layout.unlabeled], mu=plan.mu),
             "CFA (ViT)": self.align([clip], plan.vit_architecture, None, "cfa-vit", model_args=plan.vit_model_args),
         }
 
     def baselines(self) -> dict[str, TrainerArguments]:
-        """The trained baselines: the tiny CLIP fine-tuned directly (Hentschel et al.), and multi-teacher CFA, the
-        student aligned to two teachers (the tiny CLIP and the teacher's content classifier) and then fine-tuned, a
-        two-stage variant of CFA in the spirit of Hou et al.'s several object classifiers."""
+        """The trained baselines: the tiny CLIP fine-tuned directly (Hentschel et al.; premise P2), and with `--full`
+        multi-teacher CFA, the student aligned to two teachers (the tiny CLIP and the teacher's content classifier) and
+        then fine-tuned, a two-stage variant of CFA in the spirit of Hou et al.'s several object classifiers, and Hou
+        et al.'s joint student."""
         plan, clip = self.plan, str(self.layout.clip)
         student, teacher = plan.student_architecture, plan.teacher_architecture
+        finetuned = {
+            "clip-finetuned": self.finetune("clip-finetuned", student, plan.finetune_epochs, clip_backbone=clip)
+        }
+        if not plan.full:
+            return finetuned
         classifier = f"timm:{teacher}@{self.layout.content_checkpoint(teacher)}"
         multi_teacher = str(self.layout.models / "multi-teacher-cfa-student")
-        return {
-            "clip-finetuned": self.finetune("clip-finetuned", student, plan.finetune_epochs, clip_backbone=clip),
+        return finetuned | {
             # The tiny CLIP's targets for the student are those the cached variant's CFA cached (same images, view
             # and CLIP; the cache's description check refuses them otherwise): only the classifier embeds the corpus.
             MULTI_TEACHER_CFA: self.align(
@@ -470,7 +520,7 @@ class RunArguments:
             "seed": self.seed,
             "image_size": plan.image_size,
             "batch_size": plan.batch_size,
-            "learning_rate": plan.row_learning_rates.get(row, plan.learning_rate),
+            "learning_rate": plan.row_learning_rates.get(VARIANT_OF.get(row, row), plan.learning_rate),
             "num_workers": plan.num_workers,
             "report_to": "none",
             "checkpointing_steps": 100_000,
@@ -479,9 +529,15 @@ class RunArguments:
 
 
 def run_quickstart(
-    out_dir: str | Path = "outputs/quickstart", smoke: bool = False, seed: int = 0, verbose: bool = False
+    out_dir: str | Path = "outputs/quickstart",
+    smoke: bool = False,
+    seed: int = 0,
+    verbose: bool = False,
+    full: bool = False,
 ) -> dict:
-    """Run every stage and write `results.json`, `results.md`, `ier.png` and the model folders into `out_dir`.
+    """Run every stage of the default plan (`smoke`: the smoke plan's sizes; `full`: with the remaining baselines,
+    the recipe's variants and Fig. 3) and write `results.json`, `results.md`, `ier.png` and the model folders into
+    `out_dir`.
 
     The console gets the log's path, one line per stage with the time left, and at the end the results, the paper's
     claims as this run shows them and what to try next; everything else goes to `out_dir/quickstart.log`, unless
@@ -490,15 +546,15 @@ def run_quickstart(
     # `datasets` pauses 5 s after every pass over a Parquet stream (a guard against apache/arrow#45214 at thread
     # shutdown); negligible per epoch of a real corpus, but most of the time of a small world's many short passes.
     datasets.config.SLEEP_TIME_ON_THREADS_SHUTDOWN = 0.5
-    plan_name = "smoke" if smoke else "full"
+    plan = replace(SMOKE if smoke else DEFAULT, full=full)
+    plan_name = " and ".join(name for name, chosen in (("smoke", smoke), ("full", full)) if chosen) or "default"
     layout = Layout(Path(out_dir))
     log_path = layout.out_dir / "quickstart.log"
-    expected = STAGE_SECONDS[plan_name]
+    expected = expected_stage_seconds(plan)
     with console_and_log(log_path, verbose) as console:
         print(f"cskd quickstart, {plan_name} plan, seed {seed}: each stage's output goes to {log_path}", file=console)
         print(f"{len(expected)} stages, about {duration(sum(expected.values()))} on 2 idle cores", file=console)
         stages = Stages(StageReporter(console, expected))
-        plan = SMOKE if smoke else FULL
         torch.set_num_threads(plan.torch_threads)
         summary, test_split = run_stages(stages, plan, layout, seed, smoke)
         write_report(layout, test_split, summary, console, log_path)
@@ -517,13 +573,16 @@ def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, 
     return {
         "seed": seed,
         "smoke": smoke,
+        "full": plan.full,
         "plan": asdict(plan),
         "synthava_train_votes": world.vote_statistics,
         "tiny_clip_retrieval": stand_ins.retrieval,
         "content_pretraining_accuracy": stand_ins.content_accuracy,
         "attention": evaluation.attention,
-        "attention_change": attention_change(
-            evaluation.attention[VIT_BEFORE_CFA], evaluation.attention[VIT_AFTER_CFA]
+        "attention_change": (
+            attention_change(evaluation.attention[VIT_BEFORE_CFA], evaluation.attention[VIT_AFTER_CFA])
+            if evaluation.attention
+            else {}
         ),
         "results": evaluation.results,
         "stage_seconds": stages.seconds,
@@ -531,6 +590,36 @@ def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, 
         "environment": run_environment(),
         "total_seconds": round(sum(stages.seconds.values()), 1),
     }, world.dataset["test"]
+
+
+def planned_stages(plan: QuickstartPlan) -> list[str]:
+    """The names of the stages a run of `plan` times, in their order (`run_stages`)."""
+    runs = RunArguments(plan, Layout(Path(".")), seed=0)
+    backbones = plan.architectures() | ({FIG3_VIT: plan.vit_architecture} if plan.full else {})
+    return [
+        "SynthAVA",
+        "tiny CLIP",
+        *(f"content pretraining ({role}: {architecture})" for role, architecture in backbones.items()),
+        *runs.method(),
+        *runs.variants(),
+        "CLIP zero-shot",
+        "CLIP linear probe",
+        "content-pretrained linear probe",
+        *runs.baselines(),
+        *(["attention diagnostic"] if plan.full else []),
+        "evaluation on the test split",
+    ]
+
+
+def expected_stage_seconds(plan: QuickstartPlan) -> dict[str, float]:
+    """What each stage of `plan` took alone on 2 idle cores (`STAGE_SECONDS` of its sizes); a stage not recorded at
+    the default sizes is estimated from its smoke time, scaled as the stages recorded at both sizes scale."""
+    smoke = STAGE_SECONDS["smoke"]
+    recorded = smoke if plan.splits == SMOKE.splits else STAGE_SECONDS["default"]
+    shared = recorded.keys() & smoke.keys()
+    scale = sum(recorded[name] for name in shared) / sum(smoke[name] for name in shared) if shared else 1.0
+    estimates = {name: smoke[name] * scale for name in smoke} | recorded
+    return {name: estimates[name] for name in planned_stages(plan) if name in estimates}
 
 
 def run_environment() -> dict:
@@ -597,9 +686,12 @@ def train_stand_ins(
     layout: Layout,
     world: World,
     seed: int,
-    roles: tuple[str, ...] = ("teacher", "student", FIG3_VIT),
+    roles: tuple[str, ...] | None = None,
 ) -> StandIns:
-    """The tiny CLIP, trained on the unlabeled corpus's captions, and the content-pretrained backbones of `roles`."""
+    """The tiny CLIP, trained on the unlabeled corpus's captions, and the content-pretrained backbones of `roles`
+    (by default the teacher's and the student's, and with `plan.full` the Fig. 3 ViT's)."""
+    if roles is None:
+        roles = ("teacher", "student", FIG3_VIT) if plan.full else ("teacher", "student")
     stages.run(
         "tiny CLIP",
         train_tiny_clip,
@@ -644,7 +736,8 @@ def run_baselines(
     stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, arguments: dict[str, TrainerArguments]
 ) -> dict:
     """The seed papers' baselines with the same stand-ins: the tiny CLIP prompted, probed and fine-tuned directly,
-    the multi-teacher CFA student and Hou et al.'s joint student (`RunArguments.baselines`).
+    the probe on the content-pretrained backbone, and with `plan.full` the multi-teacher CFA student and Hou et al.'s
+    joint student (`RunArguments.baselines`).
 
     Returns the zero-shot row's metrics: the one row without a model folder.
     """
@@ -703,27 +796,10 @@ def vit_config(plan: QuickstartPlan, layout: Layout) -> CSKDConfig:
 
 
 def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World, zero_shot: dict) -> Evaluation:
-    """The attention diagnostic, then every row, and an untrained student as the floor, on the test split."""
+    """With `plan.full` the attention diagnostic; then every row, and an untrained student as the floor, on the test
+    split."""
     test = world.dataset["test"]
-    # The paper's Fig. 3: a ViT before CFA (content-pretrained, this world's ImageNet weights) and after. Beside it,
-    # the tiny CLIP's tower as it is (the probe's frozen backbone) and after direct fine-tuning.
-    before_cfa = vit_config(plan, layout)
-    CSKDModel.from_config(before_cfa).save_pretrained(layout.vit_before_cfa)
-    CSKDImageProcessor.from_model_config(before_cfa).save_pretrained(layout.vit_before_cfa)
-    attention_images = [row["image"].convert("RGB") for row in test.select(range(32))]
-    attention = stages.run(
-        "attention diagnostic",
-        analyze_models,
-        [
-            layout.vit_before_cfa,
-            layout.models / "cfa-vit",
-            layout.models / "clip-probe",
-            layout.models / "clip-finetuned",
-        ],
-        attention_images,
-        layout.out_dir / "attention",
-        names=[VIT_BEFORE_CFA, VIT_AFTER_CFA, "CLIP (frozen)", "CLIP fine-tuned"],
-    )
+    attention = fig3_attention(stages, plan, layout, test) if plan.full else {}
 
     # The same student architecture with random weights: the floor every trained row must clear. Its weights come
     # from the global RNG as the stages before leave it.
@@ -742,14 +818,37 @@ def evaluate(stages: Stages, plan: QuickstartPlan, layout: Layout, world: World,
         def row(folder: str) -> dict:
             return evaluate_model(layout.models / folder, test, progress=False)
 
-        rows = {name: row(folder) for name, folder in ROWS}
-        rows |= {name: row(folder) for name, folder in VARIANT_ROWS}
-        rows[ZERO_SHOT_ROW] = zero_shot
-        rows |= {name: row(folder) for name, folder in BASELINE_ROWS}
+        rows = {}
+        for name, folder in plan_rows(plan):
+            if (name, folder) == PREMISE_ROWS[0]:
+                rows[ZERO_SHOT_ROW] = zero_shot  # the seed papers' baselines open with CLIP prompted zero-shot
+            rows[name] = row(folder)
         rows["untrained student"] = row("untrained-student")
         return rows
 
     return Evaluation(stages.run("evaluation on the test split", evaluate_all), attention)
+
+
+def fig3_attention(stages: Stages, plan: QuickstartPlan, layout: Layout, test: Dataset) -> dict:
+    """The paper's Fig. 3: a ViT before CFA (content-pretrained, this world's ImageNet weights) and after. Beside it,
+    the tiny CLIP's tower as it is (the probe's frozen backbone) and after direct fine-tuning."""
+    before_cfa = vit_config(plan, layout)
+    CSKDModel.from_config(before_cfa).save_pretrained(layout.vit_before_cfa)
+    CSKDImageProcessor.from_model_config(before_cfa).save_pretrained(layout.vit_before_cfa)
+    attention_images = [row["image"].convert("RGB") for row in test.select(range(32))]
+    return stages.run(
+        "attention diagnostic",
+        analyze_models,
+        [
+            layout.vit_before_cfa,
+            layout.models / "cfa-vit",
+            layout.models / "clip-probe",
+            layout.models / "clip-finetuned",
+        ],
+        attention_images,
+        layout.out_dir / "attention",
+        names=[VIT_BEFORE_CFA, VIT_AFTER_CFA, "CLIP (frozen)", "CLIP fine-tuned"],
+    )
 
 
 def write_report(layout: Layout, test: Dataset, summary: dict, console: TextIO, log_path: Path) -> None:
@@ -771,8 +870,9 @@ def write_report(layout: Layout, test: Dataset, summary: dict, console: TextIO, 
     premises = [] if summary["smoke"] else [*premise_verdicts(results, summary["plan"]["splits"]), ""]
     lines = ["", table, "", *premises, *claim_verdicts(results, summary["smoke"]), ""]
     student = layout.models / "cskd-student"
+    attention = ", attention/" if summary["attention"] else ""
     lines += [
-        f"Results: {layout.out_dir / 'results.md'} (and results.json, ier.png, attention/); models: {layout.models}/;",
+        f"Results: {layout.out_dir / 'results.md'} (and results.json, ier.png{attention}); models: {layout.models}/;",
         f"the log: {log_path}. SynthAVA is synthetic: these numbers say nothing about real photographs.",
         "Next, score photos with the CSKD student, or open the Space on the quickstart's models:",
         f"  cskd score {test_images} --model {student}",
@@ -843,13 +943,8 @@ def results_markdown(summary: dict, table: str) -> str:
     retrieval = summary["tiny_clip_retrieval"]
     content = ", ".join(f"{arch} {acc:.2f}" for arch, acc in summary["content_pretraining_accuracy"].items())
     votes = summary["synthava_train_votes"]
-    attention = "\n".join(
-        f"| {name} | {' / '.join(f'{d:.1f}' for d in result['mean_attention_distance'])} | "
-        f"{' / '.join(f'{v:.3g}' for v in result['attention_distance_variance'])} | "
-        f"{' / '.join(f'{e:.2f}' for e in result['attention_entropy'])} |"
-        for name, result in summary["attention"].items()
-    )
-    return f"""# CSKD quickstart on SynthAVA (seed {summary["seed"]}{", smoke" if summary["smoke"] else ""})
+    kind = "".join(f", {name}" for name in ("smoke", "full") if summary.get(name))
+    return f"""# CSKD quickstart on SynthAVA (seed {summary["seed"]}{kind})
 
 **SynthAVA is synthetic: these numbers say nothing about real photographs.** They show the method running end to
 end: CLIP-based feature alignment (CFA), a fine-tuned teacher, and semi-supervised distillation (SKD) into a student.
@@ -859,34 +954,17 @@ splits {plan["splits"]}. CFA aligns to the live tiny CLIP, as the paper. SKD wit
 {plan["beta"]}, the teacher's distributions for the unlabeled images read from its cache (their centre view; the
 Training docs' "SKD teacher cache"). Every fine-tuned row, NIMA* and the baselines included, has CSKD's MLP head
 (one hidden layer of {plan.get("head_hidden_size")}) and the same recipe: pre-trained weights are the only difference
-between the rows the report compares, as in the paper's Table 1. The probes are linear.
+between the rows the report compares, as in the paper's Table 1. Each fine-tuned row's learning rate comes from one
+grid on the validation split ({learning_rates_text(plan)}). The probes are linear.
 
 ## Test split
 
-Rows as the CSKD paper's Tables 1 and 6; a variant, the student's CFA from the teacher cache (CLIP's embedding of
-each image's centre crop, while the student sees a random crop and flip) fine-tuned as "CFA student" is; then the
-seed papers' baselines: the tiny CLIP prompted zero-shot, probed linearly and fine-tuned directly (Hentschel et al.,
-2022); multi-teacher CFA, the student aligned to two teachers (the tiny CLIP and the content classifier, from their
-caches, like the cached variant) and then fine-tuned; and Hou et al. (2022)'s joint mode, the student fine-tuned on
-the labels while its features are aligned to the content classifier's, in one stage.
+{rows_text(summary)}
 
 {table}
 
 ![interval error rate](ier.png)
-
-## Attention before and after CFA (the CSKD paper's Fig. 3)
-
-`{plan["vit_architecture"]}` with `{json.dumps(plan.get("vit_model_args"))}` before CFA (content-pretrained) and
-after; beside it, the tiny CLIP's tower frozen and fine-tuned directly. Per layer, on 32 test images, the mean over
-heads of the mean attention distance, its variance over heads, and the mean entropy (`cskd analyze attention`; per
-head in `attention/attention.json`, plot in `attention/attention.png`):
-
-| tower | mean attention distance (px) | its variance over heads | attention entropy (nats) |
-|---|---|---|---|
-{attention}
-
-{fig3_reading(summary)}
-
+{fig3_section(summary) if summary["attention"] else ""}
 ## The stand-ins
 
 - SynthAVA train votes: MOS mean {votes["mos_mean"]:.2f}, spread {votes["mos_std"]:.2f}, per-image vote std
@@ -901,6 +979,58 @@ head in `attention/attention.json`, plot in `attention/attention.png`):
 |---|---|
 {stages}
 | total | {summary["total_seconds"]:.0f} |
+"""
+
+
+def learning_rates_text(plan: dict) -> str:
+    """The plan's learning rates as the report states them."""
+    chosen = ", ".join(f"{row} {rate:g}" for row, rate in plan.get("row_learning_rates", {}).items())
+    return f"{chosen}; the others {plan['learning_rate']:g}" if chosen else f"all {plan['learning_rate']:g}"
+
+
+def rows_text(summary: dict) -> str:
+    """What the report's rows are, beyond the paper's."""
+    baselines = (
+        "the seed papers' baselines: the tiny CLIP prompted zero-shot, probed linearly and fine-tuned directly "
+        "(Hentschel et al., 2022), and the same linear probe on the content-pretrained teacher backbone (premise P1)"
+    )
+    if not summary.get("full"):
+        return (
+            f"Rows as the CSKD paper's Tables 1 and 6; then {baselines}. `cskd quickstart --full` adds the other "
+            "baselines, the recipe's variants and Fig. 3."
+        )
+    return f"""Rows as the CSKD paper's Tables 1 and 6; two variants of the recipe: the student's CFA from the teacher
+cache (CLIP's embedding of each image's centre crop, while the student sees a random crop and flip) fine-tuned as "CFA
+student" is, and SKD with the live teacher on the student's augmented view of the unlabeled images (the paper's eq.
+5), trained as the CSKD student is; then {baselines}; multi-teacher CFA, the student aligned to two teachers (the tiny
+CLIP and the content classifier, from their caches, like the cached variant) and then fine-tuned; and Hou et al.
+(2022)'s joint mode, the student fine-tuned on the labels while its features are aligned to the content classifier's,
+in one stage."""
+
+
+def fig3_section(summary: dict) -> str:
+    """The report's Fig. 3 section (`--full`): the ViT's attention statistics before and after CFA, and their
+    reading."""
+    plan = summary["plan"]
+    attention = "\n".join(
+        f"| {name} | {' / '.join(f'{d:.1f}' for d in result['mean_attention_distance'])} | "
+        f"{' / '.join(f'{v:.3g}' for v in result['attention_distance_variance'])} | "
+        f"{' / '.join(f'{e:.2f}' for e in result['attention_entropy'])} |"
+        for name, result in summary["attention"].items()
+    )
+    return f"""
+## Attention before and after CFA (the CSKD paper's Fig. 3)
+
+`{plan["vit_architecture"]}` with `{json.dumps(plan.get("vit_model_args"))}` before CFA (content-pretrained) and
+after; beside it, the tiny CLIP's tower frozen and fine-tuned directly. Per layer, on 32 test images, the mean over
+heads of the mean attention distance, its variance over heads, and the mean entropy (`cskd analyze attention`; per
+head in `attention/attention.json`, plot in `attention/attention.png`):
+
+| tower | mean attention distance (px) | its variance over heads | attention entropy (nats) |
+|---|---|---|---|
+{attention}
+
+{fig3_reading(summary)}
 """
 
 
