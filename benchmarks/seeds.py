@@ -7,8 +7,9 @@ each attention statistic of the ViT moved after CFA on each seed; and each seed'
     python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--full] [--smoke] [--jobs 2]
         [--report-only] [--json seeds.json] [--record benchmarks/results/seeds]
 
-Each seed runs `cskd quickstart --seed N --out OUT/seed-N` (with `--full`, `--smoke`) in a fresh process (DEFAULT_MINUTES
-on 2 cores; --full: FULL_MINUTES; --smoke: SMOKE_MINUTES), unless OUT/seed-N/results.json already exists, so the seeds can be run over several sessions. `--jobs K` runs
+Each seed runs `cskd quickstart --seed N --out OUT/seed-N` (with `--full`, `--smoke`) in a fresh process (about 22
+minutes on 2 cores; --full: about 40, estimated; --smoke: about 2), unless OUT/seed-N/results.json already exists, so
+the seeds can be run over several sessions. `--jobs K` runs
 K seeds at once, each with the plan's torch threads (the quickstart sets them, so that a seed's numbers do not depend
 on how many ran beside it) and its output in OUT/seed-N.log; the stage times in results.json are then not those of a
 run alone. Each results.json records its environment (commit, library versions, CPU, threads). The report covers every
@@ -490,11 +491,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="the seeds to run")
     parser.add_argument("--out", default="outputs/seeds", help="each seed's run goes to OUT/seed-N")
-    parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (SMOKE_MINUTES a seed)")
+    parser.add_argument("--smoke", action="store_true", help="run `cskd quickstart --smoke` (about 2 minutes a seed)")
     parser.add_argument(
         "--full",
         action="store_true",
-        help="run `cskd quickstart --full` (FULL_MINUTES a seed; default: DEFAULT_MINUTES)",
+        help="run `cskd quickstart --full` (about 40 minutes a seed; default: about 22)",
     )
     parser.add_argument(
         "--jobs", type=int, default=1, help="seeds run at once, each with the plan's torch threads and its own log"

@@ -48,7 +48,7 @@ def smoke_run(tmp_path_factory):
 
 
 @pytest.mark.slow  # the quickstart's smoke run: at most 3 minutes on 2 cores
-def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_compare(tmp_path, capsys):
+def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_compare(tmp_path, capfd):
     from cskd_hf.synthetic.quickstart import plan_rows
 
     out = tmp_path / "smoke"
@@ -59,7 +59,7 @@ def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_comp
     assert (
         summary["attention"] == {} and not (out / "attention").exists() and not (out / "models" / "cfa-vit").exists()
     )
-    console = capsys.readouterr().out
+    console = capfd.readouterr().out  # the console is a copy of the standard output's file descriptor
     assert "A smoke run is too small to compare rows" in console and "attention/" not in console
     assert "## Attention before and after CFA" not in (out / "results.md").read_text()
 

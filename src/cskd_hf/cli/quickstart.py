@@ -13,7 +13,7 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
             "(NIMA*, CFA, KD, CSKD) with the project's trainers, and the seed papers' premise rows (the CLIP probed "
             "and fine-tuned, the probe on the content-pretrained backbone); evaluate them on the test split and write "
             "results.md, results.json, ier.png and the model folders. The console shows one line per stage with the "
-            "time left; each stage's own output goes to OUT/quickstart.log. About STAGE_MINUTES on 2 idle cores. "
+            "time left; each stage's own output goes to OUT/quickstart.log. About 22 minutes on 2 idle cores. "
             "SynthAVA is synthetic: the numbers say nothing about real photographs."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -23,12 +23,12 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
         "--full",
         action="store_true",
         help="also the remaining baselines (multi-teacher CFA, Hou et al.), the recipe's variants (CFA from cached "
-        "targets, SKD with the live teacher) and the paper's Fig. 3 (about FULL_MINUTES)",
+        "targets, SKD with the live teacher) and the paper's Fig. 3 (about 40 minutes, estimated)",
     )
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="a CI-sized run (about SMOKE_MINUTES), too small to compare rows; with --full, every stage at that size",
+        help="a CI-sized run (about 2 minutes), too small to compare rows; with --full, every stage at that size",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every stage")
     parser.add_argument(

@@ -147,24 +147,30 @@ FULL = replace(DEFAULT, full=True)
 PLANS = {"default": DEFAULT, "full": FULL, "smoke": SMOKE}
 
 # What each stage took alone on 2 idle cores, in seconds, at the default and the smoke plan's sizes: the console's
-# estimate of the time left scales them by how this machine compares. Default: DEFAULT_SOURCE; smoke: SMOKE_SOURCE.
-# `--full`'s stages at the default sizes are estimated from their smoke times (`expected_stage_seconds`).
+# estimate of the time left scales them by how this machine compares. Default: seed 0 of the default plan (22 min 29 s
+# under `/usr/bin/time`); smoke: seed 0 of `--smoke --full` (the slow tests' run).
+# `--full`'s other stages at the default sizes are estimated from their smoke times (`expected_stage_seconds`).
 STAGE_SECONDS = {
     "default": {
-        "SynthAVA": 27,
-        "tiny CLIP": 179,
-        "content pretraining (teacher: resnet10t)": 59,
-        "content pretraining (student: test_resnet)": 30,
-        "CFA (teacher)": 143,
-        "CFA (student)": 70,
-        "nima-teacher": 237,
-        "cfa-teacher-scorer": 234,
-        "nima-student": 29,
-        "cfa-student-scorer": 30,
-        "kd-student": 38,
-        "cskd-student": 294,
-        "CFA (student, cached targets)": 97,
+        "SynthAVA": 25,
+        "tiny CLIP": 117,
+        "content pretraining (teacher: resnet10t)": 55,
+        "content pretraining (student: test_resnet)": 27,
+        "CFA (teacher)": 121,
+        "CFA (student)": 55,
+        "nima-teacher": 201,
+        "cfa-teacher-scorer": 205,
+        "nima-student": 26,
+        "cfa-student-scorer": 26,
+        "kd-student": 37,
+        "cskd-student": 317,
+        "CLIP zero-shot": 2,
+        "CLIP linear probe": 5,
+        "content-pretrained linear probe": 7,
         "clip-finetuned": 94,
+        "evaluation on the test split": 18,
+        # `--full`'s stages, from the learning-rate grid's run at the default sizes (docs/calibration.md)
+        "CFA (student, cached targets)": 97,
         "CFA (student, two teachers)": 120,
         "multi-teacher-cfa-student-scorer": 30,
         "hou-joint-student": 40,
@@ -172,29 +178,30 @@ STAGE_SECONDS = {
     "smoke": {
         "SynthAVA": 3,
         "tiny CLIP": 5,
-        "content pretraining (teacher: resnet10t)": 17,
-        "content pretraining (student: test_resnet)": 7,
-        "content pretraining (Fig. 3 ViT: test_vit)": 8,
+        "content pretraining (teacher: resnet10t)": 11,
+        "content pretraining (student: test_resnet)": 6,
+        "content pretraining (Fig. 3 ViT: test_vit)": 6,
         "CFA (teacher)": 9,
         "CFA (student)": 4,
-        "nima-teacher": 10,
-        "cfa-teacher-scorer": 10,
-        "nima-student": 5,
-        "cfa-student-scorer": 5,
-        "kd-student": 7,
-        "cskd-student": 65,
+        "nima-teacher": 9,
+        "cfa-teacher-scorer": 8,
+        "nima-student": 4,
+        "cfa-student-scorer": 4,
+        "kd-student": 6,
+        "cskd-student": 43,
         "CFA (student, cached targets)": 6,
-        "cfa-student-cached-scorer": 5,
+        "cfa-student-cached-scorer": 4,
+        "cskd-student-live": 61,
         "CFA (ViT)": 5,
         "CLIP zero-shot": 1,
         "CLIP linear probe": 1,
         "content-pretrained linear probe": 2,
-        "clip-finetuned": 5,
-        "CFA (student, two teachers)": 7,
-        "multi-teacher-cfa-student-scorer": 5,
-        "hou-joint-student": 7,
+        "clip-finetuned": 4,
+        "CFA (student, two teachers)": 8,
+        "multi-teacher-cfa-student-scorer": 4,
+        "hou-joint-student": 6,
         "attention diagnostic": 1,
-        "evaluation on the test split": 7,
+        "evaluation on the test split": 10,
     },
 }
 
@@ -563,6 +570,7 @@ def run_quickstart(
 
 def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, smoke: bool) -> tuple[dict, Dataset]:
     """Every stage in order; returns the run's summary (what `results.json` holds) and the test split."""
+    environment = run_environment()  # the code that runs, read before a long run, during which a commit may land
     runs = RunArguments(plan, layout, seed)
     world = build_world(stages, plan, layout, seed)
     stand_ins = train_stand_ins(stages, plan, layout, world, seed)
@@ -587,7 +595,7 @@ def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, 
         "results": evaluation.results,
         "stage_seconds": stages.seconds,
         "torch_threads": torch.get_num_threads(),
-        "environment": run_environment(),
+        "environment": environment,
         "total_seconds": round(sum(stages.seconds.values()), 1),
     }, world.dataset["test"]
 
