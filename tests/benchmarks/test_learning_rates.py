@@ -36,7 +36,7 @@ def test_variants_take_their_rows_rate_and_have_none_of_their_own():
     assert set(VARIANT_OF.values()) <= set(tuned_rows()) and not set(VARIANT_OF) & set(tuned_rows())
 
 
-@pytest.mark.slow  # about 5 minutes: the smoke plan's world and every fine-tuned row at two rates
+@pytest.mark.slow  # about 6 minutes: the smoke plan's world and every fine-tuned row at two rates
 def test_the_smoke_plans_grid_chooses_on_validation_and_distils_the_chosen_teacher(tmp_path):
     out = tmp_path / "out"
     run("learning_rates.py", "--plan", "smoke", "--learning-rates", "1e-4", "1e-3", "--out", str(out),
