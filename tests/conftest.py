@@ -74,6 +74,17 @@ def random_clip_dir(tmp_path_factory):
     return write_tiny_clip(tmp_path_factory.mktemp("clip"), texts=texts, projection_dim=64)
 
 
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """`cskd quickstart --smoke --full`: every stage of `--full`, at the smoke plan's sizes (about 4 minutes on 2
+    cores; for slow tests only), shared by the quickstart's tests and the tools that read a finished run."""
+    from cskd_hf.cli import main
+
+    out = tmp_path_factory.mktemp("quickstart")
+    assert main(["quickstart", "--smoke", "--full", "--out", str(out), "--seed", "0"]) == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory, sample_dir):
     """The sample photos, one of them as a large camera-sized JPEG, plus the unreadable kinds of file."""

@@ -39,14 +39,6 @@ from cskd_hf.training.supervised import FinetuneArguments
 SMOKE_FULL = replace(SMOKE, full=True)
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """`cskd quickstart --smoke --full`: every stage of `--full`, at the smoke plan's sizes."""
-    out = tmp_path_factory.mktemp("quickstart")
-    assert main(["quickstart", "--smoke", "--full", "--out", str(out), "--seed", "0"]) == 0
-    return out
-
-
 @pytest.mark.slow  # the quickstart's smoke run: at most 3 minutes on 2 cores
 def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_compare(tmp_path, capfd):
     from cskd_hf.synthetic.quickstart import plan_rows

@@ -1,0 +1,168 @@
+"""Why KD does or does not beat the CFA student it starts from (#26, item 4), read from finished quickstart runs.
+
+    python benchmarks/distillation.py outputs/seeds-default/seed-0 [outputs/seeds-default/seed-1 ...]
+        [--unlabeled-images 5000] [--json distillation.json]
+
+KD and SKD start from the same CFA student and learn from the same CFA teacher's scorer (the paper's Table 6: KD is
+SKD without the unlabeled images); the CFA student's scorer is fine-tuned from it on the labels alone. Two tables per
+run:
+
+- **Loss terms per epoch** (from each run's last checkpoint): the supervised EMD, the distillation EMD, the share of
+  β · distillation in the loss, and the validation SRCC, for the CFA student's scorer, KD and SKD.
+- **What each target knows, on the images it is used on**: SRCC with SynthAVA's latent score (the noise-free truth
+  behind the votes, which no model sees) of the labels' mean score and of the teacher's predictions, on the train
+  images (KD's and SKD's labeled share), on the unlabeled images (SKD's other share; the first `--unlabeled-images`)
+  and on the test images; and the teacher's SRCC with the labels themselves, on train against test: how far the
+  teacher reproduces the train labels it was fitted to, noise included.
+
+When the teacher knows no more about the train images' latent score than their labels do, KD's distillation term
+repeats the labels at β = 15 times their weight and can add nothing; SKD's unlabeled images are where the teacher's
+knowledge is new to the student. About 30 s a run on 2 cores. SynthAVA is synthetic: these numbers say nothing about
+real photographs.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from cskd_hf.data.prepare import load_labeled
+from cskd_hf.evaluation import predict_dataset
+from cskd_hf.inference.scoring import load_scorer
+from cskd_hf.training.common import complete_checkpoints
+
+STUDENTS = {"CFA student": "cfa-student-scorer", "KD student": "kd-student", "CSKD student (SKD)": "cskd-student"}
+TEACHER = "cfa-teacher-scorer"
+SPLITS = ("train", "unlabeled", "test")
+
+
+def epoch_history(model_folder: Path) -> list[dict]:
+    """The per-epoch history a trainer kept in its last complete checkpoint under `model_folder`."""
+    checkpoints = complete_checkpoints(model_folder / "checkpoints")
+    if not checkpoints:
+        raise FileNotFoundError(f"{model_folder}: no complete checkpoint to read the loss history from")
+    return json.loads((checkpoints[-1] / "trainer_state_rank0.json").read_text())["history"]
+
+
+def loss_terms(history: list[dict], beta: float) -> list[dict]:
+    """Per epoch: the supervised and the distillation EMD, the share of `beta` · distillation in their weighted sum
+    (0 without distillation) and the validation SRCC."""
+    rows = []
+    for entry in history:
+        supervised = entry.get("train/epoch_loss_supervised", entry["train/epoch_loss"])
+        distillation = entry.get("train/epoch_loss_distillation")
+        weighted = beta * distillation if distillation is not None else 0.0
+        rows.append({
+            "supervised": supervised,
+            "distillation": distillation,
+            "distillation_share": weighted / (supervised + weighted),
+            "validation_srcc": entry.get("validation/srcc"),
+        })  # fmt: skip
+    return rows
+
+
+def srcc(a, b) -> float:
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def target_quality(run: Path, unlabeled_images: int) -> dict:
+    """SRCC with the latent score of the labels and of the teacher's predictions on each split the students learn from
+    (and on test), and the teacher's SRCC with the labels."""
+    dataset = load_labeled(run / "synthava")
+    model, image_processor = load_scorer(run / "models" / TEACHER, device="cpu")
+    quality = {}
+    for split in SPLITS:
+        images = dataset[split]
+        if split == "unlabeled":
+            images = images.select(range(min(unlabeled_images, len(images))))
+        predicted, labels = predict_dataset(model, image_processor, images, progress=False)
+        latent = np.asarray(images["latent_score"])
+        if len(predicted) != len(latent):
+            raise ValueError(f"{run}: {len(latent) - len(predicted)} unreadable {split} images; cannot pair them")
+        quality[split] = {
+            "images": len(latent),
+            "labels_vs_latent": srcc(labels, latent),
+            "teacher_vs_latent": srcc(predicted, latent),
+            "teacher_vs_labels": srcc(predicted, labels),
+        }
+    return quality
+
+
+def diagnose(run: Path, unlabeled_images: int) -> dict:
+    results = json.loads((run / "results.json").read_text())
+    beta = results["plan"]["beta"]
+    return {
+        "seed": results.get("seed"),
+        "beta": beta,
+        "losses": {row: loss_terms(epoch_history(run / "models" / folder), beta) for row, folder in STUDENTS.items()},
+        "targets": target_quality(run, unlabeled_images),
+        "test_srcc": {
+            row: results["results"][row]["srcc"] for row in ("CFA teacher", *STUDENTS) if row in results["results"]
+        },
+    }
+
+
+def losses_table(diagnosis: dict) -> str:
+    lines = [
+        "| row | epoch | supervised EMD | distillation EMD | β · distillation share | validation SRCC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, epochs in diagnosis["losses"].items():
+        for number, epoch in enumerate(epochs, start=1):
+            distillation = "—" if epoch["distillation"] is None else f"{epoch['distillation']:.4f}"
+            lines.append(
+                f"| {row} | {number} | {epoch['supervised']:.4f} | {distillation} | "
+                f"{epoch['distillation_share']:.0%} | {epoch['validation_srcc']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def targets_table(diagnosis: dict) -> str:
+    lines = [
+        "| images | n | labels vs latent | teacher vs latent | teacher vs labels |",
+        "|---|---|---|---|---|",
+    ]
+    for split, quality in diagnosis["targets"].items():
+        lines.append(
+            f"| {split} | {quality['images']:,} | {quality['labels_vs_latent']:.3f} | "
+            f"{quality['teacher_vs_latent']:.3f} | {quality['teacher_vs_labels']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def report(diagnoses: dict[str, dict]) -> str:
+    sections = []
+    for run, diagnosis in diagnoses.items():
+        tests = ", ".join(f"{row} {value:.3f}" for row, value in diagnosis["test_srcc"].items())
+        sections += [
+            f"## {run} (seed {diagnosis['seed']}, β = {diagnosis['beta']:g})",
+            f"Test SRCC: {tests}.",
+            "",
+            losses_table(diagnosis),
+            "",
+            targets_table(diagnosis),
+            "",
+        ]
+    return "\n".join(sections)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="quickstart output folders (OUT of `--out OUT`)")
+    parser.add_argument("--unlabeled-images", type=int, default=5000, help="unlabeled images the teacher scores")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    missing = [str(run) for run in args.runs if not (run / "results.json").exists()]
+    if missing:
+        sys.exit(f"not a finished quickstart run (no results.json): {', '.join(missing)}")
+    diagnoses = {str(run): diagnose(run, args.unlabeled_images) for run in args.runs}
+    print(report(diagnoses))
+    if args.json:
+        args.json.write_text(json.dumps(diagnoses, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
