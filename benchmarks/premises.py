@@ -15,7 +15,6 @@ SynthAVA is synthetic: these numbers say nothing about real photographs.
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -37,6 +36,9 @@ from cskd_hf.synthetic.quickstart import (
     train_in_process,
     train_stand_ins,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_rates import best_learning_rate  # noqa: E402  (the grid's choice: a NaN never wins)
 
 FINETUNED = {"NIMA* teacher": "nima-teacher", "CLIP fine-tuned": "clip-finetuned"}
 PROBES = {"CLIP linear probe": "clip-probe", "Content-pretrained linear probe": "content-probe"}
@@ -68,7 +70,7 @@ def run_seed(plan_name: str, seed: int, out: Path, learning_rates: list[float] |
             args.output_dir = str(layout.models / f"{folder}-lr{learning_rate:g}")
             stages.run(f"{folder} (lr {learning_rate:g})", train_in_process, args)
             tried[learning_rate] = srcc(Path(args.output_dir))
-        best = max(tried, key=lambda lr: -math.inf if math.isnan(tried[lr]["validation"]) else tried[lr]["validation"])
+        best = best_learning_rate({lr: figures["validation"] for lr, figures in tried.items()})
         rows[name] = tried[best] | {"learning_rate": best, "tried": {f"{lr:g}": v for lr, v in tried.items()}}
     return {"rows": rows, "stage_seconds": stages.seconds, "splits": plan.splits}
 
