@@ -1,7 +1,7 @@
 """Why KD does or does not beat the CFA student it starts from (#26, item 4), read from finished quickstart runs.
 
     python benchmarks/distillation.py outputs/seeds-default/seed-0 [outputs/seeds-default/seed-1 ...]
-        [--unlabeled-images 5000] [--json distillation.json]
+        [--unlabeled-images 5000] [--kd-betas 0 1 15] [--json distillation.json]
 
 KD and SKD start from the same CFA student and learn from the same CFA teacher's scorer (the paper's Table 6: KD is
 SKD without the unlabeled images); the CFA student's scorer is fine-tuned from it on the labels alone. Two tables per
@@ -15,10 +15,15 @@ run:
   and on the test images; and the teacher's SRCC with the labels themselves, on train against test: how far the
   teacher reproduces the train labels it was fitted to, noise included.
 
+With `--kd-betas`, KD is trained again at each weight β of its distillation term, as the quickstart trains it
+(`models/kd-student-beta-B`, kept for the next call), and read on validation and test: β = 0 is the CFA student's
+recipe in the distillation trainer, β = 15 the quickstart's own KD again (the same figures, when training is
+deterministic). Nothing is chosen from these figures.
+
 When the teacher knows no more about the train images' latent score than their labels do, KD's distillation term
 repeats the labels at β = 15 times their weight and can add nothing; SKD's unlabeled images are where the teacher's
-knowledge is new to the student. About 30 s a run on 2 cores. SynthAVA is synthetic: these numbers say nothing about
-real photographs.
+knowledge is new to the student. About 30 s a run on 2 cores, and about 40 s per β. SynthAVA is synthetic: these
+numbers say nothing about real photographs.
 """
 
 import argparse
@@ -27,11 +32,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import stats
 
 from cskd_hf.data.prepare import load_labeled
-from cskd_hf.evaluation import predict_dataset
+from cskd_hf.evaluation import evaluate_model, predict_dataset
 from cskd_hf.inference.scoring import load_scorer
+from cskd_hf.synthetic.quickstart import Layout, QuickstartPlan, RunArguments, train_in_process
 from cskd_hf.training.common import complete_checkpoints
 
 STUDENTS = {"CFA student": "cfa-student-scorer", "KD student": "kd-student", "CSKD student (SKD)": "cskd-student"}
@@ -91,7 +98,26 @@ def target_quality(run: Path, unlabeled_images: int) -> dict:
     return quality
 
 
-def diagnose(run: Path, unlabeled_images: int) -> dict:
+def kd_at_betas(run: Path, results: dict, betas: list[float]) -> dict[str, dict]:
+    """KD trained again at each distillation weight of `betas`, otherwise as the run trained it; SRCC on validation
+    and test, by β."""
+    plan = QuickstartPlan(**results["plan"])
+    torch.set_num_threads(plan.torch_threads)
+    dataset = load_labeled(run / "synthava")
+    figures = {}
+    for beta in betas:
+        args = RunArguments(plan, Layout(run), results["seed"]).distil("kd-student")
+        args.beta, args.output_dir = beta, str(run / "models" / f"kd-student-beta-{beta:g}")
+        if not (Path(args.output_dir) / "model.safetensors").exists():
+            train_in_process(args)
+        figures[f"{beta:g}"] = {
+            split: evaluate_model(args.output_dir, dataset[split], progress=False)["srcc"]
+            for split in ("validation", "test")
+        }
+    return figures
+
+
+def diagnose(run: Path, unlabeled_images: int, kd_betas: list[float] | None = None) -> dict:
     results = json.loads((run / "results.json").read_text())
     beta = results["plan"]["beta"]
     return {
@@ -99,6 +125,7 @@ def diagnose(run: Path, unlabeled_images: int) -> dict:
         "beta": beta,
         "losses": {row: loss_terms(epoch_history(run / "models" / folder), beta) for row, folder in STUDENTS.items()},
         "targets": target_quality(run, unlabeled_images),
+        "kd_at_betas": kd_at_betas(run, results, kd_betas) if kd_betas else {},
         "test_srcc": {
             row: results["results"][row]["srcc"] for row in ("CFA teacher", *STUDENTS) if row in results["results"]
         },
@@ -133,6 +160,13 @@ def targets_table(diagnosis: dict) -> str:
     return "\n".join(lines)
 
 
+def betas_table(diagnosis: dict) -> str:
+    lines = ["| KD, β | validation SRCC | test SRCC |", "|---|---|---|"]
+    for beta, srcc_of in diagnosis["kd_at_betas"].items():
+        lines.append(f"| {beta} | {srcc_of['validation']:.3f} | {srcc_of['test']:.3f} |")
+    return "\n".join(lines)
+
+
 def report(diagnoses: dict[str, dict]) -> str:
     sections = []
     for run, diagnosis in diagnoses.items():
@@ -145,6 +179,7 @@ def report(diagnoses: dict[str, dict]) -> str:
             "",
             targets_table(diagnosis),
             "",
+            *([betas_table(diagnosis), ""] if diagnosis["kd_at_betas"] else []),
         ]
     return "\n".join(sections)
 
@@ -153,12 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="quickstart output folders (OUT of `--out OUT`)")
     parser.add_argument("--unlabeled-images", type=int, default=5000, help="unlabeled images the teacher scores")
+    parser.add_argument("--kd-betas", type=float, nargs="+", help="train KD again at these distillation weights")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     missing = [str(run) for run in args.runs if not (run / "results.json").exists()]
     if missing:
         sys.exit(f"not a finished quickstart run (no results.json): {', '.join(missing)}")
-    diagnoses = {str(run): diagnose(run, args.unlabeled_images) for run in args.runs}
+    diagnoses = {str(run): diagnose(run, args.unlabeled_images, args.kd_betas) for run in args.runs}
     print(report(diagnoses))
     if args.json:
         args.json.write_text(json.dumps(diagnoses, indent=2) + "\n")

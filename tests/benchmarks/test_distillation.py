@@ -72,7 +72,7 @@ def test_the_targets_are_scored_against_the_latent_score_on_each_split(tmp_path,
     assert len(set(np.round(predicted, 6))) == len(predicted)  # distinct scores: the ranks above are not ties
 
 
-def test_the_report_has_a_loss_row_per_epoch_and_a_target_row_per_split():
+def test_the_report_has_a_row_per_epoch_per_split_and_per_beta():
     kd_epoch = {
         "train/epoch_loss": 0.66,
         "train/epoch_loss_supervised": 0.06,
@@ -89,6 +89,7 @@ def test_the_report_has_a_loss_row_per_epoch_and_a_target_row_per_split():
         "targets": {
             "train": {"images": 2000, "labels_vs_latent": 0.986, "teacher_vs_latent": 0.91, "teacher_vs_labels": 0.9}
         },
+        "kd_at_betas": {"0": {"validation": 0.802, "test": 0.777}, "15": {"validation": 0.791, "test": 0.767}},
         "test_srcc": {"CFA student": 0.777, "KD student": 0.767},
     }
     text = distillation.report({"outputs/run": diagnosis})
@@ -96,15 +97,24 @@ def test_the_report_has_a_loss_row_per_epoch_and_a_target_row_per_split():
     assert "| CFA student | 1 | 0.0900 | — | 0% | 0.700 |" in text
     assert "| KD student | 1 | 0.0600 | 0.0400 | 91% | 0.750 |" in text
     assert "| train | 2,000 | 0.986 | 0.910 | 0.900 |" in text
+    assert "| 0 | 0.802 | 0.777 |\n| 15 | 0.791 | 0.767 |" in text
+    assert "| KD, β |" not in distillation.report({"outputs/run": diagnosis | {"kd_at_betas": {}}})
 
 
-@pytest.mark.slow  # the quickstart's smoke run with --full (shared with the quickstart's tests), then about 10 s
+@pytest.mark.slow  # the quickstart's smoke run with --full (shared with the quickstart's tests), then about 30 s
 def test_the_script_reads_a_finished_quickstart_run(smoke_run, tmp_path):
     from tests.benchmarks.helpers import run
 
     figures = tmp_path / "distillation.json"
-    output = run("distillation.py", str(smoke_run), "--unlabeled-images", "64", "--json", str(figures))
+    output = run(
+        "distillation.py", str(smoke_run), "--unlabeled-images", "64", "--kd-betas", "0", "15", "--json", str(figures)
+    )
     diagnosis = json.loads(figures.read_text())[str(smoke_run)]
+    # KD trained again at the quickstart's own weight is the quickstart's KD: the same recipe, deterministically.
+    recorded = json.loads((smoke_run / "results.json").read_text())["results"]["KD student"]["srcc"]
+    assert diagnosis["kd_at_betas"]["15"]["test"] == pytest.approx(recorded, abs=1e-6)
+    assert (smoke_run / "models" / "kd-student-beta-0" / "model.safetensors").exists()
+    assert "| 0 | " in output and "| KD, β |" in output
     for row, folder in distillation.STUDENTS.items():
         history = distillation.epoch_history(smoke_run / "models" / folder)
         assert [epoch["validation_srcc"] for epoch in diagnosis["losses"][row]] == [
