@@ -5,7 +5,7 @@ one), the paired difference per seed, its mean, a 95 % t-interval and the win co
 each attention statistic of the ViT moved after CFA on each seed; and each seed's time.
 
     python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--full] [--smoke] [--jobs 2]
-        [--report-only] [--json seeds.json] [--record benchmarks/results/seeds]
+        [--report-only] [--json seeds.json] [--record benchmarks/results/seeds/default]
 
 Each seed runs `cskd quickstart --seed N --out OUT/seed-N` (with `--full`, `--smoke`) in a fresh process (about 22
 minutes on 2 cores; --full: about 40, estimated; --smoke: about 2), unless OUT/seed-N/results.json already exists, so
@@ -17,9 +17,10 @@ OUT/seed-N/results.json found, not only the seeds asked for; it warns when their
 mixed, say). With one seed the spread and the intervals are undefined and shown as n/a.
 
 A run's folder (models, caches) stays on the machine that ran it, and machines here do not last; the results.json of
-the seeds in the published report (docs/results.md) are kept in the repository, in benchmarks/results/seeds/seed-N/
-(`--record` copies each finished seed there), and `--report-only --out benchmarks/results/seeds` prints that report
-again.
+the seeds in the published reports (docs/results.md) are kept in the repository, one folder per kind of run:
+benchmarks/results/seeds/default/seed-N/ and benchmarks/results/seeds/full/seed-N/ (`--record` copies each finished
+seed there; before-calibration/ keeps the five seeds of the world before #26). `--report-only --out
+benchmarks/results/seeds/default` prints that report again.
 
 A claim's difference is A minus B on the same seed (same data, same pretrained stand-ins), so the seed-to-seed
 variation both rows share cancels; the interval is mean ± t(0.975, n - 1) · sd / sqrt(n) over the n seeds that have
@@ -62,8 +63,9 @@ COMPARISONS = [
 CLAIM_METRICS = ("srcc", "plcc")
 
 NOT_AVAILABLE = "n/a"
-# The results.json of the published report's seeds (docs/results.md), kept in the repository: a run's folder is not.
-RECORD = "benchmarks/results/seeds"
+# The results.json of the published reports' seeds (docs/results.md), by kind of run (`run_kind`), kept in the
+# repository: a run's folder is not.
+RECORDS = {"default": "benchmarks/results/seeds/default", "full": "benchmarks/results/seeds/full"}
 
 
 def mean_std(values: list[float]) -> dict:
@@ -504,7 +506,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")
     parser.add_argument("--json", help="also write the statistics here")
     parser.add_argument(
-        "--record", help=f"also copy each seed's results.json to RECORD/seed-N/ (the published seeds: {RECORD})"
+        "--record",
+        help="also copy each seed's results.json to RECORD/seed-N/ (the published seeds: "
+        + ", ".join(f"{folder} for {kind} runs" for kind, folder in RECORDS.items())
+        + ")",
     )
     args = parser.parse_args(argv)
     out = Path(args.out)
