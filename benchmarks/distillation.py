@@ -1,7 +1,7 @@
 """Why KD does or does not beat the CFA student it starts from (#26, item 4), read from finished quickstart runs.
 
     python benchmarks/distillation.py outputs/seeds-default/seed-0 [outputs/seeds-default/seed-1 ...]
-        [--unlabeled-images 5000] [--kd-betas 0 1 15] [--json distillation.json]
+        [--unlabeled-images 5000] [--kd-betas 0 1 15] [--kd-out DIR] [--json distillation.json]
 
 KD and SKD start from the same CFA student and learn from the same CFA teacher's scorer (the paper's Table 6: KD is
 SKD without the unlabeled images); the CFA student's scorer is fine-tuned from it on the labels alone. Two tables per
@@ -13,12 +13,15 @@ run:
   behind the votes, which no model sees) of the labels' mean score and of the teacher's predictions, on the train
   images (KD's and SKD's labeled share), on the unlabeled images (SKD's other share; the first `--unlabeled-images`)
   and on the test images; and the teacher's SRCC with the labels themselves, on train against test: how far the
-  teacher reproduces the train labels it was fitted to, noise included.
+  teacher reproduces the train labels it was fitted to, noise included. The teacher scores each image's centre view,
+  as SKD's cached targets are; KD's live teacher scores the student's random crop and flip of it.
 
-With `--kd-betas`, KD is trained again at each weight β of its distillation term, as the quickstart trains it
-(`models/kd-student-beta-B`, kept for the next call), and read on validation and test: β = 0 is the CFA student's
-recipe in the distillation trainer, β = 15 the quickstart's own KD again (the same figures, when training is
-deterministic). Nothing is chosen from these figures.
+With `--kd-betas`, KD is trained again at each weight β of its distillation term, otherwise as the quickstart trains
+it, into `kd-student-beta-B` in the run's models folder (or `--kd-out DIR/<run folder>/`; a model older than the
+run's results.json is trained again), and read on validation and test. β = 15 is the quickstart's own KD again (the
+same figures, training being deterministic); β = 0 trains on the labels alone in the distillation trainer, the CFA
+student's recipe where the two rows' learning rates agree (they do in the default plan), though not the same random
+draws. Nothing is chosen from these figures.
 
 When the teacher knows no more about the train images' latent score than their labels do, KD's distillation term
 repeats the labels at β = 15 times their weight and can add nothing; SKD's unlabeled images are where the teacher's
@@ -28,7 +31,9 @@ numbers say nothing about real photographs.
 
 import argparse
 import json
+import shutil
 import sys
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +43,12 @@ from scipy import stats
 from cskd_hf.data.prepare import load_labeled
 from cskd_hf.evaluation import evaluate_model, predict_dataset
 from cskd_hf.inference.scoring import load_scorer
-from cskd_hf.synthetic.quickstart import Layout, QuickstartPlan, RunArguments, train_in_process
+from cskd_hf.synthetic.quickstart import ROWS, Layout, QuickstartPlan, RunArguments, train_in_process
 from cskd_hf.training.common import complete_checkpoints
 
-STUDENTS = {"CFA student": "cfa-student-scorer", "KD student": "kd-student", "CSKD student (SKD)": "cskd-student"}
-TEACHER = "cfa-teacher-scorer"
+STUDENTS = {row: folder for row, folder in ROWS if row in ("CFA student", "KD student", "CSKD student (SKD)")}
+TEACHER_ROW = "CFA teacher"
+TEACHER = dict(ROWS)[TEACHER_ROW]
 SPLITS = ("train", "unlabeled", "test")
 
 
@@ -59,19 +65,24 @@ def loss_terms(history: list[dict], beta: float) -> list[dict]:
     (0 without distillation) and the validation SRCC."""
     rows = []
     for entry in history:
-        supervised = entry.get("train/epoch_loss_supervised", entry["train/epoch_loss"])
+        # Without a distillation term the trainer logs the loss alone: then the loss is the supervised term.
+        supervised = entry.get("train/epoch_loss_supervised")
+        if supervised is None:
+            supervised = entry["train/epoch_loss"]
         distillation = entry.get("train/epoch_loss_distillation")
         weighted = beta * distillation if distillation is not None else 0.0
-        rows.append({
-            "supervised": supervised,
-            "distillation": distillation,
-            "distillation_share": weighted / (supervised + weighted),
-            "validation_srcc": entry.get("validation/srcc"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "supervised": supervised,
+                "distillation": distillation,
+                "distillation_share": weighted / (supervised + weighted),
+                "validation_srcc": entry.get("validation/srcc"),
+            }
+        )
     return rows
 
 
-def srcc(a, b) -> float:
+def srcc(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.spearmanr(a, b).statistic)
 
 
@@ -98,26 +109,41 @@ def target_quality(run: Path, unlabeled_images: int) -> dict:
     return quality
 
 
-def kd_at_betas(run: Path, results: dict, betas: list[float]) -> dict[str, dict]:
-    """KD trained again at each distillation weight of `betas`, otherwise as the run trained it; SRCC on validation
-    and test, by β."""
-    plan = QuickstartPlan(**results["plan"])
+def run_plan(run: Path, results: dict) -> QuickstartPlan:
+    """The plan a run recorded, refused when its fields are not today's (a run of older code)."""
+    expected, recorded = {field.name for field in fields(QuickstartPlan)}, set(results["plan"])
+    if expected != recorded:
+        raise ValueError(
+            f"{run / 'results.json'}: its plan is not a QuickstartPlan of this code (missing: "
+            f"{sorted(expected - recorded)}, unknown: {sorted(recorded - expected)}); run the quickstart again"
+        )
+    return QuickstartPlan(**results["plan"])
+
+
+def kd_at_betas(run: Path, results: dict, betas: list[float], out: Path) -> dict[str, dict]:
+    """KD trained again into `out` at each distillation weight of `betas`, otherwise as the run trained it; SRCC on
+    validation and test, by β."""
+    plan = run_plan(run, results)
     torch.set_num_threads(plan.torch_threads)
     dataset = load_labeled(run / "synthava")
     figures = {}
     for beta in betas:
-        args = RunArguments(plan, Layout(run), results["seed"]).distil("kd-student")
-        args.beta, args.output_dir = beta, str(run / "models" / f"kd-student-beta-{beta:g}")
-        if not (Path(args.output_dir) / "model.safetensors").exists():
-            train_in_process(args)
+        folder = out / f"kd-student-beta-{beta:g}"
+        weights = folder / "model.safetensors"
+        if not weights.exists() or weights.stat().st_mtime < (run / "results.json").stat().st_mtime:
+            shutil.rmtree(folder, ignore_errors=True)  # none yet, or one trained before the run it belongs to
+            kd = RunArguments(plan, Layout(run), results["seed"]).distil("kd-student")
+            train_in_process(replace(kd, beta=beta, output_dir=str(folder)))
         figures[f"{beta:g}"] = {
-            split: evaluate_model(args.output_dir, dataset[split], progress=False)["srcc"]
-            for split in ("validation", "test")
+            split: evaluate_model(folder, dataset[split], progress=False)["srcc"] for split in ("validation", "test")
         }
     return figures
 
 
-def diagnose(run: Path, unlabeled_images: int, kd_betas: list[float] | None = None) -> dict:
+def diagnose(
+    run: Path, unlabeled_images: int, kd_betas: list[float] | None = None, kd_out: Path | None = None
+) -> dict:
+    """Both tables' figures for one finished run, and KD at `kd_betas` (into `kd_out`, by default the run's models)."""
     results = json.loads((run / "results.json").read_text())
     beta = results["plan"]["beta"]
     return {
@@ -125,11 +151,13 @@ def diagnose(run: Path, unlabeled_images: int, kd_betas: list[float] | None = No
         "beta": beta,
         "losses": {row: loss_terms(epoch_history(run / "models" / folder), beta) for row, folder in STUDENTS.items()},
         "targets": target_quality(run, unlabeled_images),
-        "kd_at_betas": kd_at_betas(run, results, kd_betas) if kd_betas else {},
-        "test_srcc": {
-            row: results["results"][row]["srcc"] for row in ("CFA teacher", *STUDENTS) if row in results["results"]
-        },
+        "kd_at_betas": kd_at_betas(run, results, kd_betas, kd_out or run / "models") if kd_betas else {},
+        "test_srcc": {row: results["results"][row]["srcc"] for row in (TEACHER_ROW, *STUDENTS)},
     }
+
+
+def cell(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def losses_table(diagnosis: dict) -> str:
@@ -139,10 +167,9 @@ def losses_table(diagnosis: dict) -> str:
     ]
     for row, epochs in diagnosis["losses"].items():
         for number, epoch in enumerate(epochs, start=1):
-            distillation = "—" if epoch["distillation"] is None else f"{epoch['distillation']:.4f}"
             lines.append(
-                f"| {row} | {number} | {epoch['supervised']:.4f} | {distillation} | "
-                f"{epoch['distillation_share']:.0%} | {epoch['validation_srcc']:.3f} |"
+                f"| {row} | {number} | {epoch['supervised']:.4f} | {cell(epoch['distillation'], 4)} | "
+                f"{epoch['distillation_share']:.0%} | {cell(epoch['validation_srcc'])} |"
             )
     return "\n".join(lines)
 
@@ -189,12 +216,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="quickstart output folders (OUT of `--out OUT`)")
     parser.add_argument("--unlabeled-images", type=int, default=5000, help="unlabeled images the teacher scores")
     parser.add_argument("--kd-betas", type=float, nargs="+", help="train KD again at these distillation weights")
+    parser.add_argument(
+        "--kd-out", type=Path, help="KD at --kd-betas goes to KD_OUT/<run folder name>/ (default: the run's models)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     missing = [str(run) for run in args.runs if not (run / "results.json").exists()]
     if missing:
         sys.exit(f"not a finished quickstart run (no results.json): {', '.join(missing)}")
-    diagnoses = {str(run): diagnose(run, args.unlabeled_images, args.kd_betas) for run in args.runs}
+    diagnoses = {
+        str(run): diagnose(run, args.unlabeled_images, args.kd_betas, args.kd_out / run.name if args.kd_out else None)
+        for run in args.runs
+    }
     print(report(diagnoses))
     if args.json:
         args.json.write_text(json.dumps(diagnoses, indent=2) + "\n")

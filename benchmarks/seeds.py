@@ -66,6 +66,8 @@ NOT_AVAILABLE = "n/a"
 # The results.json of the published reports' seeds (docs/results.md), by kind of run (`run_kind`), kept in the
 # repository: a run's folder is not.
 RECORDS = {"default": "benchmarks/results/seeds/default", "full": "benchmarks/results/seeds/full"}
+# The seeds each published report needs (#26, item 7); with fewer it is published as interim.
+REQUIRED_SEEDS = {"default": 10, "full": 5}
 
 
 def mean_std(values: list[float]) -> dict:

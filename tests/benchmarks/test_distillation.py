@@ -1,10 +1,10 @@
 """benchmarks/distillation.py: the loss terms per epoch from a trainer's checkpoint, and what the labels and the
 teacher know about SynthAVA's latent score on the images each student learns from."""
 
+import importlib.util
 import io
 import json
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,10 +15,11 @@ from scipy import stats
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from cskd_hf.synthetic.synthava import write_synthava
-from tests.benchmarks.helpers import REPO
+from tests.benchmarks.helpers import REPO, run
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import distillation  # noqa: E402
+spec = importlib.util.spec_from_file_location("benchmarks_distillation", REPO / "benchmarks" / "distillation.py")
+distillation = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(distillation)
 
 
 def test_loss_terms_weigh_the_distillation_by_beta():
@@ -69,7 +70,7 @@ def test_the_targets_are_scored_against_the_latent_score_on_each_split(tmp_path,
         assert figures["labels_vs_latent"] == pytest.approx(stats.spearmanr(labels, latent).statistic)
         assert figures["teacher_vs_latent"] == pytest.approx(stats.spearmanr(predicted, latent).statistic, abs=1e-6)
         assert figures["teacher_vs_labels"] == pytest.approx(stats.spearmanr(predicted, labels).statistic, abs=1e-6)
-    assert len(set(np.round(predicted, 6))) == len(predicted)  # distinct scores: the ranks above are not ties
+        assert len(set(np.round(predicted, 6))) == count  # distinct scores: the ranks compared are not ties
 
 
 def test_the_report_has_a_row_per_epoch_per_split_and_per_beta():
@@ -103,17 +104,19 @@ def test_the_report_has_a_row_per_epoch_per_split_and_per_beta():
 
 @pytest.mark.slow  # the quickstart's smoke run with --full (shared with the quickstart's tests), then about 30 s
 def test_the_script_reads_a_finished_quickstart_run(smoke_run, tmp_path):
-    from tests.benchmarks.helpers import run
-
-    figures = tmp_path / "distillation.json"
-    output = run(
-        "distillation.py", str(smoke_run), "--unlabeled-images", "64", "--kd-betas", "0", "15", "--json", str(figures)
-    )
+    figures, kd_out = tmp_path / "distillation.json", tmp_path / "kd"
+    arguments = ["--unlabeled-images", "64", "--kd-betas", "0", "15", "--kd-out", str(kd_out), "--json", str(figures)]
+    output = run("distillation.py", str(smoke_run), *arguments)
     diagnosis = json.loads(figures.read_text())[str(smoke_run)]
     # KD trained again at the quickstart's own weight is the quickstart's KD: the same recipe, deterministically.
     recorded = json.loads((smoke_run / "results.json").read_text())["results"]["KD student"]["srcc"]
     assert diagnosis["kd_at_betas"]["15"]["test"] == pytest.approx(recorded, abs=1e-6)
-    assert (smoke_run / "models" / "kd-student-beta-0" / "model.safetensors").exists()
+    # β took effect: at 0 the loss is the supervised term alone, at 15 the sum the paper weighs.
+    for beta, weight in (("0", 0.0), ("15", 15.0)):
+        for epoch in distillation.epoch_history(kd_out / smoke_run.name / f"kd-student-beta-{beta}"):
+            expected = epoch["train/epoch_loss_supervised"] + weight * epoch["train/epoch_loss_distillation"]
+            assert epoch["train/epoch_loss"] == pytest.approx(expected, rel=1e-4)
+    assert not list((smoke_run / "models").glob("kd-student-beta-*"))  # the shared run is left as it was
     assert "| 0 | " in output and "| KD, β |" in output
     for row, folder in distillation.STUDENTS.items():
         history = distillation.epoch_history(smoke_run / "models" / folder)
