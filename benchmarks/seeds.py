@@ -5,12 +5,15 @@ one), the paired difference per seed, its mean, a 95 % t-interval and the win co
 each attention statistic of the ViT moved after CFA on each seed; and each seed's time.
 
     python benchmarks/seeds.py [--seeds 0 1 2 3 4] [--out outputs/seeds] [--full] [--smoke] [--jobs 2]
-        [--report-only] [--json seeds.json] [--record benchmarks/results/seeds/default]
+        [--reuse-from outputs/seeds-default] [--report-only] [--json seeds.json]
+        [--record benchmarks/results/seeds/default]
 
 Each seed runs `cskd quickstart --seed N --out OUT/seed-N` (with `--full`, `--smoke`) in a fresh process (about 22
 minutes on 2 cores; --full: about 40, estimated; --smoke: about 2), unless OUT/seed-N/results.json already exists, so
-the seeds can be run over several sessions. `--jobs K` runs
-K seeds at once, each with the plan's torch threads (the quickstart sets them, so that a seed's numbers do not depend
+the seeds can be run over several sessions. With `--reuse-from DEFAULT_OUT`, a `--full` seed starts from a copy of
+the seed's finished default run and runs only `--full`'s own stages (about 18 minutes), the shared ones kept with the
+times they took (`cskd quickstart --reuse`; results.json lists them in `reused_stages`). `--jobs K` runs K seeds at
+once, each with the plan's torch threads (the quickstart sets them, so that a seed's numbers do not depend
 on how many ran beside it) and its output in OUT/seed-N.log; the stage times in results.json are then not those of a
 run alone. Each results.json records its environment (commit, library versions, CPU, threads). The report covers every
 OUT/seed-N/results.json found, not only the seeds asked for; it warns when their plans differ (smoke and full runs
@@ -43,7 +46,7 @@ from pathlib import Path
 from scipy import stats
 
 from cskd_hf.analysis import PAPER_FIG3_DIRECTIONS
-from cskd_hf.synthetic.quickstart import MIN_UNLABELED_RATIO, PREMISES, vit_tokens
+from cskd_hf.synthetic.quickstart import MIN_UNLABELED_RATIO, PREMISES, StageRecord, finished_stages, vit_tokens
 
 METRICS = ("srcc", "plcc", "mse")
 # The paper's claims: (row A, row B), read as "A > B", each in SRCC and PLCC.
@@ -491,6 +494,17 @@ def run_seed(seed: int, folder: Path, options: list[str], log: bool = False, rec
         shutil.copyfile(folder / "results.json", record / folder.name / "results.json")
 
 
+def start_from(source: Path, folder: Path) -> None:
+    """Copy the finished run `source` (the default run of a seed) to `folder`, for `cskd quickstart --reuse` to keep
+    its stages there: its data, models, caches and log, and its stage record (made from its results.json for a run of
+    a version without one); not its report, which the run in `folder` writes anew."""
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("results.json", "results.md", "ier.png"))
+    if not (folder / "stages.json").exists():
+        results = json.loads((source / "results.json").read_text())
+        key = {"seed": results["seed"], "plan": results["plan"] | {"full": False}}
+        StageRecord(folder / "stages.json", key, finished_stages(source / "results.json", key)).save()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="the seeds to run")
@@ -504,6 +518,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="seeds run at once, each with the plan's torch threads and its own log"
     )
+    parser.add_argument(
+        "--reuse-from",
+        help="a seed not yet in OUT whose run is finished in REUSE_FROM/seed-N (the default runs, for --full) starts "
+        "from a copy of that run and runs only the stages it lacks (`cskd quickstart --reuse`); a seed stopped in OUT "
+        "goes on from the stages it finished",
+    )
     parser.add_argument("--report-only", action="store_true", help="run nothing; report on the results found")
     parser.add_argument("--confidence", type=float, default=0.95, help="of the paired t-intervals")
     parser.add_argument("--json", help="also write the statistics here")
@@ -516,7 +536,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     record = Path(args.record) if args.record else None
-    options = [option for option, chosen in (("--smoke", args.smoke), ("--full", args.full)) if chosen]
+    reuse_from = Path(args.reuse_from) if args.reuse_from else None
+    chosen_options = (("--smoke", args.smoke), ("--full", args.full), ("--reuse", reuse_from is not None))
+    options = [option for option, chosen in chosen_options if chosen]
     if not args.report_only:
         pending = []
         for seed in args.seeds:
@@ -524,6 +546,10 @@ def main(argv: list[str] | None = None) -> None:
             if (folder / "results.json").is_file():
                 print(f"== seed {seed}: {folder / 'results.json'} exists, skipped", flush=True)
                 continue
+            source = reuse_from / f"seed-{seed}" if reuse_from else None
+            if source and not folder.exists() and (source / "results.json").is_file():
+                print(f"== seed {seed}: starting from a copy of {source}", flush=True)
+                start_from(source, folder)
             pending.append((seed, folder))
         jobs = min(args.jobs, len(pending))
         if jobs > 1:

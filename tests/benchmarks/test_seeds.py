@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -216,6 +217,32 @@ def test_runs_only_the_missing_seeds_each_in_a_fresh_quickstart_process(tmp_path
     printed = capsys.readouterr().out
     assert "seed-0/results.json exists, skipped" in printed and "4 seeds (0, 1, 2, 3)" in printed
     assert "No results yet for seed 4" not in printed  # 4 was not asked for
+
+
+def test_full_seeds_start_from_a_copy_of_the_finished_default_run(tmp_path, monkeypatch):
+    """--reuse-from: the default run's folder is copied, without its report, with a stage record made from its
+    results.json (a run of a version without one), and the quickstart keeps those stages (--reuse)."""
+    default_run = tmp_path / "default" / "seed-0"
+    (default_run / "models" / "cfa-student").mkdir(parents=True)
+    (default_run / "models" / "cfa-student" / "model.safetensors").write_bytes(b"weights")
+    shutil.copy(REPO / seeds.RECORDS["default"] / "seed-0" / "results.json", default_run / "results.json")
+    (default_run / "results.md").write_text("the default run's report")
+    commands = []
+    monkeypatch.setattr(seeds.subprocess, "run", lambda command, **kwargs: commands.append(command) or
+                        seeds.subprocess.CompletedProcess(command, 0))  # fmt: skip
+
+    out = tmp_path / "full"
+    seeds.main(["--seeds", "0", "1", "--out", str(out), "--full", "--reuse-from", str(tmp_path / "default")])
+    assert [command[command.index("--seed") + 1] for command in commands] == ["0", "1"]
+    assert not (out / "seed-1").exists()  # no default run of seed 1 to start from: the quickstart runs it all
+    assert commands[0][-2:] == ["--full", "--reuse"]
+    copy = out / "seed-0"
+    assert (copy / "models" / "cfa-student" / "model.safetensors").read_bytes() == b"weights"
+    assert not (copy / "results.json").exists() and not (copy / "results.md").exists()
+    stages = json.loads((copy / "stages.json").read_text())
+    recorded = json.loads((default_run / "results.json").read_text())
+    assert stages["key"] == {"seed": 0, "plan": recorded["plan"]}
+    assert {name: stage["seconds"] for name, stage in stages["finished"].items()} == recorded["stage_seconds"]
 
 
 def test_full_runs_pass_full_to_the_quickstart_and_default_runs_report_no_variants(tmp_path, monkeypatch):

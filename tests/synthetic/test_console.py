@@ -27,6 +27,16 @@ def test_time_left_is_the_plans_remaining_cost_at_this_machines_pace():
     assert last.startswith("[ 4/4] skd") and "left" not in last  # nothing is left after the last stage
 
 
+def test_a_reused_stage_is_counted_and_named_but_does_not_set_the_pace():
+    console = io.StringIO()
+    reporter = StageReporter(console, {"world": 10, "clip": 20, "cfa": 30})
+    kept = reporter.finished("world", 10.0, reused=True)
+    assert kept.startswith("[ 1/3] world") and "reused" in kept
+    assert reporter.time_left() == 50  # no stage has run yet: the recorded pace
+    reporter.finished("clip", 40.0)  # twice as slow as recorded, and only this stage tells
+    assert reporter.time_left() == 60
+
+
 def test_library_output_goes_to_the_log_and_only_the_report_to_the_console(tmp_path):
     """In a child process, as `cskd quickstart` runs: a logging handler made before the redirection, a print, a
     warning and a worker process's output all land in the log, the report on the real stdout."""

@@ -4,6 +4,7 @@ into (so that every run, and every result, stays as it was); the default plan ru
 learned."""
 
 import json
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from transformers import AutoModel, AutoModelForImageClassification
 
 from cskd_hf.cli import main
 from cskd_hf.synthetic.quickstart import (
+    ALWAYS_RUN,
     BASELINE_ROWS,
     DEFAULT,
     FULL,
@@ -28,6 +30,8 @@ from cskd_hf.synthetic.quickstart import (
     VIT_BEFORE_CFA,
     ZERO_SHOT_ROW,
     QuickstartPlan,
+    StageRecord,
+    Stages,
     planned_stages,
     trainer_arguments,
 )
@@ -37,9 +41,10 @@ from cskd_hf.training.skd import SKDArguments
 from cskd_hf.training.supervised import FinetuneArguments
 
 SMOKE_FULL = replace(SMOKE, full=True)
+REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow  # the quickstart's smoke run: at most 3 minutes on 2 cores
+@pytest.mark.slow  # the quickstart's smoke run (at most 3 minutes on 2 cores), then --full's stages added to it
 def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_compare(tmp_path, capfd):
     from cskd_hf.synthetic.quickstart import plan_rows
 
@@ -54,6 +59,19 @@ def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_comp
     console = capfd.readouterr().out  # the console is a copy of the standard output's file descriptor
     assert "A smoke run is too small to compare rows" in console and "attention/" not in console
     assert "## Attention before and after CFA" not in (out / "results.md").read_text()
+
+    # --full on the finished run keeps its stages: only --full's own run now, and the shared rows are the same models.
+    assert main(["quickstart", "--smoke", "--full", "--reuse", "--out", str(out), "--seed", "1"]) == 0
+    extended = json.loads((out / "results.json").read_text())
+    assert extended["full"] and list(extended["stage_seconds"]) == planned_stages(SMOKE_FULL)
+    kept = [name for name in planned_stages(SMOKE) if name not in ALWAYS_RUN]
+    assert extended["reused_stages"] == kept
+    assert all(extended["stage_seconds"][name] == summary["stage_seconds"][name] for name in kept)
+    for name, _ in plan_rows(SMOKE):
+        assert extended["results"][name] == summary["results"][name], name
+    assert set(extended["results"]) >= {name for name, _ in VARIANT_ROWS + BASELINE_ROWS}
+    console = capfd.readouterr().out
+    assert sum("reused" in line.split() for line in console.splitlines()) == len(kept)
 
 
 @pytest.mark.slow  # the quickstart's smoke run with --full: about 4 minutes on 2 cores
@@ -306,6 +324,63 @@ def test_a_runs_environment_names_its_code_libraries_cpu_and_threads():
     )  # fmt: skip
     assert environment["cpu"] and environment["torch_threads"] == torch.get_num_threads()
     assert FULL.torch_threads == SMOKE.torch_threads == 2  # fixed by the plan, not by the machine's cores
+
+
+def test_a_folders_finished_stages_are_kept_by_a_later_run_of_the_same_seed_and_plan(tmp_path):
+    path, key = tmp_path / "stages.json", {"seed": 3, "plan": asdict(replace(SMOKE, full=False))}
+    calls = []
+
+    def stage(result):
+        calls.append(result)
+        return result
+
+    first = Stages(record=StageRecord.start(path, key, reuse=False))
+    assert first.run("CFA (teacher)", stage, {"content_accuracy": 0.5}) == {"content_accuracy": 0.5}
+    first.run("SynthAVA", stage, object())  # not JSON: kept as None, for its caller to read from the folder
+    first.run("CLIP zero-shot", stage, {"srcc": 0.4})
+
+    later = Stages(record=StageRecord.start(path, key, reuse=True))
+    assert later.run("CFA (teacher)", stage, "not called") == {"content_accuracy": 0.5}
+    assert later.run("SynthAVA", stage, "not called") is None
+    assert later.run("CLIP zero-shot", stage, {"srcc": 0.4}) == {"srcc": 0.4}  # always run: the report needs it
+    assert later.run("CFA (student)", stage, 7) == 7  # not finished before
+    assert len(calls) == 5 and "not called" not in calls
+    assert later.reused == ["CFA (teacher)", "SynthAVA"]
+    assert later.seconds["CFA (teacher)"] == first.seconds["CFA (teacher)"]  # the time it took then
+    assert set(json.loads(path.read_text())["finished"]) == {
+        "CFA (teacher)",
+        "SynthAVA",
+        "CLIP zero-shot",
+        "CFA (student)",
+    }
+
+    # Another seed or plan is refused by name; without --reuse the folder's record starts again.
+    with pytest.raises(ValueError, match=r"--reuse: the stages in .* are of another run \(it differs in seed"):
+        StageRecord.start(path, key | {"seed": 4}, reuse=True)
+    other_plan = {"seed": 3, "plan": asdict(replace(SMOKE, full=False, cfa_epochs=2))}
+    with pytest.raises(ValueError, match=r"it differs in cfa_epochs"):
+        StageRecord.start(path, other_plan, reuse=True)
+    assert StageRecord.start(path, key, reuse=False).finished == {}
+    assert json.loads(path.read_text())["finished"] == {}
+
+
+def test_a_finished_run_without_a_stage_record_is_kept_from_its_results(tmp_path):
+    """Runs of versions before `stages.json` (the recorded default seeds among them) can still be extended."""
+    recorded = REPO / "benchmarks" / "results" / "seeds" / "default" / "seed-0" / "results.json"
+    shutil.copy(recorded, tmp_path / "results.json")
+    results = json.loads(recorded.read_text())
+    key = {"seed": 0, "plan": asdict(DEFAULT)}  # the recorded seeds are of today's default plan
+    record = StageRecord.start(tmp_path / "stages.json", key, reuse=True)
+    assert list(record.finished) == list(results["stage_seconds"]) == planned_stages(DEFAULT)
+    teacher = record.finished[f"content pretraining (teacher: {DEFAULT.teacher_architecture})"]
+    assert teacher == {
+        "seconds": results["stage_seconds"][f"content pretraining (teacher: {DEFAULT.teacher_architecture})"],
+        "result": {"content_accuracy": results["content_pretraining_accuracy"][DEFAULT.teacher_architecture]},
+    }
+    assert record.finished["CFA (teacher)"]["result"] is None
+    (tmp_path / "stages.json").unlink()  # the results alone again: a run of another seed cannot keep them
+    with pytest.raises(ValueError, match=r"results.json are of another run \(it differs in seed"):
+        StageRecord.start(tmp_path / "stages.json", key | {"seed": 1}, reuse=True)
 
 
 def test_the_console_knows_every_stage_of_every_plan():

@@ -32,6 +32,12 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every stage")
     parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the stages that an earlier run of the same seed and plan (--full aside) finished in OUT, with the "
+        "times they took then: add --full to a finished run, or go on with a stopped one",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="show each stage's own output (library logs, progress bars, warnings) on the console, not just the log",
@@ -43,7 +49,7 @@ def quickstart_command_parser(subparsers: argparse._SubParsersAction) -> argpars
 def quickstart_command(args: argparse.Namespace) -> int:
     from ..synthetic.quickstart import run_quickstart
 
-    run_quickstart(args.out, smoke=args.smoke, seed=args.seed, verbose=args.verbose, full=args.full)
+    run_quickstart(args.out, smoke=args.smoke, seed=args.seed, verbose=args.verbose, full=args.full, reuse=args.reuse)
     return 0
 
 

@@ -55,23 +55,28 @@ class StageReporter:
     """One console line per finished stage: its number, name and time, and an estimate of the time left.
 
     The estimate is the plan's recorded stage costs (`expected`, seconds on 2 idle cores) of the stages still to run,
-    scaled by how this machine has compared with them so far.
+    scaled by how this machine has compared with them so far. A stage kept from an earlier run (`reused`) is counted
+    and named but takes no time now.
     """
 
     def __init__(self, console: TextIO, expected: dict[str, float]):
         self.console, self.expected = console, expected
         self.done: dict[str, float] = {}
+        self.reused: set[str] = set()
         self.start = time.perf_counter()
 
     def time_left(self) -> float:
-        expected_done = sum(self.expected.get(name, seconds) for name, seconds in self.done.items())
-        pace = sum(self.done.values()) / expected_done if expected_done else 1.0
+        ran = {name: seconds for name, seconds in self.done.items() if name not in self.reused}
+        expected_done = sum(self.expected.get(name, seconds) for name, seconds in ran.items())
+        pace = sum(ran.values()) / expected_done if expected_done else 1.0
         return pace * sum(seconds for name, seconds in self.expected.items() if name not in self.done)
 
-    def finished(self, name: str, seconds: float) -> str:
+    def finished(self, name: str, seconds: float, reused: bool = False) -> str:
         self.done[name] = seconds
+        if reused:
+            self.reused.add(name)
         total = max(len(self.expected), len(self.done))
-        line = f"[{len(self.done):2d}/{total}] {name:<46} {duration(seconds):>10}"
+        line = f"[{len(self.done):2d}/{total}] {name:<46} {'reused' if reused else duration(seconds):>10}"
         left = self.time_left()
         line += f"   about {duration(left)} left" if left >= 1 else ""
         print(line, file=self.console, flush=True)

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -33,6 +34,7 @@ from ..analysis import PAPER_FIG3_DIRECTIONS, analyze_models, attention_change
 from ..baselines.linear_probe import fit_linear_probe
 from ..baselines.zero_shot import evaluate_zero_shot
 from ..data.labeled import bin_scores_of
+from ..data.prepare import load_labeled
 from ..evaluation import comparison_table, evaluate_model, plot_interval_error_rates
 from ..models.cskd import CSKDConfig, CSKDForAestheticScoring, CSKDImageProcessor, CSKDModel
 from ..models.cskd.modeling_cskd import timm_model_kwargs
@@ -326,19 +328,102 @@ class Evaluation:
     attention: dict
 
 
-class Stages:
-    """Runs and times named stages: a header in the log before each, a line on the console (`reporter`) after."""
+# Stages whose result the report needs and that take seconds: run again even where an earlier run finished them.
+ALWAYS_RUN = {"CLIP zero-shot", "attention diagnostic", "evaluation on the test split"}
 
-    def __init__(self, reporter: StageReporter | None = None):
+
+@dataclass
+class StageRecord:
+    """The stages a run finished in its folder (`stages.json`), with their times and JSON results, for a later run of
+    the same seed and plan (`--full` aside) in that folder to keep (`--reuse`): the default run before `--full`, or
+    a run that was stopped. What a kept stage made (models, caches, data) must still be in the folder."""
+
+    path: Path
+    key: dict
+    finished: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, path: Path, key: dict, reuse: bool) -> "StageRecord":
+        """A record for a run of `key` (seed and plan) in `path`'s folder: with `reuse`, the stages it already holds
+        for the same key (or, from a finished run of a version without `stages.json`, every stage its `results.json`
+        timed); otherwise, or with neither there, an empty one."""
+        finished, results = {}, path.with_name("results.json")
+        if reuse and path.exists():
+            saved = json.loads(path.read_text())
+            check_same_run(path, saved["key"], key)
+            finished = saved["finished"]
+        elif reuse and results.exists():
+            finished = finished_stages(results, key)
+        record = cls(path, key, finished)
+        record.save()
+        return record
+
+    def add(self, name: str, seconds: float, result) -> None:
+        try:
+            json.dumps(result)
+        except TypeError:
+            result = None  # a dataset, say: the stage's caller reads what it made from the folder
+        self.finished[name] = {"seconds": seconds, "result": result}
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps({"key": self.key, "finished": self.finished}, indent=1))
+        os.replace(partial, self.path)  # a kill while saving leaves the previous record whole
+
+
+def check_same_run(path: Path, saved: dict, key: dict) -> None:
+    """Refuse to keep the stages recorded in `path` for the run `saved` (seed and plan) in a run of `key`."""
+    if saved != key:
+        differing = [name for name in key["plan"] if saved["plan"].get(name) != key["plan"][name]]
+        differing += ["seed"] if saved["seed"] != key["seed"] else []
+        raise ValueError(
+            f"--reuse: the stages in {path} are of another run (it differs in {', '.join(differing)}); run without "
+            "--reuse, or give another --out"
+        )
+
+
+def finished_stages(results_path: Path, key: dict) -> dict[str, dict]:
+    """The stages of the finished run whose `results.json` is `results_path`, as `StageRecord` keeps them: each
+    stage it timed, with the content pretraining's accuracy (read from the report) as that stage's result."""
+    results = json.loads(results_path.read_text())
+    check_same_run(results_path, {"seed": results["seed"], "plan": results["plan"] | {"full": False}}, key)
+    finished = {}
+    for name, seconds in results["stage_seconds"].items():
+        content = re.fullmatch(r"content pretraining \(.+: (.+)\)", name)
+        accuracy = {"content_accuracy": results["content_pretraining_accuracy"][content[1]]} if content else None
+        finished[name] = {"seconds": seconds, "result": accuracy}
+    return finished
+
+
+class Stages:
+    """Runs and times named stages: a header in the log before each, a line on the console (`reporter`) after; with
+    a `record`, each finished stage is written to it, and a stage it already holds is kept rather than run (its time
+    is the one recorded, its result the one recorded, None for a result that is not JSON)."""
+
+    def __init__(self, reporter: StageReporter | None = None, record: StageRecord | None = None):
         self.seconds: dict[str, float] = {}
+        self.reused: list[str] = []
         self.reporter = reporter
+        self.record = record
 
     def run(self, name: str, function: Callable, *args, **kwargs):
+        if self.record is not None and name in self.record.finished and name not in ALWAYS_RUN:
+            kept = self.record.finished[name]
+            self.seconds[name] = kept["seconds"]
+            self.reused.append(name)
+            print(f"\n== {name}: kept from an earlier run here ({kept['seconds']:.0f} s then) ==", flush=True)
+            if self.reporter is not None:
+                self.reporter.finished(name, kept["seconds"], reused=True)
+            return kept["result"]
         print(f"\n== {name} ==", flush=True)
         start = time.perf_counter()
         result = function(*args, **kwargs)
         self.seconds[name] = round(time.perf_counter() - start, 1)
         print(f"== {name}: {self.seconds[name]:.0f} s ==", flush=True)
+        if self.record is not None:
+            self.record.add(name, self.seconds[name], result)
         if self.reporter is not None:
             self.reporter.finished(name, self.seconds[name])
         return result
@@ -541,10 +626,12 @@ def run_quickstart(
     seed: int = 0,
     verbose: bool = False,
     full: bool = False,
+    reuse: bool = False,
 ) -> dict:
     """Run every stage of the default plan (`smoke`: the smoke plan's sizes; `full`: with the remaining baselines,
     the recipe's variants and Fig. 3) and write `results.json`, `results.md`, `ier.png` and the model folders into
-    `out_dir`.
+    `out_dir`. With `reuse`, the stages an earlier run of the same seed and plan (`full` aside) finished in `out_dir`
+    are kept, with the times they took then (`StageRecord`).
 
     The console gets the log's path, one line per stage with the time left, and at the end the results, the paper's
     claims as this run shows them and what to try next; everything else goes to `out_dir/quickstart.log`, unless
@@ -561,7 +648,9 @@ def run_quickstart(
     with console_and_log(log_path, verbose) as console:
         print(f"cskd quickstart, {plan_name} plan, seed {seed}: each stage's output goes to {log_path}", file=console)
         print(f"{len(expected)} stages, about {duration(sum(expected.values()))} on 2 idle cores", file=console)
-        stages = Stages(StageReporter(console, expected))
+        key = {"seed": seed, "plan": asdict(replace(plan, full=False))}
+        record = StageRecord.start(layout.out_dir / "stages.json", key, reuse)
+        stages = Stages(StageReporter(console, expected), record)
         torch.set_num_threads(plan.torch_threads)
         summary, test_split = run_stages(stages, plan, layout, seed, smoke)
         write_report(layout, test_split, summary, console, log_path)
@@ -594,6 +683,7 @@ def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, 
         ),
         "results": evaluation.results,
         "stage_seconds": stages.seconds,
+        "reused_stages": stages.reused,
         "torch_threads": torch.get_num_threads(),
         "environment": environment,
         "total_seconds": round(sum(stages.seconds.values()), 1),
@@ -681,10 +771,13 @@ def cpu_model() -> str:
 
 
 def build_world(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int) -> World:
-    """SynthAVA: the labeled splits and the unlabeled corpus, written to `layout.data_dir`."""
+    """SynthAVA: the labeled splits and the unlabeled corpus, written to `layout.data_dir` (read from there when an
+    earlier run in the folder wrote it)."""
     dataset = stages.run(
         "SynthAVA", write_synthava, layout.data_dir, splits=plan.splits, image_size=plan.image_size, seed=seed
     )
+    if dataset is None:
+        dataset = load_labeled(layout.data_dir)
     return World(dataset, vote_statistics(dataset["train"]))
 
 
