@@ -41,12 +41,22 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from scipy import stats
 
 from cskd_hf.analysis import PAPER_FIG3_DIRECTIONS
-from cskd_hf.synthetic.quickstart import MIN_UNLABELED_RATIO, PREMISES, StageRecord, finished_stages, vit_tokens
+from cskd_hf.synthetic.quickstart import (
+    DEFAULT,
+    MIN_UNLABELED_RATIO,
+    PREMISES,
+    SMOKE,
+    StageRecord,
+    check_same_run,
+    finished_stages,
+    vit_tokens,
+)
 
 METRICS = ("srcc", "plcc", "mse")
 # The paper's claims: (row A, row B), read as "A > B", each in SRCC and PLCC.
@@ -261,10 +271,15 @@ def uniform_attention_entropy(summary: dict) -> float | None:
 
 
 def seed_minutes(summary: dict) -> str:
-    """A seed's wall time in minutes, with the threads it ran with when that is recorded."""
+    """A seed's time in minutes (its stages' times summed), with the threads it ran with and the minutes of it kept
+    from an earlier run (`--reuse`) when those are recorded."""
     minutes = f"{summary['total_seconds'] / 60:.1f}" if "total_seconds" in summary else "–"
-    threads = summary.get("torch_threads")
-    return minutes if threads is None else f"{minutes} ({threads} thread{'s' if threads > 1 else ''})"
+    notes = []
+    if (threads := summary.get("torch_threads")) is not None:
+        notes.append(f"{threads} thread{'s' if threads > 1 else ''}")
+    if summary.get("reused_seconds"):
+        notes.append(f"{summary['reused_seconds'] / 60:.1f} of them kept from its default run")
+    return f"{minutes} ({'; '.join(notes)})" if notes else minutes
 
 
 def has_full_rows(summary: dict) -> bool:
@@ -494,15 +509,33 @@ def run_seed(seed: int, folder: Path, options: list[str], log: bool = False, rec
         shutil.copyfile(folder / "results.json", record / folder.name / "results.json")
 
 
-def start_from(source: Path, folder: Path) -> None:
+def start_from(source: Path, folder: Path, key: dict) -> None:
     """Copy the finished run `source` (the default run of a seed) to `folder`, for `cskd quickstart --reuse` to keep
-    its stages there: its data, models, caches and log, and its stage record (made from its results.json for a run of
-    a version without one); not its report, which the run in `folder` writes anew."""
-    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("results.json", "results.md", "ier.png"))
-    if not (folder / "stages.json").exists():
-        results = json.loads((source / "results.json").read_text())
-        key = {"seed": results["seed"], "plan": results["plan"] | {"full": False}}
-        StageRecord(folder / "stages.json", key, finished_stages(source / "results.json", key)).save()
+    its stages there: its data, models and log, and its stage record (made from its results.json for a run of a
+    version without one); not its report, which the run in `folder` writes anew, nor its caches (their descriptions
+    name the source's paths; no stage `--reuse` runs reads them). The run must be of `key` (seed and plan, `full`
+    aside); the copy appears whole or not at all."""
+    check_same_run(source / "results.json", finished_key(source / "results.json"), key)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # a copy cut short before
+    shutil.copytree(
+        source,
+        partial,
+        ignore=lambda directory, names: [
+            name
+            for name in names
+            if name in ("results.json", "results.md", "ier.png") or (Path(directory) == source and name == "cache")
+        ],
+    )
+    if not (partial / "stages.json").exists():
+        StageRecord(partial / "stages.json", key, finished_stages(source / "results.json", key)).save()
+    os.replace(partial, folder)
+
+
+def finished_key(results_path: Path) -> dict:
+    """The seed and plan (`full` aside) of the finished run whose results.json is `results_path`."""
+    results = json.loads(results_path.read_text())
+    return {"seed": results["seed"], "plan": results["plan"] | {"full": False}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -549,7 +582,8 @@ def main(argv: list[str] | None = None) -> None:
             source = reuse_from / f"seed-{seed}" if reuse_from else None
             if source and not folder.exists() and (source / "results.json").is_file():
                 print(f"== seed {seed}: starting from a copy of {source}", flush=True)
-                start_from(source, folder)
+                plan = replace(SMOKE if args.smoke else DEFAULT, full=False)
+                start_from(source, folder, {"seed": seed, "plan": asdict(plan)})
             pending.append((seed, folder))
         jobs = min(args.jobs, len(pending))
         if jobs > 1:

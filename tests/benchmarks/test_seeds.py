@@ -227,6 +227,7 @@ def test_full_seeds_start_from_a_copy_of_the_finished_default_run(tmp_path, monk
     (default_run / "models" / "cfa-student" / "model.safetensors").write_bytes(b"weights")
     shutil.copy(REPO / seeds.RECORDS["default"] / "seed-0" / "results.json", default_run / "results.json")
     (default_run / "results.md").write_text("the default run's report")
+    (default_run / "cache" / "skd-teacher").mkdir(parents=True)  # its description names the source's paths
     commands = []
     monkeypatch.setattr(seeds.subprocess, "run", lambda command, **kwargs: commands.append(command) or
                         seeds.subprocess.CompletedProcess(command, 0))  # fmt: skip
@@ -239,10 +240,18 @@ def test_full_seeds_start_from_a_copy_of_the_finished_default_run(tmp_path, monk
     copy = out / "seed-0"
     assert (copy / "models" / "cfa-student" / "model.safetensors").read_bytes() == b"weights"
     assert not (copy / "results.json").exists() and not (copy / "results.md").exists()
+    assert not (copy / "cache").exists() and not (out / "seed-0.partial").exists()
     stages = json.loads((copy / "stages.json").read_text())
     recorded = json.loads((default_run / "results.json").read_text())
     assert stages["key"] == {"seed": 0, "plan": recorded["plan"]}
     assert {name: stage["seconds"] for name, stage in stages["finished"].items()} == recorded["stage_seconds"]
+    assert all(stage["environment"] == recorded["environment"] for stage in stages["finished"].values())
+
+    # A run of another seed (or plan) is refused before anything is copied.
+    shutil.copytree(default_run, tmp_path / "default" / "seed-2")
+    with pytest.raises(ValueError, match=r"seed-2/results.json are of another run \(it differs in seed\)"):
+        seeds.main(["--seeds", "2", "--out", str(out), "--full", "--reuse-from", str(tmp_path / "default")])
+    assert not (out / "seed-2").exists() and not (out / "seed-2.partial").exists()
 
 
 def test_full_runs_pass_full_to_the_quickstart_and_default_runs_report_no_variants(tmp_path, monkeypatch):
@@ -332,6 +341,9 @@ def test_uniform_attention_and_the_minutes_per_seed_are_stated():
     report = seeds.report_markdown(summaries)
     assert f"Uniform attention has entropy {math.log(65):.4g} nats" in report
     assert "Minutes per seed: seed 0 40.0 (1 thread), seed 1 40.0." in report
+    summaries[0] |= {"torch_threads": 2, "reused_seconds": 1320.0}  # a --full seed that kept its default run's stages
+    report = seeds.report_markdown(summaries)
+    assert "seed 0 40.0 (2 threads; 22.0 of them kept from its default run)" in report
 
 
 def test_the_comparisons_beside_the_claims_are_paired_like_them():

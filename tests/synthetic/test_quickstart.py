@@ -67,6 +67,8 @@ def test_a_smoke_run_runs_the_default_rows_only_and_says_it_is_too_small_to_comp
     kept = [name for name in planned_stages(SMOKE) if name not in ALWAYS_RUN]
     assert extended["reused_stages"] == kept
     assert all(extended["stage_seconds"][name] == summary["stage_seconds"][name] for name in kept)
+    assert extended["reused_seconds"] == round(sum(summary["stage_seconds"][name] for name in kept), 1)
+    assert extended["reused_from"] == [summary["environment"]]  # the code and machine that made the kept stages
     for name, _ in plan_rows(SMOKE):
         assert extended["results"][name] == summary["results"][name], name
     assert set(extended["results"]) >= {name for name, _ in VARIANT_ROWS + BASELINE_ROWS}
@@ -376,6 +378,7 @@ def test_a_finished_run_without_a_stage_record_is_kept_from_its_results(tmp_path
     assert teacher == {
         "seconds": results["stage_seconds"][f"content pretraining (teacher: {DEFAULT.teacher_architecture})"],
         "result": {"content_accuracy": results["content_pretraining_accuracy"][DEFAULT.teacher_architecture]},
+        "environment": results["environment"],  # the code that made it, for the run that keeps it to report
     }
     assert record.finished["CFA (teacher)"]["result"] is None
     (tmp_path / "stages.json").unlink()  # the results alone again: a run of another seed cannot keep them

@@ -14,6 +14,7 @@ the evaluation and the report.
 SynthAVA is synthetic: these numbers say nothing about real photographs.
 """
 
+import functools
 import json
 import logging
 import math
@@ -341,9 +342,10 @@ class StageRecord:
     path: Path
     key: dict
     finished: dict[str, dict] = field(default_factory=dict)
+    environment: dict | None = None  # of the run that records (`run_environment`), kept with each of its stages
 
     @classmethod
-    def start(cls, path: Path, key: dict, reuse: bool) -> "StageRecord":
+    def start(cls, path: Path, key: dict, reuse: bool, environment: dict | None = None) -> "StageRecord":
         """A record for a run of `key` (seed and plan) in `path`'s folder: with `reuse`, the stages it already holds
         for the same key (or, from a finished run of a version without `stages.json`, every stage its `results.json`
         timed); otherwise, or with neither there, an empty one."""
@@ -354,7 +356,7 @@ class StageRecord:
             finished = saved["finished"]
         elif reuse and results.exists():
             finished = finished_stages(results, key)
-        record = cls(path, key, finished)
+        record = cls(path, key, finished, environment)
         record.save()
         return record
 
@@ -363,7 +365,7 @@ class StageRecord:
             json.dumps(result)
         except TypeError:
             result = None  # a dataset, say: the stage's caller reads what it made from the folder
-        self.finished[name] = {"seconds": seconds, "result": result}
+        self.finished[name] = {"seconds": seconds, "result": result, "environment": self.environment}
         self.save()
 
     def save(self) -> None:
@@ -377,6 +379,7 @@ def check_same_run(path: Path, saved: dict, key: dict) -> None:
     """Refuse to keep the stages recorded in `path` for the run `saved` (seed and plan) in a run of `key`."""
     if saved != key:
         differing = [name for name in key["plan"] if saved["plan"].get(name) != key["plan"][name]]
+        differing += sorted(saved["plan"].keys() - key["plan"].keys())  # fields this version's plans no longer have
         differing += ["seed"] if saved["seed"] != key["seed"] else []
         raise ValueError(
             f"--reuse: the stages in {path} are of another run (it differs in {', '.join(differing)}); run without "
@@ -393,7 +396,7 @@ def finished_stages(results_path: Path, key: dict) -> dict[str, dict]:
     for name, seconds in results["stage_seconds"].items():
         content = re.fullmatch(r"content pretraining \(.+: (.+)\)", name)
         accuracy = {"content_accuracy": results["content_pretraining_accuracy"][content[1]]} if content else None
-        finished[name] = {"seconds": seconds, "result": accuracy}
+        finished[name] = {"seconds": seconds, "result": accuracy, "environment": results.get("environment")}
     return finished
 
 
@@ -407,6 +410,15 @@ class Stages:
         self.reused: list[str] = []
         self.reporter = reporter
         self.record = record
+
+    def reused_environments(self) -> list[dict]:
+        """The distinct environments (code, libraries, machine) of the runs that made the stages kept here."""
+        environments = []
+        for name in self.reused:
+            environment = self.record.finished[name].get("environment")
+            if environment not in environments:
+                environments.append(environment)
+        return environments
 
     def run(self, name: str, function: Callable, *args, **kwargs):
         if self.record is not None and name in self.record.finished and name not in ALWAYS_RUN:
@@ -647,9 +659,12 @@ def run_quickstart(
     expected = expected_stage_seconds(plan)
     with console_and_log(log_path, verbose) as console:
         print(f"cskd quickstart, {plan_name} plan, seed {seed}: each stage's output goes to {log_path}", file=console)
-        print(f"{len(expected)} stages, about {duration(sum(expected.values()))} on 2 idle cores", file=console)
         key = {"seed": seed, "plan": asdict(replace(plan, full=False))}
-        record = StageRecord.start(layout.out_dir / "stages.json", key, reuse)
+        record = StageRecord.start(layout.out_dir / "stages.json", key, reuse, run_environment())
+        kept = [name for name in expected if name in record.finished and name not in ALWAYS_RUN]
+        to_run = sum(seconds for name, seconds in expected.items() if name not in kept)
+        kept_note = f" ({len(kept)} kept from an earlier run)" if kept else ""
+        print(f"{len(expected)} stages{kept_note}, about {duration(to_run)} on 2 idle cores", file=console)
         stages = Stages(StageReporter(console, expected), record)
         torch.set_num_threads(plan.torch_threads)
         summary, test_split = run_stages(stages, plan, layout, seed, smoke)
@@ -683,7 +698,11 @@ def run_stages(stages: Stages, plan: QuickstartPlan, layout: Layout, seed: int, 
         ),
         "results": evaluation.results,
         "stage_seconds": stages.seconds,
+        # Stages kept from an earlier run in the folder (`--reuse`): their times are those they took then, with the
+        # code and machine of `reused_from`.
         "reused_stages": stages.reused,
+        "reused_seconds": round(sum(stages.seconds[name] for name in stages.reused), 1),
+        "reused_from": stages.reused_environments(),
         "torch_threads": torch.get_num_threads(),
         "environment": environment,
         "total_seconds": round(sum(stages.seconds.values()), 1),
@@ -805,8 +824,11 @@ def train_stand_ins(
     test = world.dataset["test"]
     retrieval = retrieval_recall(layout.clip, test.select(range(min(200, len(test)))))
 
-    # The "ImageNet" of this world: well-exposed, sharp, clean renders of the subjects, labeled by content only.
-    images = generate({"content": plan.content_images}, image_size=plan.image_size, seed=seed + 1, neutral=True)
+    # The "ImageNet" of this world: well-exposed, sharp, clean renders of the subjects, labeled by content only
+    # (rendered when a stage needs them: not for stages kept from an earlier run).
+    images = functools.cache(
+        lambda: generate({"content": plan.content_images}, image_size=plan.image_size, seed=seed + 1, neutral=True)
+    )
     backbones = {role: (architecture, {}) for role, architecture in plan.architectures().items()}
     backbones[FIG3_VIT] = (plan.vit_architecture, timm_model_kwargs(vit_config(plan, layout)))
     content_accuracy = {}
@@ -814,8 +836,7 @@ def train_stand_ins(
         architecture, model_args = backbones[role]
         content_accuracy[architecture] = stages.run(
             f"content pretraining ({role}: {architecture})",
-            pretrain_content_classifier,
-            images["content"],
+            lambda *args, **kwargs: pretrain_content_classifier(images()["content"], *args, **kwargs),
             architecture,
             layout.content_checkpoint(architecture),
             len(CONTENT_CLASSES),
