@@ -41,7 +41,6 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
 from pathlib import Path
 
 from scipy import stats
@@ -53,8 +52,8 @@ from cskd_hf.synthetic.quickstart import (
     PREMISES,
     SMOKE,
     StageRecord,
-    check_same_run,
     finished_stages,
+    run_key,
     vit_tokens,
 )
 
@@ -515,7 +514,7 @@ def start_from(source: Path, folder: Path, key: dict) -> None:
     version without one); not its report, which the run in `folder` writes anew, nor its caches (their descriptions
     name the source's paths; no stage `--reuse` runs reads them). The run must be of `key` (seed and plan, `full`
     aside); the copy appears whole or not at all."""
-    check_same_run(source / "results.json", finished_key(source / "results.json"), key)
+    finished = finished_stages(source / "results.json", key)  # refuses a run of another seed or plan before copying
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # a copy cut short before
     shutil.copytree(
@@ -528,14 +527,8 @@ def start_from(source: Path, folder: Path, key: dict) -> None:
         ],
     )
     if not (partial / "stages.json").exists():
-        StageRecord(partial / "stages.json", key, finished_stages(source / "results.json", key)).save()
+        StageRecord(partial / "stages.json", key, finished).save()
     os.replace(partial, folder)
-
-
-def finished_key(results_path: Path) -> dict:
-    """The seed and plan (`full` aside) of the finished run whose results.json is `results_path`."""
-    results = json.loads(results_path.read_text())
-    return {"seed": results["seed"], "plan": results["plan"] | {"full": False}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -582,8 +575,7 @@ def main(argv: list[str] | None = None) -> None:
             source = reuse_from / f"seed-{seed}" if reuse_from else None
             if source and not folder.exists() and (source / "results.json").is_file():
                 print(f"== seed {seed}: starting from a copy of {source}", flush=True)
-                plan = replace(SMOKE if args.smoke else DEFAULT, full=False)
-                start_from(source, folder, {"seed": seed, "plan": asdict(plan)})
+                start_from(source, folder, run_key(SMOKE if args.smoke else DEFAULT, seed))
             pending.append((seed, folder))
         jobs = min(args.jobs, len(pending))
         if jobs > 1:

@@ -360,6 +360,10 @@ class StageRecord:
         record.save()
         return record
 
+    def keeps(self, name: str) -> bool:
+        """Whether a run with this record keeps stage `name` rather than running it."""
+        return name in self.finished and name not in ALWAYS_RUN
+
     def add(self, name: str, seconds: float, result) -> None:
         try:
             json.dumps(result)
@@ -373,6 +377,12 @@ class StageRecord:
         partial = self.path.with_suffix(".partial")
         partial.write_text(json.dumps({"key": self.key, "finished": self.finished}, indent=1))
         os.replace(partial, self.path)  # a kill while saving leaves the previous record whole
+
+
+def run_key(plan: QuickstartPlan, seed: int) -> dict:
+    """What a run's stages depend on, for another run to keep them: its seed and plan, `full` aside (the stages the
+    two plans share are the same)."""
+    return {"seed": seed, "plan": asdict(replace(plan, full=False))}
 
 
 def check_same_run(path: Path, saved: dict, key: dict) -> None:
@@ -421,7 +431,7 @@ class Stages:
         return environments
 
     def run(self, name: str, function: Callable, *args, **kwargs):
-        if self.record is not None and name in self.record.finished and name not in ALWAYS_RUN:
+        if self.record is not None and self.record.keeps(name):
             kept = self.record.finished[name]
             self.seconds[name] = kept["seconds"]
             self.reused.append(name)
@@ -659,9 +669,8 @@ def run_quickstart(
     expected = expected_stage_seconds(plan)
     with console_and_log(log_path, verbose) as console:
         print(f"cskd quickstart, {plan_name} plan, seed {seed}: each stage's output goes to {log_path}", file=console)
-        key = {"seed": seed, "plan": asdict(replace(plan, full=False))}
-        record = StageRecord.start(layout.out_dir / "stages.json", key, reuse, run_environment())
-        kept = [name for name in expected if name in record.finished and name not in ALWAYS_RUN]
+        record = StageRecord.start(layout.out_dir / "stages.json", run_key(plan, seed), reuse, run_environment())
+        kept = [name for name in expected if record.keeps(name)]
         to_run = sum(seconds for name, seconds in expected.items() if name not in kept)
         kept_note = f" ({len(kept)} kept from an earlier run)" if kept else ""
         print(f"{len(expected)} stages{kept_note}, about {duration(to_run)} on 2 idle cores", file=console)
